@@ -1,0 +1,98 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::uri::Authority;
+use http::Response;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use super::{DeadlineBody, RequestDeadline};
+use crate::error::{BoxError, Error, Phase};
+use crate::stats::Stats;
+
+pin_project! {
+    /// The response future of [`Deadline`](super::Deadline): fails with [`Phase::Total`] when the
+    /// deadline passes before the response headers, and hands the deadline on to the body.
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        deadline: RequestDeadline,
+        stats: Option<Stats>,
+        authority: Option<Authority>,
+        expired: bool,
+    }
+}
+
+impl<F> std::fmt::Debug for DeadlineFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineFuture")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> DeadlineFuture<F> {
+    pub(crate) fn new(
+        inner: F,
+        deadline: RequestDeadline,
+        stats: Option<Stats>,
+        authority: Option<Authority>,
+    ) -> Self {
+        DeadlineFuture {
+            inner,
+            sleep: tokio::time::sleep_until(deadline.instant()),
+            expired: deadline.is_expired(),
+            deadline,
+            stats,
+            authority,
+        }
+    }
+}
+
+pub(crate) fn fired(stats: Option<&Stats>, authority: Option<&Authority>, err: &Error) {
+    if let Some(stats) = stats {
+        if let Some(phase) = err.phase() {
+            stats.timeout(phase);
+        }
+    }
+    tracing::debug!(
+        phase = err.phase().map(Phase::as_str),
+        authority = authority.map(Authority::as_str),
+        "{err}"
+    );
+}
+
+impl<F, RB, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<DeadlineBody<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // A deadline already gone when the request came in: do not start the exchange at all.
+        if !*this.expired {
+            if let Poll::Ready(res) = this.inner.poll(cx) {
+                return Poll::Ready(match res {
+                    Ok(resp) => Ok(resp.map(|body| {
+                        DeadlineBody::new(
+                            body,
+                            *this.deadline,
+                            this.stats.take(),
+                            this.authority.take(),
+                        )
+                    })),
+                    Err(e) => Err(e.into()),
+                });
+            }
+        }
+        ready!(this.sleep.poll(cx));
+        let err = Error::timeout(Phase::Total, this.deadline.budget());
+        fired(this.stats.as_ref(), this.authority.as_ref(), &err);
+        Poll::Ready(Err(err.into()))
+    }
+}

@@ -1,0 +1,98 @@
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Request, Response};
+use tower_service::Service;
+
+use super::{DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+use crate::error::BoxError;
+
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// Bounds each request, its response body included, by one deadline: see [`DeadlineLayer`].
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+/// use tower_hardened::{DeadlineLayer, RequestDeadline};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
+/// let svc = ServiceBuilder::new()
+///     .layer(DeadlineLayer::new(Duration::from_secs(5)))
+///     .service(service_fn(|req: Request<String>| async move {
+///         // Inner layers and services see the deadline.
+///         assert!(RequestDeadline::of(&req).is_some());
+///         Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
+///     }));
+/// let resp = svc.oneshot(Request::new(String::new())).await?;
+/// assert_eq!(resp.into_body().collect().await?.to_bytes(), "hi");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    pub(crate) inner: S,
+    pub(crate) layer: DeadlineLayer,
+}
+
+impl<S> Deadline<S> {
+    /// Wraps `inner` with the deadline of `layer`.
+    pub fn new(inner: S, layer: DeadlineLayer) -> Self {
+        Deadline { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Deadline<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<DeadlineBody<RB>>;
+    type Error = BoxError;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let own = RequestDeadline::after(self.layer.budget);
+        let deadline = match RequestDeadline::of(&req) {
+            Some(earlier) if earlier.instant() <= own.instant() => earlier,
+            _ => {
+                req.extensions_mut().insert(own);
+                own
+            }
+        };
+        if self.layer.propagate {
+            req.headers_mut().insert(
+                GRPC_TIMEOUT.clone(),
+                RequestDeadline::encode_grpc_timeout(deadline.remaining()),
+            );
+        }
+        let authority = req.uri().authority().cloned();
+        DeadlineFuture::new(
+            self.inner.call(req),
+            deadline,
+            self.layer.stats.clone(),
+            authority,
+        )
+    }
+}

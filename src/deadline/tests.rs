@@ -1,0 +1,236 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, SizeHint};
+use tokio::time::{advance, Instant};
+use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
+use tower_test::mock;
+
+use super::*;
+use crate::test_util::*;
+use crate::{Phase, Stats};
+
+type Handle = mock::Handle<Request<()>, Response<ChannelBody>>;
+
+fn setup(
+    layer: DeadlineLayer,
+) -> (
+    mock::Spawn<Deadline<mock::Mock<Request<()>, Response<ChannelBody>>>>,
+    Handle,
+) {
+    mock::spawn_layer(layer)
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_cut_exactly_at_the_deadline() {
+    let stats = Stats::new();
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(2)).stats(stats.clone()));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (req, _send) = handle.next_request().await.unwrap();
+    let d = RequestDeadline::of(&req).expect("deadline in the extensions");
+    assert_eq!(d.remaining(), Duration::from_secs(2));
+
+    advance(Duration::from_millis(1999)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(err.to_string(), "request deadline of 2s exceeded");
+    assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_cut_at_the_same_instant() {
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(2)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let start = Instant::now();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(500)).await;
+    let (tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let resp = assert_ready!(fut.poll()).unwrap();
+    let mut body = task::spawn(resp.into_body());
+
+    tx.send(Ok(Bytes::from("a"))).unwrap();
+    let frame = assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame.into_data().unwrap(), "a");
+
+    advance(Duration::from_millis(1499)).await;
+    assert_pending!(body.enter(|cx, b| b.poll_frame(cx)));
+    assert!(!body.enter(|_, b| b.is_end_stream()));
+    advance(Duration::from_millis(1)).await;
+    assert!(body.is_woken());
+    let err = assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(Instant::now() - start, Duration::from_secs(2));
+    // Ended after the error, and stays ended.
+    assert!(body.enter(|_, b| b.is_end_stream()));
+    assert!(assert_ready!(body.enter(|cx, b| b.poll_frame(cx))).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_always_ready_body_is_cut_too() {
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(1)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let mut body = task::spawn(assert_ready!(fut.poll()).unwrap().into_body());
+    advance(Duration::from_secs(1)).await;
+    // Data is waiting, but the deadline has passed: the timer wins.
+    tx.send(Ok(Bytes::from("late"))).unwrap();
+    let err = assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_deadline_in_the_extensions_wins() {
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(10)));
+    let earlier = RequestDeadline::after(Duration::from_secs(1));
+    let mut req = Request::new(());
+    req.extensions_mut().insert(earlier);
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(req));
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(RequestDeadline::of(&req), Some(earlier));
+    advance(Duration::from_secs(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "request deadline of 1s exceeded");
+
+    // A later one is replaced by ours.
+    let later = RequestDeadline::after(Duration::from_secs(60));
+    let mut req = Request::new(());
+    req.extensions_mut().insert(later);
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(
+        RequestDeadline::of(&req).unwrap().remaining(),
+        Duration::from_secs(10)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_on_entry_fails_without_starting_the_exchange() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = started.clone();
+    let svc = tower_layer::Layer::layer(
+        &DeadlineLayer::new(Duration::from_secs(10)),
+        tower::service_fn(move |_req: Request<()>| {
+            let flag = flag.clone();
+            async move {
+                flag.store(true, Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>(Response::new(
+                    http_body_util::Empty::<Bytes>::new(),
+                ))
+            }
+        }),
+    );
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(RequestDeadline::after(Duration::from_millis(1)));
+    advance(Duration::from_millis(5)).await;
+    let err = svc.oneshot(req).await.unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert!(
+        !started.load(Ordering::SeqCst),
+        "the inner future must not be polled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_timeout_is_propagated_when_asked() {
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_millis(1500)).propagate_grpc_timeout(true));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(Request::new(()));
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "1500000u");
+
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_millis(1500)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(Request::new(()));
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert!(req.headers().get("grpc-timeout").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_forwards_size_hint_and_end_of_stream() {
+    let (_tx, inner) = ChannelBody::new();
+    let body = DeadlineBody::new(
+        inner.with_hint(SizeHint::with_exact(5)),
+        RequestDeadline::after(Duration::from_secs(1)),
+        None,
+        None,
+    );
+    assert_eq!(body.size_hint().exact(), Some(5));
+    assert!(!body.is_end_stream());
+
+    let full = DeadlineBody::new(
+        http_body_util::Full::new(Bytes::from("hello")),
+        RequestDeadline::after(Duration::from_secs(1)),
+        None,
+        None,
+    );
+    assert_eq!(full.size_hint().exact(), Some(5));
+    let empty = DeadlineBody::new(
+        http_body_util::Empty::<Bytes>::new(),
+        RequestDeadline::after(Duration::from_secs(1)),
+        None,
+        None,
+    );
+    assert!(empty.is_end_stream());
+    assert_eq!(empty.size_hint().exact(), Some(0));
+
+    let mut hint = SizeHint::new();
+    hint.set_lower(3);
+    hint.set_upper(9);
+    let (_tx, inner) = ChannelBody::new();
+    let ranged = DeadlineBody::new(
+        inner.with_hint(hint),
+        RequestDeadline::after(Duration::from_secs(1)),
+        None,
+        None,
+    );
+    assert_eq!(ranged.size_hint().lower(), 3);
+    assert_eq!(ranged.size_hint().upper(), Some(9));
+}
+
+#[test]
+#[should_panic(expected = "DeadlineLayer budget must be greater than zero")]
+fn zero_budget_is_rejected_at_construction() {
+    let _ = DeadlineLayer::new(Duration::ZERO);
+}
+
+#[test]
+fn public_types_are_send_sync_clone() {
+    type Svc = Deadline<mock::Mock<Request<()>, Response<ChannelBody>>>;
+    assert_send_sync::<Svc>();
+    assert_clone::<Svc>();
+    assert_send_sync::<DeadlineLayer>();
+    assert_clone::<DeadlineLayer>();
+    assert_send_sync::<
+        DeadlineFuture<
+            <mock::Mock<Request<()>, Response<ChannelBody>> as tower_service::Service<
+                Request<()>,
+            >>::Future,
+        >,
+    >();
+    assert_send_sync::<DeadlineBody<ChannelBody>>();
+    assert_send_sync::<RequestDeadline>();
+}

@@ -1,0 +1,319 @@
+//! A real hyper server on 127.0.0.1 that misbehaves on purpose, path by path, and counts the
+//! connections it sees. Shared by the integration tests, the showcase and the benches.
+//!
+//! Paths (numbers in the path, times in milliseconds):
+//! - `/ok`                       200 with a 2-byte body
+//! - `/bytes/N`                  N bytes, all at once, with a content-length
+//! - `/stall-headers`            never answers
+//! - `/stall-body`               headers and one chunk, then nothing, forever
+//! - `/drip/MS`                  one 16-byte chunk every MS, never ends
+//! - `/endless`                  16 KiB chunks as fast as the client reads, never ends
+//! - `/slow-chunks/MS/N`         N chunks, one every MS, then the end
+//! - `/upload-stall`             never reads the request body, never answers
+//! - `/echo`                     reads the whole request body, answers its length
+//! - `/reset-headers`            closes the connection without a response
+//! - `/reset-body`               headers, one chunk, then the connection is cut
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::time::Sleep;
+
+/// Connection counts as the server sees them.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub accepted: AtomicUsize,
+    pub open: AtomicUsize,
+    pub peak_open: AtomicUsize,
+    pub requests: AtomicUsize,
+}
+
+/// A running misbehaving server. Lives as long as the runtime that started it.
+#[derive(Clone, Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub counters: Arc<Counters>,
+}
+
+struct OpenGuard(Arc<Counters>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, SeqCst);
+    }
+}
+
+impl TestServer {
+    /// Starts the server on 127.0.0.1 with an OS-chosen port, HTTP/1 and HTTP/2 (prior knowledge).
+    pub async fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                c.accepted.fetch_add(1, SeqCst);
+                let now = c.open.fetch_add(1, SeqCst) + 1;
+                c.peak_open.fetch_max(now, SeqCst);
+                let guard = OpenGuard(c.clone());
+                let counters = c.clone();
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let svc = hyper::service::service_fn(move |req| {
+                        counters.requests.fetch_add(1, SeqCst);
+                        handle(req)
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TestServer { addr, counters }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn uri(&self, path: &str) -> Uri {
+        format!("http://{}{}", self.addr, path).parse().unwrap()
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.counters.accepted.load(SeqCst)
+    }
+
+    pub fn open(&self) -> usize {
+        self.counters.open.load(SeqCst)
+    }
+
+    pub fn peak_open(&self) -> usize {
+        self.counters.peak_open.load(SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.counters.requests.load(SeqCst)
+    }
+
+    /// Waits (real time, up to `limit`) until the server sees at most `n` open connections.
+    /// Returns whether it got there.
+    pub async fn wait_open_at_most(&self, n: usize, limit: Duration) -> bool {
+        let end = tokio::time::Instant::now() + limit;
+        while self.open() > n {
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+/// A body that can drip, stall, end or fail on a schedule.
+pub struct ScriptBody {
+    chunk: Bytes,
+    /// Chunks left to send; `None` is endless.
+    left: Option<u64>,
+    /// Time between chunks; `None` sends as fast as it is read.
+    every: Option<Duration>,
+    /// After this many chunks: stall forever (`Stall`) or cut the connection (`Fail`).
+    then: Then,
+    sent: u64,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+#[derive(Clone, Copy)]
+pub enum Then {
+    End,
+    StallAfter(u64),
+    FailAfter(u64),
+}
+
+impl ScriptBody {
+    pub fn new(chunk: Bytes, left: Option<u64>, every: Option<Duration>, then: Then) -> Self {
+        ScriptBody {
+            chunk,
+            left,
+            every,
+            then,
+            sent: 0,
+            sleep: None,
+        }
+    }
+}
+
+impl Body for ScriptBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        match this.then {
+            Then::StallAfter(n) if this.sent >= n => return Poll::Pending,
+            Then::FailAfter(n) if this.sent >= n => {
+                return Poll::Ready(Some(Err(std::io::Error::other("cut on purpose"))))
+            }
+            _ => {}
+        }
+        if this.left == Some(0) {
+            return Poll::Ready(None);
+        }
+        if let Some(every) = this.every {
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+        }
+        if let Some(left) = &mut this.left {
+            *left -= 1;
+        }
+        this.sent += 1;
+        Poll::Ready(Some(Ok(Frame::data(this.chunk.clone()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == Some(0) && matches!(self.then, Then::End)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (self.left, self.then) {
+            (Some(n), Then::End) => SizeHint::with_exact(n * self.chunk.len() as u64),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+type ServerBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+fn full(b: impl Into<Bytes>) -> ServerBody {
+    http_body_util::Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn script(chunk: usize, left: Option<u64>, every_ms: Option<u64>, then: Then) -> ServerBody {
+    ScriptBody::new(
+        Bytes::from(vec![b'x'; chunk]),
+        left,
+        every_ms.map(Duration::from_millis),
+        then,
+    )
+    .boxed()
+}
+
+async fn handle(req: Request<Incoming>) -> Result<Response<ServerBody>, std::io::Error> {
+    let path = req.uri().path().to_owned();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let num = |i: usize| -> u64 { parts.get(i).and_then(|s| s.parse().ok()).unwrap_or(0) };
+    let body = match parts[0] {
+        "ok" => full("ok"),
+        "bytes" => full(vec![b'x'; num(1) as usize]),
+        "stall-headers" | "upload-stall" => {
+            // Hold the request (and its unread body) and never answer.
+            let _hold = req;
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        "stall-body" => script(16, None, None, Then::StallAfter(1)),
+        "drip" => script(16, None, Some(num(1).max(1)), Then::End),
+        "endless" => script(16 * 1024, None, None, Then::End),
+        "slow-chunks" => script(16, Some(num(2)), Some(num(1).max(1)), Then::End),
+        "echo" => {
+            let n = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?;
+            full(n.to_bytes().len().to_string())
+        }
+        "reset-headers" => return Err(std::io::Error::other("reset on purpose")),
+        "reset-body" => script(16, None, Some(20), Then::FailAfter(1)),
+        _ => {
+            let mut resp = Response::new(full("not found"));
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            return Ok(resp);
+        }
+    };
+    Ok(Response::new(body))
+}
+
+/// A TCP listener that accepts connections and never says a word (a TLS server that never
+/// answers the ClientHello, a server that never sends headers at the socket level). Counts and
+/// holds the accepted sockets until the runtime ends.
+pub async fn silent_listener() -> (SocketAddr, Arc<Counters>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counters = Arc::new(Counters::default());
+    let c = counters.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            c.accepted.fetch_add(1, SeqCst);
+            c.open.fetch_add(1, SeqCst);
+            held.push(s);
+        }
+    });
+    (addr, counters)
+}
+
+/// A plain hyper-util legacy client over HTTP/1, the "bare" client of the comparisons.
+pub fn bare_client<B>(
+) -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, B>
+where
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Live tokio tasks of the current runtime (needs `--cfg tokio_unstable` for the exact number;
+/// without it, `None`).
+pub fn live_tasks() -> Option<usize> {
+    let m = tokio::runtime::Handle::current().metrics();
+    Some(m.num_alive_tasks())
+}
+
+/// Resident memory of this process in KiB, from /proc (Linux).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A request body that sends `chunk`-byte chunks forever as fast as it is pulled.
+pub fn endless_upload(chunk: usize) -> ScriptBody {
+    ScriptBody::new(Bytes::from(vec![b'u'; chunk]), None, None, Then::End)
+}
+
+/// Unused-infallible helper so `Infallible` stays imported for callers.
+pub type Never = Infallible;
