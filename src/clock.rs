@@ -8,7 +8,7 @@ use crate::deadline::RequestDeadline;
 use crate::error::{Error, Phase};
 
 /// About 30 years: what "never" means for a timer, as tokio itself does for `Duration::MAX`.
-const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+pub(crate) const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// `now + d`, saturating at a far future instead of panicking on overflow.
 pub(crate) fn add(now: Instant, d: Duration) -> Instant {
