@@ -47,7 +47,10 @@ async fn endless_and_dripping_bodies_are_cut_by_the_total_deadline() {
         let err = get(svc, server.uri(path)).await.unwrap_err();
         let took = start.elapsed();
         assert_eq!(err.0, Some(Phase::Total), "{path}: {}", err.1);
-        assert!(took >= Duration::from_millis(300), "{path}: cut early, {took:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "{path}: cut early, {took:?}"
+        );
         assert!(took < Duration::from_secs(5), "{path}: cut late, {took:?}");
     }
     // The cut bodies' connections are closed, not left streaming.
@@ -88,9 +91,14 @@ async fn slow_chunks_fail_with_body_idle_while_a_steady_drip_passes() {
             .service(client.clone())
     };
     // 15 chunks 20 ms apart: the body takes ~300 ms in all, longer than the idle limit, and passes.
-    assert_eq!(get(svc(), server.uri("/slow-chunks/20/15")).await, Ok(15 * 16));
+    assert_eq!(
+        get(svc(), server.uri("/slow-chunks/20/15")).await,
+        Ok(15 * 16)
+    );
     // 3 chunks 600 ms apart: the first gap is too long.
-    let err = get(svc(), server.uri("/slow-chunks/600/3")).await.unwrap_err();
+    let err = get(svc(), server.uri("/slow-chunks/600/3"))
+        .await
+        .unwrap_err();
     assert_eq!(err.0, Some(Phase::BodyIdle), "{}", err.1);
     assert_eq!(err.1, "no response body data for 250ms");
 }
@@ -122,7 +130,8 @@ async fn a_stalled_upload_fails_with_request_write_and_its_connection_closes() {
 #[tokio::test]
 async fn a_normal_upload_and_download_pass_through_every_layer() {
     let server = TestServer::start().await;
-    let client = support::bare_client::<tower_hardened::RequestWriteBody<http_body_util::Full<Bytes>>>();
+    let client =
+        support::bare_client::<tower_hardened::RequestWriteBody<http_body_util::Full<Bytes>>>();
     let svc = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Duration::from_secs(10)))
         .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(5)))

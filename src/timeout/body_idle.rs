@@ -9,11 +9,11 @@ use http::uri::Authority;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound};
+use crate::clock::{self, Bound, LazySleep};
 use crate::deadline::{fired, RequestDeadline};
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
@@ -182,8 +182,7 @@ pin_project! {
     pub struct BodyIdleTimeoutBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
         bound: Bound,
         config: IdleConfig,
         done: bool,
@@ -210,7 +209,7 @@ impl<B> BodyIdleTimeoutBody<B> {
         );
         BodyIdleTimeoutBody {
             inner,
-            sleep: tokio::time::sleep_until(bound.at),
+            sleep: LazySleep::default(),
             bound,
             config,
             done: false,
@@ -230,43 +229,46 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         if *this.done {
             return Poll::Ready(None);
         }
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            *this.done = true;
-            let err = this.bound.error();
-            fired(
-                this.config.stats.as_ref(),
-                this.config.authority.as_ref(),
-                &err,
-            );
-            return Poll::Ready(Some(Err(err.into())));
-        }
-        match ready!(this.inner.poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                let next = Bound::new(
-                    Instant::now(),
-                    this.config.limit,
-                    Phase::BodyIdle,
-                    this.config.deadline.as_ref(),
-                );
-                if next.at != this.bound.at {
-                    this.sleep.reset(next.at);
+        // The inner body first: a frame that is ready was sent by the peer in time, however late
+        // the caller polls; only the total deadline still applies to it.
+        let res = match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let now = Instant::now();
+                if this.bound.phase == Phase::Total && now >= this.bound.at {
+                    None
+                } else {
+                    // The idle clock restarts when a frame is handed to the caller.
+                    *this.bound = Bound::new(
+                        now,
+                        this.config.limit,
+                        Phase::BodyIdle,
+                        this.config.deadline.as_ref(),
+                    );
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                *this.bound = next;
-                Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => {
-                *this.done = true;
-                Poll::Ready(Some(Err(e.into())))
+            Poll::Ready(Some(Err(e))) => Some(Some(Err(e.into()))),
+            Poll::Ready(None) => Some(None),
+            Poll::Pending => {
+                ready!(this.sleep.poll_until(this.bound.at, cx));
+                None
             }
-            None => {
-                *this.done = true;
-                Poll::Ready(None)
-            }
+        };
+        *this.done = true;
+        if let Some(res) = res {
+            return Poll::Ready(res);
         }
+        let err = this.bound.error();
+        fired(
+            this.config.stats.as_ref(),
+            this.config.authority.as_ref(),
+            &err,
+        );
+        Poll::Ready(Some(Err(err.into())))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -10,11 +10,11 @@ use http::uri::Authority;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound};
+use crate::clock::{self, Bound, LazySleep};
 use crate::deadline::{fired, RequestDeadline};
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
@@ -169,7 +169,7 @@ where
         });
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
-            sleep: tokio::time::sleep_until(clock::add(Instant::now(), clock::FAR)),
+            sleep: LazySleep::default(),
             watchdog: Some(watchdog),
         }
     }
@@ -201,7 +201,7 @@ struct Watchdog {
 
 impl Watchdog {
     /// Ready with the bound that fired; pending while the upload is fine or over.
-    fn poll_fired(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<Bound> {
+    fn poll_fired(&mut self, sleep: &mut LazySleep, cx: &mut Context<'_>) -> Poll<Bound> {
         loop {
             let Some(shared) = &self.shared else {
                 return Poll::Pending;
@@ -234,11 +234,8 @@ impl Watchdog {
                 return Poll::Ready(bound);
             }
             drop(st);
-            if sleep.deadline() != bound.at {
-                sleep.as_mut().reset(bound.at);
-            }
             // When the sleep fires, look again: the upload may have moved on since.
-            ready!(sleep.as_mut().poll(cx));
+            ready!(sleep.poll_until(bound.at, cx));
         }
     }
 }
@@ -315,8 +312,7 @@ pin_project! {
     pub struct RequestWriteTimeoutFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
         watchdog: Option<Watchdog>,
     }
 }
@@ -337,17 +333,16 @@ where
     type Output = Result<Response<RequestWriteTimeoutBody<RB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(res) = this.inner.poll(cx) {
             let resp = res.map_err(Into::into)?;
             let watchdog = this
                 .watchdog
                 .take()
                 .expect("RequestWriteTimeoutFuture polled after completion");
-            let deadline = this.sleep.deadline();
             return Poll::Ready(Ok(resp.map(|inner| RequestWriteTimeoutBody {
                 inner,
-                sleep: tokio::time::sleep_until(deadline),
+                sleep: std::mem::take(this.sleep),
                 watchdog,
                 done: false,
             })));
@@ -356,7 +351,7 @@ where
             .watchdog
             .as_mut()
             .expect("RequestWriteTimeoutFuture polled after completion");
-        let bound = ready!(watchdog.poll_fired(this.sleep.as_mut(), cx));
+        let bound = ready!(watchdog.poll_fired(this.sleep, cx));
         Poll::Ready(Err(bound.error().into()))
     }
 }
@@ -367,8 +362,7 @@ pin_project! {
     pub struct RequestWriteTimeoutBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
         watchdog: Watchdog,
         done: bool,
     }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound};
+use crate::clock::{self, Bound, LazySleep};
 use crate::deadline::{fired, RequestDeadline};
 use crate::error::BoxError;
 use crate::stats::Stats;
@@ -141,7 +141,7 @@ where
         let authority = req.uri().authority().cloned();
         ResponseHeaderTimeoutFuture {
             inner: self.inner.call(req),
-            sleep: tokio::time::sleep_until(bound.at),
+            sleep: LazySleep::default(),
             bound,
             stats: self.layer.stats.clone(),
             authority,
@@ -154,8 +154,7 @@ pin_project! {
     pub struct ResponseHeaderTimeoutFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
         bound: Bound,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -183,7 +182,7 @@ where
         if let Poll::Ready(res) = this.inner.poll(cx) {
             return Poll::Ready(res.map_err(Into::into));
         }
-        ready!(this.sleep.poll(cx));
+        ready!(this.sleep.poll_until(this.bound.at, cx));
         let err = this.bound.error();
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))

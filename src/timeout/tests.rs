@@ -123,8 +123,32 @@ async fn body_idle_resets_on_every_frame_and_fires_exactly() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn body_idle_does_not_blame_the_peer_for_a_slow_caller() {
+    let (mut svc, mut handle) =
+        mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
+    let (tx, mut body) = idle_body(&mut svc, &mut handle, Request::new(())).await;
+    // The peer sent in time, the caller polls 5 s later: the frame is delivered.
+    advance(Duration::from_millis(500)).await;
+    tx.send(Ok(Bytes::from("x"))).unwrap();
+    advance(Duration::from_millis(4500)).await;
+    assert!(assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .is_ok());
+    // And the idle clock restarts from that delivery.
+    assert_pending!(body.enter(|cx, b| b.poll_frame(cx)));
+    advance(Duration::from_millis(999)).await;
+    assert_pending!(body.enter(|cx, b| b.poll_frame(cx)));
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::BodyIdle));
+}
+
+#[tokio::test(start_paused = true)]
 async fn body_idle_is_cut_by_an_earlier_deadline() {
-    let (mut svc, mut handle) = mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
+    let (mut svc, mut handle) =
+        mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
     let (tx, mut body) = idle_body(
         &mut svc,
         &mut handle,
@@ -148,7 +172,8 @@ async fn body_idle_is_cut_by_an_earlier_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn body_idle_passes_a_body_to_its_end() {
-    let (mut svc, mut handle) = mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
+    let (mut svc, mut handle) =
+        mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
     let (tx, mut body) = idle_body(&mut svc, &mut handle, Request::new(())).await;
     tx.send(Ok(Bytes::from("x"))).unwrap();
     drop(tx);
@@ -178,7 +203,7 @@ async fn wrappers_forward_size_hints() {
     let (mut svc, mut handle) = write_setup(RequestWriteTimeoutLayer::new(Duration::from_secs(1)));
     assert_ready!(svc.poll_ready()).unwrap();
     let (_up, up) = ChannelBody::new();
-    let mut fut = task::spawn(svc.call(Request::new(up.with_hint(hint.clone()))));
+    let mut fut = task::spawn(svc.call(Request::new(up.with_hint(hint))));
     let (req, send) = handle.next_request().await.unwrap();
     assert_eq!(req.body().size_hint().lower(), 2);
     assert_eq!(req.body().size_hint().upper(), Some(10));
@@ -189,11 +214,10 @@ async fn wrappers_forward_size_hints() {
     assert_eq!(body.size_hint().upper(), Some(10));
 
     let empty = Request::new(Empty::<Bytes>::new());
-    let (mut svc, mut handle) = mock::spawn_layer::<
-        Request<RequestWriteBody<Empty<Bytes>>>,
-        Response<()>,
-        _,
-    >(RequestWriteTimeoutLayer::new(Duration::from_secs(1)));
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<Request<RequestWriteBody<Empty<Bytes>>>, Response<()>, _>(
+            RequestWriteTimeoutLayer::new(Duration::from_secs(1)),
+        );
     assert_ready!(svc.poll_ready()).unwrap();
     let _fut = svc.call(empty);
     let (req, _send) = handle.next_request().await.unwrap();
@@ -205,12 +229,10 @@ async fn wrappers_forward_size_hints() {
 
 type WriteReq = Request<RequestWriteBody<ChannelBody>>;
 
-fn write_setup(
-    layer: RequestWriteTimeoutLayer,
-) -> (
-    mock::Spawn<RequestWriteTimeout<mock::Mock<WriteReq, Response<ChannelBody>>>>,
-    mock::Handle<WriteReq, Response<ChannelBody>>,
-) {
+type WriteSvc = mock::Spawn<RequestWriteTimeout<mock::Mock<WriteReq, Response<ChannelBody>>>>;
+type WriteHandle = mock::Handle<WriteReq, Response<ChannelBody>>;
+
+fn write_setup(layer: RequestWriteTimeoutLayer) -> (WriteSvc, WriteHandle) {
     mock::spawn_layer(layer)
 }
 
