@@ -9,6 +9,7 @@
 //! | capability | layers | phase in errors |
 //! |---|---|---|
 //! | one total deadline, body included ([`deadline`]) | [`DeadlineLayer`] | [`Phase::Total`] |
+//! | a byte cap on response bodies ([`body_limit`]) | [`ResponseBodyLimitLayer`] | — (`ErrorKind::BodyTooLarge`) |
 //! | per-phase timeouts ([`timeout`]) | [`ResponseHeaderTimeoutLayer`], [`BodyIdleTimeoutLayer`], [`RequestWriteTimeoutLayer`] | `ResponseHeaders`, `BodyIdle`, `RequestWrite` |
 //!
 //! # One clock
@@ -81,6 +82,9 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub mod body_limit;
 mod clock;
 pub mod deadline;
 mod error;
@@ -92,6 +96,10 @@ pub mod timeout;
 #[cfg(test)]
 mod test_util;
 
+#[cfg(feature = "limit")]
+pub use crate::body_limit::{
+    ResponseBodyLimit, ResponseBodyLimitBody, ResponseBodyLimitFuture, ResponseBodyLimitLayer,
+};
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
