@@ -10,6 +10,9 @@
 
 mod clock;
 pub mod deadline;
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub mod drain;
 mod error;
 pub mod stats;
 
@@ -17,5 +20,8 @@ pub mod stats;
 mod test_util;
 
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
