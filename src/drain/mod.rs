@@ -77,6 +77,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Cost, measured
+//!
+//! `benches/drain.rs` (`cargo bench --bench drain -- --warm-up-time 1 --measurement-time 3`),
+//! 8 concurrent callers dropping 64 KiB bodies unread on loopback, hyper-util 0.1.21, on a
+//! shared 2-core machine: with the layer's defaults **3.1x to 4.4x** the throughput of the bare
+//! client in the same run (two runs), and **1 connection per 1,000 requests instead of 1,000**.
+//! When bodies are read to their end the layer has nothing to do; its cost there (one boxed body
+//! per response, plus one registry insert and remove with leak detection on) was below the
+//! run-to-run noise of that machine.
+//!
 //! # What hyper does on drop (1.12, read from its source)
 //!
 //! - **HTTP/1** (`hyper/src/proto/h1/dispatch.rs`, `Dispatcher::poll_read`): when the body

@@ -48,10 +48,10 @@ impl<S: fmt::Debug> fmt::Debug for DrainOnDrop<S> {
 
 impl<S> DrainOnDrop<S> {
     /// Wraps `inner` with the caps (and shared permits and sweeper) of `layer`.
-    pub fn new(inner: S, layer: &DrainOnDropLayer) -> Self {
+    pub fn new(inner: S, layer: DrainOnDropLayer) -> Self {
         DrainOnDrop {
             inner,
-            shared: layer.shared.clone(),
+            shared: layer.shared,
         }
     }
 
