@@ -291,6 +291,8 @@ async fn a_held_body_is_reported_while_nobody_polls_it() {
                 .stats(stats.clone()),
         )
         .service(support::bare_client::<Empty<Bytes>>());
+    // Taken before the call: the body is registered when its headers arrive, after this.
+    let asked = Instant::now();
     let mut held = svc
         .ready()
         .await
@@ -298,7 +300,6 @@ async fn a_held_body_is_reported_while_nobody_polls_it() {
         .call(get(&server, "/stall-body"))
         .await
         .unwrap();
-    let got = Instant::now();
     held.body_mut().frame().await.unwrap().unwrap();
     // A body read to its end on the side is never reported.
     let ok = svc
@@ -311,7 +312,7 @@ async fn a_held_body_is_reported_while_nobody_polls_it() {
     assert_eq!(ok.into_body().collect().await.unwrap().to_bytes(), "ok");
 
     assert!(eventually(Duration::from_secs(5), || stats.snapshot().leaks == 1).await);
-    let after = got.elapsed();
+    let after = asked.elapsed();
     assert!(after >= threshold, "reported after {after:?}");
     tokio::time::sleep(threshold * 2).await;
     assert_eq!(stats.snapshot().leaks, 1, "once");
