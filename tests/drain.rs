@@ -1,4 +1,5 @@
 //! `DrainOnDropLayer` against the real loopback server, through hyper-util's client.
+#![cfg(feature = "drain")]
 mod support;
 
 use std::pin::Pin;
