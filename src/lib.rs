@@ -87,6 +87,9 @@
 pub mod body_limit;
 mod clock;
 pub mod deadline;
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub mod drain;
 mod error;
 pub mod stats;
 #[cfg(feature = "timeout")]
@@ -101,6 +104,9 @@ pub use crate::body_limit::{
     ResponseBodyLimit, ResponseBodyLimitBody, ResponseBodyLimitFuture, ResponseBodyLimitLayer,
 };
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]

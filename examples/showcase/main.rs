@@ -11,6 +11,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod drain;
 mod request;
 
 use std::time::Duration;
@@ -120,5 +121,6 @@ fn print(rows: &[Row]) {
 async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
+    rows.extend(drain::rows().await);
     print(&rows);
 }
