@@ -11,6 +11,9 @@
 mod clock;
 pub mod deadline;
 mod error;
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub mod pool;
 pub mod stats;
 
 #[cfg(test)]
@@ -18,4 +21,10 @@ mod test_util;
 
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub use crate::pool::{
+    ConnectionInfo, PoolClient, PoolClientBuilder, PoolConnectFuture, PoolConnector,
+    PoolConnectorLayer, PoolIo, Retire, RetireFuture, RetireLayer,
+};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
