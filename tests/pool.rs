@@ -250,3 +250,34 @@ async fn jitter_spreads_retirements() {
     let (next, _) = get(&client, server.uri("/ok")).await.unwrap();
     assert!(!distinct.contains(&next.id()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connections_are_shared_under_the_cap_and_retired_by_age() {
+    let server = TestServer::start().await;
+    let stats = Stats::new();
+    let life = Duration::from_millis(300);
+    let client = PoolClientBuilder::new()
+        .configure(|b| {
+            b.http2_only(true);
+        })
+        .max_conns_per_host(1)
+        .max_lifetime(life)
+        .jitter(0.0)
+        .stats(stats.clone())
+        .build_http::<Empty<Bytes>>();
+    // Twenty concurrent requests share one HTTP/2 connection.
+    let first = burst(&client, server.uri("/slow-chunks/20/2"), 20).await;
+    let ids: Vec<u64> = first.iter().map(|r| r.as_ref().unwrap().0.id()).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(server.accepted(), 1);
+    // Past its lifetime the idle connection is retired; the next requests get a new one and
+    // the old one closes (with one permit, the new dial could only happen once it did).
+    tokio::time::sleep(life + Duration::from_millis(100)).await;
+    let second = burst(&client, server.uri("/ok"), 5).await;
+    let new_id = second[0].as_ref().unwrap().0.id();
+    assert_ne!(new_id, ids[0]);
+    assert!(second.iter().all(|r| r.as_ref().unwrap().0.id() == new_id));
+    assert_eq!(server.accepted(), 2);
+    assert!(server.peak_open() <= 1, "peak {}", server.peak_open());
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Lifetime), 1);
+}
