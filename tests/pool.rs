@@ -279,5 +279,8 @@ async fn http2_connections_are_shared_under_the_cap_and_retired_by_age() {
     assert!(second.iter().all(|r| r.as_ref().unwrap().0.id() == new_id));
     assert_eq!(server.accepted(), 2);
     assert!(server.peak_open() <= 1, "peak {}", server.peak_open());
-    assert_eq!(stats.snapshot().connections_closed(CloseReason::Lifetime), 1);
+    assert_eq!(
+        stats.snapshot().connections_closed(CloseReason::Lifetime),
+        1
+    );
 }

@@ -27,6 +27,12 @@ use crate::stats::Stats;
 ///
 /// It also counts reused connections in [`Stats`].
 ///
+/// It uses hyper-util's `capture_connection`, which keeps one capture per request: a
+/// `capture_connection` of your own made *before* this layer is replaced by this layer's (it
+/// will never be filled), and one made *after* it replaces this layer's (lifetimes are then
+/// not enforced for that request). Capture inside, and read [`ConnectionInfo`] from the
+/// response extensions where you can.
+///
 /// # Example
 ///
 /// ```

@@ -586,3 +586,23 @@ where
     }
     out
 }
+
+#[tokio::test(start_paused = true)]
+async fn connection_tags_are_freed_when_the_client_is_dropped() {
+    // The retire handle forms a cycle (Connected -> tag -> captured Connected); the IO's drop
+    // must break it, or every connection's metadata would leak.
+    let conn = MemConnector::default();
+    let builder = PoolClientBuilder::new().max_lifetime(Duration::from_secs(60));
+    let client = client(&builder, &conn);
+    let (a, _) = get(&client, "/ok").await.unwrap();
+    let (b, _) = get(&client, "/ok").await.unwrap();
+    assert_eq!(a.id(), b.id());
+    let weak = Arc::downgrade(&a.shared);
+    drop((a, b));
+    MemConnector::settle().await;
+    assert!(weak.upgrade().is_some(), "alive while pooled");
+    drop(client);
+    MemConnector::settle().await;
+    assert_eq!(conn.open(), 0);
+    assert!(weak.upgrade().is_none(), "tag freed with the connection");
+}
