@@ -91,6 +91,9 @@ pub mod deadline;
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub mod drain;
 mod error;
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub mod pool;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -108,6 +111,12 @@ pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer,
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub use crate::pool::{
+    ConnectionInfo, PoolClient, PoolClientBuilder, PoolConnectFuture, PoolConnector,
+    PoolConnectorLayer, PoolIo, Retire, RetireFuture, RetireLayer,
+};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{

@@ -12,6 +12,7 @@
 mod support;
 
 mod drain;
+mod pool;
 mod request;
 
 use std::time::Duration;
@@ -122,5 +123,6 @@ async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
     rows.extend(drain::rows().await);
+    rows.extend(pool::rows().await);
     print(&rows);
 }
