@@ -11,6 +11,9 @@
 mod clock;
 pub mod deadline;
 mod error;
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub mod limit;
 pub mod stats;
 
 #[cfg(test)]
@@ -18,4 +21,10 @@ mod test_util;
 
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub use crate::limit::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle,
+    PerHostLimit, PerHostLimitLayer,
+};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
