@@ -125,4 +125,6 @@ pub use self::layer::{ConcurrencyLimitLayer, PerHostLimitLayer};
 pub use self::service::{ConcurrencyLimit, PerHostLimit};
 
 #[cfg(test)]
+mod interleavings;
+#[cfg(test)]
 mod tests;
