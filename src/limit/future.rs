@@ -160,25 +160,28 @@ where
                     req,
                 } => {
                     // The timer first: at the deadline a free permit is no use any more.
+                    let mut bound_at = None;
                     if let TimerProj::On { sleep, bound } = timer.project() {
+                        bound_at = Some(*bound);
                         if sleep.poll(cx).is_ready() {
-                            let err = bound.error();
-                            let ticket = ticket.take();
-                            let stats = ticket
-                                .as_ref()
-                                .and_then(|t| t.scope().config().stats.clone());
-                            let authority = req.as_ref().and_then(|r| r.uri().authority().cloned());
-                            // Leaves the queue; a permit handed to us meanwhile goes back.
-                            drop(ticket);
+                            let err = give_up(ticket.take(), req.as_ref(), *bound);
                             state.set(State::Done);
-                            crate::deadline::fired(stats.as_ref(), authority.as_ref(), &err);
-                            return Poll::Ready(Err(err.into()));
+                            return Poll::Ready(Err(err));
                         }
                     }
                     let permit = match ready!(acquire.as_mut().poll(cx)) {
                         Ok(permit) => permit,
                         Err(_) => unreachable!("limiter semaphore closed"),
                     };
+                    // A busy or lagging timer driver may not have fired a timer that is already
+                    // due: never start an exchange past its bound. The permit goes straight on
+                    // to the next waiter.
+                    if let Some(bound) = bound_at.filter(|b| Instant::now() >= b.at) {
+                        drop(permit);
+                        let err = give_up(ticket.take(), req.as_ref(), bound);
+                        state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
                     let permit = ticket.take().expect("waiting with a ticket").admit(permit);
                     let (svc, req) = (svc.take(), req.take());
                     state.set(State::Ready {
@@ -216,4 +219,16 @@ where
             }
         }
     }
+}
+
+/// Leaves the queue at the bound (a permit handed over meanwhile goes back) and reports it.
+fn give_up<B>(ticket: Option<Ticket>, req: Option<&Request<B>>, bound: Bound) -> BoxError {
+    let err = bound.error();
+    let stats = ticket
+        .as_ref()
+        .and_then(|t| t.scope().config().stats.clone());
+    drop(ticket);
+    let authority = req.and_then(|r| r.uri().authority());
+    crate::deadline::fired(stats.as_ref(), authority, &err);
+    err.into()
 }

@@ -584,3 +584,29 @@ fn public_types_are_send_sync_clone() {
     assert_clone::<LimitHandle>();
     assert_clone::<PerHostHandle>();
 }
+
+#[tokio::test]
+async fn a_permit_arriving_after_the_bound_is_passed_on_not_used() {
+    // Real time, with the runtime blocked so its timer driver cannot fire the waiter's timer:
+    // the lag a busy runtime has. The waiter must not start an exchange past its deadline.
+    let layer = ConcurrencyLimitLayer::new(1);
+    let h = layer.handle();
+    let (mut svc, mut handle) = global(layer);
+    let mut a = call(&mut svc, "http://a/a");
+    assert_pending!(a.poll());
+    let (_, a_tx) = answer(&mut handle).await;
+    let a = assert_ready_ok!(a.poll());
+
+    let mut r = req("http://a/late");
+    r.extensions_mut()
+        .insert(RequestDeadline::after(Duration::from_millis(20)));
+    let mut late = task::spawn(svc.call(r));
+    assert_pending!(late.poll());
+    std::thread::sleep(Duration::from_millis(40));
+    drop((a, a_tx));
+    assert!(late.is_woken());
+    let err = assert_ready_err!(late.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    no_request(&mut handle);
+    assert_eq!((h.in_flight(), h.waiting(), h.available()), (0, 0, 1));
+}
