@@ -61,12 +61,12 @@ impl Body for ChannelBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 
 /// Polls a body once, with a no-op waker.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::type_complexity)]
 pub(crate) fn poll_once<B: Body + Unpin>(
     body: &mut B,
 ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {

@@ -13,6 +13,7 @@ use crate::{Phase, Stats};
 
 type Handle = mock::Handle<Request<()>, Response<ChannelBody>>;
 
+#[allow(clippy::type_complexity)]
 fn setup(
     layer: DeadlineLayer,
 ) -> (
