@@ -11,6 +11,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod limit;
 mod request;
 
 use std::time::Duration;
@@ -122,5 +123,6 @@ fn print(rows: &[Row]) {
 async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
+    rows.extend(limit::rows().await);
     print(&rows);
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::per_host::{HostKey, Hosts};
+use super::per_host::{Host, HostKey, Hosts};
 use crate::error::{Error, Phase};
 use crate::stats::Stats;
 
@@ -159,14 +159,14 @@ impl Global {
 /// Which limiter a ticket or permit belongs to.
 pub(crate) enum Scope {
     Global(Arc<Global>),
-    Host(Arc<Hosts>, HostKey),
+    Host(Arc<Hosts>, HostKey, Arc<Host>),
 }
 
 impl Scope {
     pub(crate) fn config(&self) -> &Config {
         match self {
             Scope::Global(g) => &g.config,
-            Scope::Host(h, _) => &h.config,
+            Scope::Host(h, _, _) => &h.config,
         }
     }
 
@@ -177,7 +177,7 @@ impl Scope {
                 g.waiting.fetch_sub(1, AcqRel);
                 g.in_flight.fetch_add(1, AcqRel);
             }
-            Scope::Host(h, key) => h.waited_in(key),
+            Scope::Host(h, _, host) => h.waited_in(host),
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
@@ -191,7 +191,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.waiting.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, key) => h.gave_up(key),
+            Scope::Host(h, key, host) => h.gave_up(key, host),
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
@@ -204,7 +204,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.in_flight.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, key) => h.left(key),
+            Scope::Host(h, key, host) => h.left(key, host),
         }
         if let Some(stats) = &self.config().stats {
             stats.in_flight_add(-1);
@@ -216,7 +216,7 @@ impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scope::Global(_) => f.write_str("global"),
-            Scope::Host(_, key) => fmt::Display::fmt(key, f),
+            Scope::Host(_, key, _) => fmt::Display::fmt(key, f),
         }
     }
 }

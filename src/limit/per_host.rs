@@ -1,14 +1,18 @@
 //! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request
 //! and removed the moment the host has nothing in flight and nothing waiting.
 //!
-//! Every change of a host's counts happens under one mutex, together with the map lookup, so a
-//! host is removed only when no request holds or waits for it, and a request arriving at the same
-//! time either finds the entry (and counts itself in it) or creates a fresh one. A permit released
-//! into the semaphore of an entry already removed goes nowhere: nobody was waiting on it.
+//! The map sits behind one mutex, taken once to admit a request (find or create the entry and
+//! count the request as one of its users) and once more only by the last user to leave, which
+//! removes the entry if it still has no user. Users are added only under the lock, so a request
+//! arriving at the same time either finds the entry before the check (and keeps it alive) or
+//! creates a fresh one after. Tickets and permits hold an `Arc` of their entry, so their counts
+//! change without the lock. A permit released into the semaphore of an entry already removed
+//! goes nowhere: nobody was waiting on it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::uri::{Authority, Scheme};
@@ -109,32 +113,33 @@ impl fmt::Display for HostKey {
     }
 }
 
-struct Host {
+/// One host's limit. Its counts are atomics, so a request that holds the entry (through its
+/// ticket or permit) updates them without the map's lock; only finding or creating the entry,
+/// and removing it, take the lock.
+pub(crate) struct Host {
     sem: Arc<Semaphore>,
-    in_flight: usize,
-    waiting: usize,
-}
-
-struct State {
-    map: HashMap<HostKey, Host>,
-    in_flight: usize,
-    waiting: usize,
+    in_flight: AtomicUsize,
+    waiting: AtomicUsize,
+    /// Tickets and permits holding this entry. Raised only under the map's lock, so an entry
+    /// seen at zero under the lock has no user and none can appear.
+    users: AtomicUsize,
 }
 
 /// Every host's limit, shared by every service a layer makes.
 pub(crate) struct Hosts {
     pub(crate) config: Config,
-    state: Mutex<State>,
+    map: Mutex<HashMap<HostKey, Arc<Host>>>,
+    in_flight: AtomicUsize,
+    waiting: AtomicUsize,
 }
 
 impl fmt::Debug for Hosts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.lock();
         f.debug_struct("Hosts")
             .field("limit_per_host", &self.config.limit)
-            .field("hosts", &s.map.len())
-            .field("in_flight", &s.in_flight)
-            .field("waiting", &s.waiting)
+            .field("hosts", &self.hosts())
+            .field("in_flight", &self.in_flight())
+            .field("waiting", &self.waiting())
             .finish()
     }
 }
@@ -146,116 +151,119 @@ impl Hosts {
     pub(crate) fn new(config: Config) -> Hosts {
         Hosts {
             config,
-            state: Mutex::new(State {
-                map: HashMap::new(),
-                in_flight: 0,
-                waiting: 0,
-            }),
+            map: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The counts are updated before anything that could panic; a poisoned lock still holds
-        // consistent state, and a release path must never panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<HostKey, Arc<Host>>> {
+        // Nothing panics while the lock is held; a release path must never panic.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn hosts(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    pub(crate) fn in_flight(&self) -> usize {
-        self.lock().in_flight
-    }
-
-    pub(crate) fn waiting(&self) -> usize {
-        self.lock().waiting
+        self.lock().len()
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().map.capacity()
+        self.lock().capacity()
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Acquire)
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Acquire)
     }
 
     /// (in flight, waiting) for one host.
     pub(crate) fn counts(&self, key: &HostKey) -> (usize, usize) {
-        self.lock()
-            .map
-            .get(key)
-            .map_or((0, 0), |h| (h.in_flight, h.waiting))
+        self.lock().get(key).map_or((0, 0), |h| {
+            (h.in_flight.load(Acquire), h.waiting.load(Acquire))
+        })
     }
 
     pub(crate) fn admit(self: &Arc<Self>, key: HostKey) -> Admission {
-        let mut state = self.lock();
-        let st = &mut *state;
         let limit = self.config.limit;
-        let host = st.map.entry(key.clone()).or_insert_with(|| Host {
-            sem: Arc::new(Semaphore::new(limit)),
-            in_flight: 0,
-            waiting: 0,
-        });
+        let mut map = self.lock();
+        let host = map
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    sem: Arc::new(Semaphore::new(limit)),
+                    in_flight: AtomicUsize::new(0),
+                    waiting: AtomicUsize::new(0),
+                    users: AtomicUsize::new(0),
+                })
+            })
+            .clone();
         if let Ok(permit) = host.sem.clone().try_acquire_owned() {
-            host.in_flight += 1;
-            st.in_flight += 1;
-            drop(state);
+            host.users.fetch_add(1, AcqRel);
+            drop(map);
+            host.in_flight.fetch_add(1, AcqRel);
+            self.in_flight.fetch_add(1, AcqRel);
             if let Some(stats) = &self.config.stats {
                 stats.in_flight_add(1);
             }
-            return Admission::Now(Permit::new(Scope::Host(self.clone(), key), permit));
+            return Admission::Now(Permit::new(Scope::Host(self.clone(), key, host), permit));
         }
-        // No permit free means something is in flight for this host, so the entry is in use and
-        // stays: nothing to remove on refusal.
-        if host.waiting >= self.config.max_waiting {
-            let waiting = host.waiting;
-            drop(state);
+        // No permit free means a permit holder uses this entry: it stays, nothing to remove.
+        // `waiting` is raised only here, under the lock, so it never passes the bound.
+        let waiting = host.waiting.load(Acquire);
+        if waiting >= self.config.max_waiting {
+            drop(map);
             return Admission::Refused(self.config.refuse(waiting, &key));
         }
-        host.waiting += 1;
-        st.waiting += 1;
-        let acquire = Box::pin(host.sem.clone().acquire_owned());
-        drop(state);
+        host.users.fetch_add(1, AcqRel);
+        host.waiting.fetch_add(1, AcqRel);
+        drop(map);
+        self.waiting.fetch_add(1, AcqRel);
         if let Some(stats) = &self.config.stats {
             stats.waiting_add(1);
         }
+        let acquire = Box::pin(host.sem.clone().acquire_owned());
         let ticket = Ticket {
-            scope: Some(Scope::Host(self.clone(), key)),
+            scope: Some(Scope::Host(self.clone(), key, host)),
         };
         Admission::enqueue(ticket, acquire)
     }
 
-    pub(crate) fn waited_in(&self, key: &HostKey) {
-        let mut state = self.lock();
-        state.waiting -= 1;
-        state.in_flight += 1;
-        if let Some(host) = state.map.get_mut(key) {
-            host.waiting -= 1;
-            host.in_flight += 1;
-        }
+    pub(crate) fn waited_in(&self, host: &Host) {
+        host.waiting.fetch_sub(1, AcqRel);
+        host.in_flight.fetch_add(1, AcqRel);
+        self.waiting.fetch_sub(1, AcqRel);
+        self.in_flight.fetch_add(1, AcqRel);
     }
 
-    pub(crate) fn gave_up(&self, key: &HostKey) {
-        let mut state = self.lock();
-        state.waiting -= 1;
-        Self::release(&mut state, key, |h| h.waiting -= 1);
+    pub(crate) fn gave_up(&self, key: &HostKey, host: &Arc<Host>) {
+        host.waiting.fetch_sub(1, AcqRel);
+        self.waiting.fetch_sub(1, AcqRel);
+        self.release(key, host);
     }
 
-    pub(crate) fn left(&self, key: &HostKey) {
-        let mut state = self.lock();
-        state.in_flight -= 1;
-        Self::release(&mut state, key, |h| h.in_flight -= 1);
+    pub(crate) fn left(&self, key: &HostKey, host: &Arc<Host>) {
+        host.in_flight.fetch_sub(1, AcqRel);
+        self.in_flight.fetch_sub(1, AcqRel);
+        self.release(key, host);
     }
 
-    fn release(state: &mut State, key: &HostKey, f: impl FnOnce(&mut Host)) {
-        let Some(host) = state.map.get_mut(key) else {
+    /// One user fewer; the last one removes the entry — unless a new user arrived meanwhile
+    /// (checked under the lock, where users are added) or the entry was already replaced.
+    fn release(&self, key: &HostKey, host: &Arc<Host>) {
+        if host.users.fetch_sub(1, AcqRel) != 1 {
             return;
-        };
-        f(host);
-        if host.in_flight == 0 && host.waiting == 0 {
-            state.map.remove(key);
+        }
+        let mut map = self.lock();
+        let ours = map.get(key).is_some_and(|h| Arc::ptr_eq(h, host));
+        if ours && host.users.load(Acquire) == 0 {
+            map.remove(key);
             // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
-            let (len, cap) = (state.map.len(), state.map.capacity());
+            let (len, cap) = (map.len(), map.capacity());
             if cap > MIN_CAPACITY && len * 4 < cap {
-                state.map.shrink_to((len * 2).max(MIN_CAPACITY));
+                map.shrink_to((len * 2).max(MIN_CAPACITY));
             }
         }
     }

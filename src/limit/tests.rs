@@ -610,3 +610,65 @@ async fn a_permit_arriving_after_the_bound_is_passed_on_not_used() {
     no_request(&mut handle);
     assert_eq!((h.in_flight(), h.waiting(), h.available()), (0, 0, 1));
 }
+
+/// A response body that counts itself active from the inner call until it is dropped.
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_host_entry_removal_races_new_arrivals_safely() {
+    // Threads keep one host's entry going away and coming back: the last user leaving races
+    // new arrivals. A removal that misses a new arrival would leave two entries (two
+    // semaphores) for one host, and the inner service would see two requests at once.
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use tower::{Layer, ServiceExt};
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let layer = PerHostLimitLayer::new(1).max_waiting(usize::MAX);
+    let h = layer.handle();
+    let (a, p) = (active.clone(), peak.clone());
+    let svc = layer.layer(tower::service_fn(move |_req: Request<()>| {
+        let now = a.fetch_add(1, SeqCst) + 1;
+        p.fetch_max(now, SeqCst);
+        let body = Counted(a.clone());
+        async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+    }));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let svc = svc.clone();
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                for _ in 0..3_000 {
+                    let resp = svc.clone().oneshot(req("http://one.example/")).await;
+                    drop(resp.unwrap());
+                    if peak.load(SeqCst) > 1 {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(peak.load(SeqCst), 1, "two requests to one host at once");
+    assert_eq!((h.hosts(), h.in_flight(), h.waiting()), (0, 0, 0));
+    assert_eq!(active.load(SeqCst), 0);
+}
