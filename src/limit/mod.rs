@@ -14,7 +14,9 @@
 //!    [`RequestDeadline`](crate::RequestDeadline) (error phase [`Total`](crate::Phase::Total))
 //!    and by an optional `acquire_timeout` (phase [`Acquire`](crate::Phase::Acquire)). Waiters
 //!    are served in the order they called. A waiter that is dropped (cancelled, timed out) frees
-//!    its place at once and never takes a permit.
+//!    its place at once and never takes a permit, and a waiter whose permit arrives after its
+//!    bound has passed (a busy runtime may fire timers late) hands the permit straight on
+//!    instead of starting an exchange that is already too late.
 //! 3. **Queues are bounded.** At most `max_waiting` requests wait (default 1024, Envoy's pending
 //!    queue); the next one fails at once with an [`Overloaded`](crate::ErrorKind::Overloaded)
 //!    error instead of queueing forever. `max_waiting(0)` sheds load as soon as every permit is
@@ -103,12 +105,23 @@
 //!   `MaxConnsPerHost` are the models for [`PerHostLimitLayer`] — but both of those count a
 //!   request only until its headers (OkHttp) or count connections, not requests (Go).
 //!
+//! # Counting
+//!
+//! [`LimitHandle`] and [`PerHostHandle`] read one limiter's counts. A [`Stats`](crate::Stats)
+//! given with `.stats(..)` counts `in_flight`, `waiting`, `overloads` and the acquire timeouts
+//! (`timeouts(Phase::Acquire)`, or `Phase::Total` when the deadline cut the wait). Give one
+//! `Stats` to one limiter only: two stacked limiters on one handle count each request twice in
+//! `in_flight`.
+//!
 //! # Cost
 //!
 //! Each `call` clones the inner service (a few reference counts for hyper-util's `Client`). A
-//! request that finds a permit free takes it with one atomic operation (one mutex lock for the
-//! per-host limit) and allocates nothing; a request that has to wait allocates its wait once.
-//! See `benches/limit.rs` for a comparison with tower's `ConcurrencyLimit` under contention.
+//! request that finds a permit free takes it with one atomic operation (the per-host limit also
+//! takes its map's lock once) and allocates nothing; a request that has to wait allocates its
+//! wait once. `benches/limit.rs` runs 64 tasks through a limit of 8 against an in-memory service:
+//! measured as the median of alternating pairs on a loaded 2-core machine, the global limiter
+//! takes about 1.2 times as long as tower's `ConcurrencyLimit`, the per-host one (all requests to
+//! one host) about 1.6 times — for a permit that covers the body, bounded waits and queues.
 
 mod body;
 mod future;
