@@ -162,14 +162,14 @@ impl Error {
     }
 
     /// A full waiting queue: `waiting` requests were already queued in `phase` (usually
-    /// [`Phase::Acquire`]).
+    /// [`Phase::Acquire`]; zero when the limit allows no queue at all).
     ///
     /// ```
     /// use tower_hardened::{Error, ErrorKind, Phase};
     ///
     /// let err = Error::overloaded(Phase::Acquire, 64);
     /// assert_eq!(err.kind(), ErrorKind::Overloaded);
-    /// assert_eq!(err.to_string(), "overloaded: 64 requests already waiting for a permit");
+    /// assert_eq!(err.to_string(), "overloaded: the queue for a permit is full (64 waiting)");
     /// ```
     pub fn overloaded(phase: Phase, waiting: usize) -> Self {
         Error {
@@ -298,7 +298,7 @@ impl fmt::Display for Error {
             }
             ErrorKind::Overloaded => write!(
                 f,
-                "overloaded: {} requests already waiting for a permit",
+                "overloaded: the queue for a permit is full ({} waiting)",
                 self.amount.unwrap_or_default()
             ),
             ErrorKind::BodyTooLarge => write!(

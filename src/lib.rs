@@ -91,6 +91,9 @@ pub mod deadline;
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub mod drain;
 mod error;
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub mod limit;
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 pub mod pool;
@@ -111,6 +114,12 @@ pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer,
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub use crate::limit::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle,
+    PerHostLimit, PerHostLimitLayer,
+};
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 pub use crate::pool::{

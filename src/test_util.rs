@@ -65,6 +65,18 @@ impl Body for ChannelBody {
     }
 }
 
+/// What polling a body once gives.
+#[allow(dead_code)]
+pub(crate) type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+/// Polls a body once, with a no-op waker.
+#[allow(dead_code)]
+pub(crate) fn poll_once<B: Body + Unpin>(body: &mut B) -> Polled<B> {
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    Pin::new(body).poll_frame(&mut cx)
+}
+
 pub(crate) fn assert_send_sync<T: Send + Sync>() {}
 pub(crate) fn assert_clone<T: Clone>() {}
 

@@ -12,6 +12,7 @@
 mod support;
 
 mod drain;
+mod limit;
 mod pool;
 mod request;
 
@@ -122,6 +123,7 @@ fn print(rows: &[Row]) {
 async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
+    rows.extend(limit::rows().await);
     rows.extend(drain::rows().await);
     rows.extend(pool::rows().await);
     print(&rows);

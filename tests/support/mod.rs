@@ -41,6 +41,9 @@ pub struct Counters {
     pub open: AtomicUsize,
     pub peak_open: AtomicUsize,
     pub requests: AtomicUsize,
+    /// Requests being served now: from arrival until the response body is fully sent or dropped.
+    pub active: AtomicUsize,
+    pub peak_active: AtomicUsize,
 }
 
 /// A running misbehaving server. Lives as long as the runtime that started it.
@@ -82,7 +85,7 @@ impl TestServer {
                     let _guard = guard;
                     let svc = hyper::service::service_fn(move |req| {
                         counters.requests.fetch_add(1, SeqCst);
-                        handle(req)
+                        track_active(counters.clone(), handle(req))
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -110,6 +113,16 @@ impl TestServer {
         self.counters.peak_open.load(SeqCst)
     }
 
+    /// Requests being served now (response body not yet fully sent or dropped).
+    pub fn active(&self) -> usize {
+        self.counters.active.load(SeqCst)
+    }
+
+    /// Most requests served at once.
+    pub fn peak_active(&self) -> usize {
+        self.counters.peak_active.load(SeqCst)
+    }
+
     pub fn requests(&self) -> usize {
         self.counters.requests.load(SeqCst)
     }
@@ -125,6 +138,60 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         true
+    }
+}
+
+/// Counts a request as active from arrival until its response body ends or is dropped (or the
+/// handler is dropped first, when the client goes away).
+struct ActiveGuard(Arc<Counters>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, SeqCst);
+    }
+}
+
+fn track_active(
+    counters: Arc<Counters>,
+    fut: impl Future<Output = Result<Response<ServerBody>, std::io::Error>>,
+) -> impl Future<Output = Result<Response<ServerBody>, std::io::Error>> {
+    let now = counters.active.fetch_add(1, SeqCst) + 1;
+    counters.peak_active.fetch_max(now, SeqCst);
+    let guard = ActiveGuard(counters);
+    async move {
+        let resp = fut.await?;
+        Ok(resp.map(|body| {
+            ActiveBody {
+                inner: body,
+                _guard: guard,
+            }
+            .boxed()
+        }))
+    }
+}
+
+struct ActiveBody {
+    inner: ServerBody,
+    _guard: ActiveGuard,
+}
+
+impl Body for ActiveBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -1,0 +1,234 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::gate::{AcquireFuture, Admission, Permit, Ticket};
+use super::LimitBody;
+use crate::clock::Bound;
+use crate::deadline::RequestDeadline;
+use crate::error::{BoxError, Error, Phase};
+
+pin_project! {
+    /// The response future of [`ConcurrencyLimit`](super::ConcurrencyLimit) and
+    /// [`PerHostLimit`](super::PerHostLimit).
+    ///
+    /// It waits for a permit (in arrival order, bounded by the acquire timeout and the request's
+    /// [`RequestDeadline`]), then drives its own clone of the inner service to readiness, calls
+    /// it, and hands the permit to the response body ([`LimitBody`]). Dropped at any point, it
+    /// gives back whatever it holds: its place in the queue or its permit.
+    pub struct LimitFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Waiting {
+            acquire: AcquireFuture,
+            ticket: Option<Ticket>,
+            #[pin]
+            timer: Timer,
+            svc: Option<S>,
+            req: Option<Request<B>>,
+        },
+        Ready {
+            svc: Option<S>,
+            req: Option<Request<B>>,
+            permit: Option<Permit>,
+        },
+        Calling {
+            #[pin]
+            fut: S::Future,
+            permit: Option<Permit>,
+        },
+        Refused {
+            err: Option<Error>,
+        },
+        Done,
+    }
+}
+
+pin_project! {
+    #[project = TimerProj]
+    enum Timer {
+        Off,
+        On {
+            #[pin]
+            sleep: Sleep,
+            bound: Bound,
+        },
+    }
+}
+
+impl<S, B> std::fmt::Debug for LimitFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Waiting { .. } => "waiting for a permit",
+            State::Ready { .. } => "waiting for the inner service",
+            State::Calling { .. } => "calling",
+            State::Refused { .. } => "refused",
+            State::Done => "done",
+        };
+        f.debug_struct("LimitFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> LimitFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn new(admission: Admission, svc: S, req: Request<B>) -> Self {
+        let state = match admission {
+            Admission::Now(permit) => State::Ready {
+                svc: Some(svc),
+                req: Some(req),
+                permit: Some(permit),
+            },
+            Admission::Refused(err) => State::Refused { err: Some(err) },
+            Admission::Wait(ticket, acquire) => {
+                let config = ticket.scope().config();
+                let deadline = RequestDeadline::of(&req);
+                let bound = match (config.acquire_timeout, deadline) {
+                    (Some(limit), d) => Some(Bound::new(
+                        Instant::now(),
+                        limit,
+                        Phase::Acquire,
+                        d.as_ref(),
+                    )),
+                    (None, Some(d)) => Some(Bound {
+                        at: d.instant(),
+                        phase: Phase::Total,
+                        limit: d.budget(),
+                    }),
+                    (None, None) => None,
+                };
+                let timer = match bound {
+                    Some(bound) => Timer::On {
+                        sleep: tokio::time::sleep_until(bound.at),
+                        bound,
+                    },
+                    None => Timer::Off,
+                };
+                State::Waiting {
+                    acquire,
+                    ticket: Some(ticket),
+                    timer,
+                    svc: Some(svc),
+                    req: Some(req),
+                }
+            }
+        };
+        LimitFuture { state }
+    }
+}
+
+impl<S, B, RB> Future for LimitFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body,
+{
+    type Output = Result<Response<LimitBody<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Waiting {
+                    acquire,
+                    ticket,
+                    timer,
+                    svc,
+                    req,
+                } => {
+                    // The timer first: at the deadline a free permit is no use any more.
+                    let mut bound_at = None;
+                    if let TimerProj::On { sleep, bound } = timer.project() {
+                        bound_at = Some(*bound);
+                        if sleep.poll(cx).is_ready() {
+                            let err = give_up(ticket.take(), req.as_ref(), *bound);
+                            state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
+                    }
+                    let permit = match ready!(acquire.as_mut().poll(cx)) {
+                        Ok(permit) => permit,
+                        Err(_) => unreachable!("limiter semaphore closed"),
+                    };
+                    // A busy or lagging timer driver may not have fired a timer that is already
+                    // due: never start an exchange past its bound. The permit goes straight on
+                    // to the next waiter.
+                    if let Some(bound) = bound_at.filter(|b| Instant::now() >= b.at) {
+                        drop(permit);
+                        let err = give_up(ticket.take(), req.as_ref(), bound);
+                        state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
+                    let permit = ticket.take().expect("waiting with a ticket").admit(permit);
+                    let (svc, req) = (svc.take(), req.take());
+                    state.set(State::Ready {
+                        svc,
+                        req,
+                        permit: Some(permit),
+                    });
+                }
+                StateProj::Ready { svc, req, permit } => {
+                    let inner = svc.as_mut().expect("ready with a service");
+                    if let Err(e) = ready!(inner.poll_ready(cx)) {
+                        state.set(State::Done);
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    let fut = inner.call(req.take().expect("ready with a request"));
+                    let permit = permit.take();
+                    state.set(State::Calling { fut, permit });
+                }
+                StateProj::Calling { fut, permit } => {
+                    let res = ready!(fut.poll(cx));
+                    let permit = permit.take();
+                    state.set(State::Done);
+                    return Poll::Ready(match res {
+                        Ok(resp) => Ok(resp.map(|body| LimitBody::new(body, permit))),
+                        // The permit is dropped here: the exchange is over.
+                        Err(e) => Err(e.into()),
+                    });
+                }
+                StateProj::Refused { err } => {
+                    let err = err.take().expect("refused with an error");
+                    state.set(State::Done);
+                    return Poll::Ready(Err(err.into()));
+                }
+                StateProj::Done => panic!("LimitFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Leaves the queue at the bound (a permit handed over meanwhile goes back) and reports it.
+fn give_up<B>(ticket: Option<Ticket>, req: Option<&Request<B>>, bound: Bound) -> BoxError {
+    let err = bound.error();
+    let stats = ticket
+        .as_ref()
+        .and_then(|t| t.scope().config().stats.clone());
+    drop(ticket);
+    let authority = req.and_then(|r| r.uri().authority());
+    crate::deadline::fired(stats.as_ref(), authority, &err);
+    err.into()
+}

@@ -1,0 +1,194 @@
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::per_host::HostKey;
+use super::{
+    ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle, PerHostLimitLayer,
+};
+use crate::error::BoxError;
+
+/// Limits requests in flight, each counted until its response body ends: see
+/// [`ConcurrencyLimitLayer`].
+///
+/// `poll_ready` is always ready: the wait for a permit happens in the [`LimitFuture`], where
+/// the request's deadline and the acquire timeout bound it. So each `call` moves a **clone** of
+/// the inner service into its future (`S: Clone`), which the future drives to readiness once it
+/// holds a permit. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks are
+/// cheap to clone; wrap anything else in tower's `Buffer`.
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+/// use tower_hardened::ConcurrencyLimitLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
+/// let layer = ConcurrencyLimitLayer::new(1);
+/// let handle = layer.handle();
+/// let mut svc = layer.layer(service_fn(|_req: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
+/// }));
+///
+/// let resp = svc.ready().await?.call(Request::new(())).await?;
+/// assert_eq!(handle.in_flight(), 1); // the body is not read yet: the permit is still held
+/// let body = resp.into_body().collect().await?.to_bytes();
+/// assert_eq!(body, "hi");
+/// assert_eq!(handle.in_flight(), 0); // released at the end of the body
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConcurrencyLimit<S> {
+    inner: S,
+    layer: ConcurrencyLimitLayer,
+}
+
+impl<S> ConcurrencyLimit<S> {
+    /// Wraps `inner` with the limit of `layer` (shared with every other service of `layer`).
+    pub fn new(inner: S, layer: ConcurrencyLimitLayer) -> Self {
+        ConcurrencyLimit { inner, layer }
+    }
+
+    /// A handle to read the counts of this limit.
+    pub fn handle(&self) -> LimitHandle {
+        self.layer.handle()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for ConcurrencyLimit<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body,
+{
+    type Response = Response<LimitBody<RB>>;
+    type Error = BoxError;
+    type Future = LimitFuture<S, B>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Never waits here, where no deadline can see it: see the type's docs.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // `self.inner` was never polled ready by us, so a plain clone is the right one to move
+        // (no readiness reserved by `self.inner` is lost or duplicated).
+        LimitFuture::new(self.layer.gate_admit(), self.inner.clone(), req)
+    }
+}
+
+/// Limits requests in flight to each host, each counted until its response body ends: see
+/// [`PerHostLimitLayer`].
+///
+/// Keyed by the request URI's scheme and authority (the `Host` header when the URI has none);
+/// the host is compared without case and the scheme's default port is filled in. Like
+/// [`ConcurrencyLimit`], `poll_ready` is always ready and each `call` moves a clone of the
+/// inner service into its future (`S: Clone`).
+///
+/// # Example
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+/// use tower_hardened::PerHostLimitLayer;
+///
+/// /// A response body that is never done, as a slow download.
+/// struct Open;
+/// impl http_body::Body for Open {
+///     type Data = bytes::Bytes;
+///     type Error = std::convert::Infallible;
+///     fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>)
+///         -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+///         Poll::Pending
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
+/// let layer = PerHostLimitLayer::new(2);
+/// let handle = layer.handle();
+/// let mut svc = layer.layer(service_fn(|_req: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(Open))
+/// }));
+///
+/// let uri = "http://example.com/a";
+/// let a = svc.ready().await?.call(Request::get(uri).body(())?).await?;
+/// let b = svc.ready().await?.call(Request::get(uri).body(())?).await?;
+/// assert_eq!(handle.in_flight_for(&uri.parse()?), 2);
+/// assert_eq!(handle.hosts(), 1);
+/// drop((a, b)); // bodies dropped: permits released, the host forgotten
+/// assert_eq!(handle.hosts(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PerHostLimit<S> {
+    inner: S,
+    layer: PerHostLimitLayer,
+}
+
+impl<S> PerHostLimit<S> {
+    /// Wraps `inner` with the per-host limits of `layer` (shared with every other service of
+    /// `layer`).
+    pub fn new(inner: S, layer: PerHostLimitLayer) -> Self {
+        PerHostLimit { inner, layer }
+    }
+
+    /// A handle to read the per-host counts.
+    pub fn handle(&self) -> PerHostHandle {
+        self.layer.handle()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for PerHostLimit<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    RB: http_body::Body,
+{
+    type Response = Response<LimitBody<RB>>;
+    type Error = BoxError;
+    type Future = LimitFuture<S, B>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let admission = self.layer.gate_admit(HostKey::of(&req));
+        LimitFuture::new(admission, self.inner.clone(), req)
+    }
+}
