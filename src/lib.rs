@@ -12,6 +12,9 @@ mod clock;
 pub mod deadline;
 mod error;
 pub mod stats;
+#[cfg(feature = "timeout")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+pub mod timeout;
 
 #[cfg(test)]
 mod test_util;
@@ -19,3 +22,9 @@ mod test_util;
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
+#[cfg(feature = "timeout")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+pub use crate::timeout::{
+    ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer, TlsHandshakeTimeout,
+    TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer,
+};

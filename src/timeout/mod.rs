@@ -1,0 +1,99 @@
+//! Per-phase timeouts.
+//!
+//! (Placeholder `mod.rs` on the `connect` branch: the lead's real `src/timeout/mod.rs` replaces
+//! it. Everything below the marker is the prose for the connector-side part, to paste in.)
+//!
+//! <!-- BEGIN connect/tls part (issue 3) -->
+//!
+//! # Connector-side timeouts: connect and TLS handshake
+//!
+//! A client opens a connection with a *connector*: a [`Service<Uri>`](tower_service::Service)
+//! whose response is the connection (hyper-util's `HttpConnector`, hyper-rustls'
+//! `HttpsConnector`, …). Two layers bound it, each as its own [`Phase`](crate::Phase):
+//!
+//! - [`ConnectTimeoutLayer`] bounds the call of the TCP connector: name resolution **plus** the
+//!   TCP connect, to every address tried → [`Phase::Connect`](crate::Phase::Connect).
+//! - [`TlsHandshakeTimeoutLayer`] bounds the TLS handshake only →
+//!   [`Phase::TlsHandshake`](crate::Phase::TlsHandshake).
+//!
+//! Both keep the connection type as it is (hyper-util's legacy client reads its `Connection`
+//! info for pooling and for HTTP/2 by ALPN), pass the connector's own errors through unchanged,
+//! and return futures that are `Unpin` when the inner one is (hyper-util requires it), so the
+//! stack goes straight into `Client::builder(..).build(connector)`.
+//!
+//! ## Where each layer goes
+//!
+//! ```text
+//! Client::builder(exec).build(
+//!     TlsHandshakeTimeout(            // TLS handshake only
+//!         HttpsConnector(             // hyper-rustls (or any TLS connector)
+//!             ConnectTimeout(         // DNS + TCP
+//!                 HttpConnector))))   // enforce_http(false)
+//! ```
+//!
+//! For plain HTTP, `ConnectTimeout(HttpConnector)` alone.
+//!
+//! ## How the TLS layer knows where TCP ends
+//!
+//! A TLS connector calls its TCP connector and awaits that future inside its own future
+//! (hyper-rustls does; so does any `async` TLS connector written the obvious way). The
+//! [`TlsHandshakeTimeoutFuture`] polls its inner future inside a tokio task-local scope
+//! (`LocalKey::sync_scope` around each poll, no allocation, no shared state between calls). The
+//! [`ConnectTimeoutFuture`] polled somewhere inside reports into that scope: "connecting" on its
+//! first poll, "connected at *t*" when the TCP connection is made. The handshake timer is not
+//! armed while connecting (the connect phase has its own limit) and fires at *t* + limit. So a
+//! slow DNS or TCP step is reported as `Connect`, a stalled handshake as `TlsHandshake`, and
+//! neither eats the other's budget.
+//!
+//! Without a `ConnectTimeout` inside (or with a TLS connector that connects on another task),
+//! nothing reports and the TLS limit covers the whole call, connecting included: still a bound,
+//! only not split. A `ConnectTimeout` *outside* the TLS connector bounds connect **and**
+//! handshake together as `Connect`.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use hyper_util::client::legacy::{connect::HttpConnector, Client};
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_hardened::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let mut http = HttpConnector::new();
+//! http.enforce_http(false);
+//! let tcp = ConnectTimeoutLayer::new(Duration::from_secs(5));
+//! let tls = TlsHandshakeTimeoutLayer::new(Duration::from_secs(10));
+//! // With hyper-rustls: `tls.layer(HttpsConnectorBuilder::new().with_tls_config(cfg)
+//! //     .https_or_http().enable_http1().wrap_connector(tcp.layer(http)))`.
+//! let connector = ServiceBuilder::new().layer(tls).layer(tcp).service(http);
+//! let client: Client<_, String> = Client::builder(TokioExecutor::new()).build(connector);
+//! # let _ = client;
+//! # }
+//! ```
+//!
+//! ## Differences from hyper-util, reqwest and Go
+//!
+//! - hyper-util's `HttpConnector::set_connect_timeout` covers the TCP connect only, not name
+//!   resolution (a hung resolver hangs the request), and with several addresses it is split
+//!   between them (each gets `timeout / addresses`). `ConnectTimeoutLayer` is one bound for the
+//!   whole step. Both can be used: the per-address one makes a dead address give way to the next.
+//! - `set_happy_eyeballs_timeout` (300 ms by default) is when the fallback address family is
+//!   *started* alongside the first; it bounds nothing.
+//! - reqwest's `connect_timeout` wraps its whole connector (DNS, TCP, TLS and proxy tunnel) in
+//!   one timer and reports a generic timeout: a slow handshake and a dead host look alike.
+//!   Here they are two phases with two limits.
+//! - Go has `net.Dialer.Timeout` and `Transport.TLSHandshakeTimeout` (10 s by default); these are
+//!   their counterparts, and the error says which one fired.
+//! - No Rust client has a TLS-handshake-only timeout.
+//! - Connectors get a `Uri`, not the request, so these layers do not see the request's
+//!   [`RequestDeadline`](crate::RequestDeadline): the `DeadlineLayer` above the client bounds the
+//!   whole request, connecting included.
+//!
+//! <!-- END connect/tls part (issue 3) -->
+
+mod connect;
+mod tls;
+
+pub use self::connect::{ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer};
+pub use self::tls::{TlsHandshakeTimeout, TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer};
