@@ -11,6 +11,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod connect;
 mod request;
 
 use std::time::Duration;
@@ -122,5 +123,6 @@ fn print(rows: &[Row]) {
 async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
+    rows.extend(connect::rows().await);
     print(&rows);
 }
