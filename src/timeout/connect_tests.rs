@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use http::Uri;
 use tokio::time::{advance, Instant};
-use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
+use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
 use super::*;

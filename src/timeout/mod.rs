@@ -53,21 +53,37 @@
 //! ## Example
 //!
 //! ```
+//! use std::sync::Arc;
 //! use std::time::Duration;
 //! use hyper_util::client::legacy::{connect::HttpConnector, Client};
 //! use hyper_util::rt::TokioExecutor;
-//! use tower::ServiceBuilder;
-//! use tower_hardened::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+//! use tower_hardened::{ConnectTimeoutLayer, Stats, TlsHandshakeTimeoutLayer};
+//! use tower_layer::Layer;
+//! # use tokio_rustls::rustls;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! # let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+//! #     rustls::crypto::ring::default_provider(),
+//! # )).with_safe_default_protocol_versions().unwrap()
+//! # .with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();
+//! let stats = Stats::new();
 //! let mut http = HttpConnector::new();
 //! http.enforce_http(false);
-//! let tcp = ConnectTimeoutLayer::new(Duration::from_secs(5));
-//! let tls = TlsHandshakeTimeoutLayer::new(Duration::from_secs(10));
-//! // With hyper-rustls: `tls.layer(HttpsConnectorBuilder::new().with_tls_config(cfg)
-//! //     .https_or_http().enable_http1().wrap_connector(tcp.layer(http)))`.
-//! let connector = ServiceBuilder::new().layer(tls).layer(tcp).service(http);
+//! let tcp = ConnectTimeoutLayer::new(Duration::from_secs(5))
+//!     .stats(stats.clone())
+//!     .layer(http);
+//! let https = hyper_rustls::HttpsConnectorBuilder::new()
+//!     .with_tls_config(tls) // a rustls::ClientConfig
+//!     .https_or_http()
+//!     .enable_http1()
+//!     .wrap_connector(tcp);
+//! let connector = TlsHandshakeTimeoutLayer::new(Duration::from_secs(10))
+//!     .stats(stats.clone())
+//!     .layer(https);
 //! let client: Client<_, String> = Client::builder(TokioExecutor::new()).build(connector);
+//! // A dead host fails with `Phase::Connect` after 5 s, a server that never finishes the
+//! // handshake with `Phase::TlsHandshake` 10 s after TCP connected; find either with
+//! // `tower_hardened::Error::find(&err)`.
 //! # let _ = client;
 //! # }
 //! ```

@@ -43,26 +43,40 @@ use crate::stats::Stats;
 ///
 /// # Example
 ///
-/// ```
-/// use std::time::Duration;
-/// use hyper_util::client::legacy::connect::HttpConnector;
-/// use tower::ServiceBuilder;
-/// use tower_hardened::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+/// With hyper-rustls, through hyper-util's legacy client:
 ///
-/// // `tls` stands for any TLS connector made from a TCP connector, for example
-/// // `hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(cfg).https_or_http()
-/// //      .enable_http1().wrap_connector(tcp)`.
-/// fn tls<C>(tcp: C) -> C { tcp }
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use hyper_util::client::legacy::{connect::HttpConnector, Client};
+/// use hyper_util::rt::TokioExecutor;
+/// use tower_hardened::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+/// use tower_layer::Layer;
+/// # use tokio_rustls::rustls;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # let roots = rustls::RootCertStore::empty();
+/// let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+///     rustls::crypto::ring::default_provider(),
+/// ))
+/// .with_safe_default_protocol_versions()
+/// .unwrap()
+/// .with_root_certificates(roots)
+/// .with_no_client_auth();
 ///
 /// let mut http = HttpConnector::new();
 /// http.enforce_http(false); // let https URIs through to the TLS connector
-/// let tcp = ServiceBuilder::new()
-///     .layer(ConnectTimeoutLayer::new(Duration::from_secs(5)))
-///     .service(http);
-/// let connector = ServiceBuilder::new()
-///     .layer(TlsHandshakeTimeoutLayer::new(Duration::from_secs(10)))
-///     .service(tls(tcp));
-/// # let _ = connector;
+/// let tcp = ConnectTimeoutLayer::new(Duration::from_secs(5)).layer(http);
+/// let https = hyper_rustls::HttpsConnectorBuilder::new()
+///     .with_tls_config(tls)
+///     .https_or_http()
+///     .enable_http1()
+///     .wrap_connector(tcp);
+/// let connector = TlsHandshakeTimeoutLayer::new(Duration::from_secs(10)).layer(https);
+///
+/// let client: Client<_, String> = Client::builder(TokioExecutor::new()).build(connector);
+/// # let _ = client;
+/// # }
 /// ```
 ///
 /// # Panics

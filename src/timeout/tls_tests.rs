@@ -210,7 +210,6 @@ async fn without_connect_timeout_inside_the_limit_covers_the_whole_call() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_step_that_starts_late_moves_the_clock() {
-    let stats = Stats::new();
     let (tcp, mut handle) = mock::pair::<Uri, Conn>();
     let fake = FakeTls {
         tcp: ConnectTimeoutLayer::new(Duration::from_secs(10)).layer(tcp),
