@@ -1,30 +1,67 @@
 //! What the connector timeouts cost per new connection, against the same connector without them,
-//! measured in the same run:
+//! measured in the same run and **paired**: each sample alternates bare and layered connects, so
+//! the load of a shared machine hits both alike.
 //!
-//! - `overhead/*`: a connector that is ready after one yield (so the timers are really made:
-//!   the worst case), bare vs. `ConnectTimeout` vs. the full split
-//!   `TlsHandshakeTimeout(ConnectTimeout(..))`.
+//! - `overhead/*`: a connector that is ready after one yield (so the timers are really made: the
+//!   worst case), bare vs. `ConnectTimeout` vs. the split `TlsHandshakeTimeout(ConnectTimeout(..))`.
 //! - `loopback/*`: a real `HttpConnector` TCP connect to 127.0.0.1, bare vs. `ConnectTimeout`.
 //!
 //! ```text
 //! cargo bench --bench connect -- --warm-up-time 1 --measurement-time 3
 //! ```
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
-use tower::{service_fn, ServiceExt};
-use tower_hardened::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+use tokio::runtime::Runtime;
+use tower::{service_fn, Service, ServiceExt};
+use tower_hardened::{BoxError, ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
 use tower_layer::Layer;
 
-fn rt() -> tokio::runtime::Runtime {
+fn rt() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Benches `name` (connects through `layered`) while timing `base` connects interleaved with it,
+/// recorded as `base_name`; the ratio of the two is the cost under the same load.
+fn paired<B, L>(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    uri: &Uri,
+    (base_name, base): (&str, B),
+    (name, layered): (&str, L),
+) where
+    B: Service<Uri> + Clone,
+    B::Error: Into<BoxError>,
+    L: Service<Uri> + Clone,
+    L::Error: Into<BoxError>,
+{
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut spent_base = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let conn = rt.block_on(base.clone().oneshot(black_box(uri.clone())));
+                spent_base += t.elapsed();
+                drop(black_box(conn.map_err(Into::into).unwrap()));
+                let t = Instant::now();
+                let conn = rt.block_on(layered.clone().oneshot(black_box(uri.clone())));
+                spent += t.elapsed();
+                drop(black_box(conn.map_err(Into::into).unwrap()));
+            }
+            common::record(base_name, iters, spent_base);
+            common::record(name, iters, spent)
+        })
+    });
 }
 
 fn overhead(c: &mut Criterion) {
@@ -39,27 +76,34 @@ fn overhead(c: &mut Criterion) {
     let tls = TlsHandshakeTimeoutLayer::new(Duration::from_secs(5));
 
     let mut g = c.benchmark_group("overhead");
-    g.bench_function("bare", |b| {
-        b.iter(|| {
-            rt.block_on(conn.clone().oneshot(black_box(uri.clone())))
-                .unwrap()
-        })
-    });
-    g.bench_function("connect_timeout", |b| {
-        let svc = connect.layer(conn.clone());
-        b.iter(|| {
-            rt.block_on(svc.clone().oneshot(black_box(uri.clone())))
-                .unwrap()
-        })
-    });
-    g.bench_function("tls_over_connect_timeout", |b| {
-        let svc = tls.layer(connect.layer(conn.clone()));
-        b.iter(|| {
-            rt.block_on(svc.clone().oneshot(black_box(uri.clone())))
-                .unwrap()
-        })
-    });
+    paired(
+        &mut g,
+        &rt,
+        &uri,
+        ("overhead/bare", conn),
+        ("overhead/connect_timeout", connect.layer(conn)),
+    );
+    paired(
+        &mut g,
+        &rt,
+        &uri,
+        ("overhead/bare (2)", conn),
+        (
+            "overhead/tls_over_connect_timeout",
+            tls.layer(connect.layer(conn)),
+        ),
+    );
     g.finish();
+    common::print_ratios(
+        "synthetic connector, timers made",
+        "overhead/bare",
+        &["overhead/connect_timeout"],
+    );
+    common::print_ratios(
+        "synthetic connector, timers made",
+        "overhead/bare (2)",
+        &["overhead/tls_over_connect_timeout"],
+    );
 }
 
 fn loopback(c: &mut Criterion) {
@@ -77,21 +121,22 @@ fn loopback(c: &mut Criterion) {
         }
     });
     let mut g = c.benchmark_group("loopback");
-    g.bench_function("bare", |b| {
-        let svc = HttpConnector::new();
-        b.iter(|| {
-            rt.block_on(svc.clone().oneshot(black_box(uri.clone())))
-                .unwrap()
-        })
-    });
-    g.bench_function("connect_timeout", |b| {
-        let svc = ConnectTimeoutLayer::new(Duration::from_secs(5)).layer(HttpConnector::new());
-        b.iter(|| {
-            rt.block_on(svc.clone().oneshot(black_box(uri.clone())))
-                .unwrap()
-        })
-    });
+    paired(
+        &mut g,
+        &rt,
+        &uri,
+        ("loopback/bare", HttpConnector::new()),
+        (
+            "loopback/connect_timeout",
+            ConnectTimeoutLayer::new(Duration::from_secs(5)).layer(HttpConnector::new()),
+        ),
+    );
     g.finish();
+    common::print_ratios(
+        "real TCP connect on loopback",
+        "loopback/bare",
+        &["loopback/connect_timeout"],
+    );
 }
 
 criterion_group!(benches, overhead, loopback);

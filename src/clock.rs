@@ -1,8 +1,11 @@
 //! Private time helpers shared by every timer of the crate.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::deadline::RequestDeadline;
 use crate::error::{Error, Phase};
@@ -22,6 +25,41 @@ pub(crate) fn check_duration(what: &str, d: Duration) {
         !d.is_zero(),
         "tower-hardened: {what} must be greater than zero (use a large value, not zero, to mean \"no limit\")"
     );
+}
+
+/// A timer made only when it is first needed, then moved with `reset`.
+///
+/// A tokio `Sleep` takes the timer driver's lock when dropped, even if it was never polled, so
+/// making one per request and layer costs on the fast path and contends across threads. Our
+/// futures and bodies poll their inner first and only arm a timer when the inner is not ready:
+/// a response or frame that is ready at once never touches the timer wheel. The box is the price
+/// of laziness on the slow path, where a network wait dwarfs it.
+#[derive(Debug, Default)]
+pub(crate) struct LazySleep(Option<Pin<Box<Sleep>>>);
+
+impl LazySleep {
+    /// Polls a timer for `at`, making or moving it as needed.
+    pub(crate) fn poll_until(&mut self, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(sleep) => {
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
+                }
+                sleep.as_mut().poll(cx)
+            }
+            None => self
+                .0
+                .insert(Box::pin(tokio::time::sleep_until(at)))
+                .as_mut()
+                .poll(cx),
+        }
+    }
+
+    /// Whether a timer was ever made (for tests of the fast path).
+    #[cfg(test)]
+    pub(crate) fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 /// When a phase timer fires: the earlier of the phase's own limit and the request's deadline,
@@ -75,6 +113,25 @@ mod tests {
     #[should_panic(expected = "timeout must be greater than zero")]
     fn zero_is_rejected() {
         check_duration("timeout", Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lazy_sleep_arms_on_first_poll_and_moves() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut s = LazySleep::default();
+        assert!(!s.is_armed());
+        let at = Instant::now() + Duration::from_millis(10);
+        assert!(s.poll_until(at, &mut cx).is_pending());
+        assert!(s.is_armed());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        // Moved later before it was seen to fire: pending again, then fires at the new instant.
+        let later = at + Duration::from_millis(5);
+        assert!(s.poll_until(later, &mut cx).is_pending());
+        tokio::time::advance(Duration::from_millis(4)).await;
+        assert!(s.poll_until(later, &mut cx).is_pending());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(s.poll_until(later, &mut cx).is_ready());
     }
 
     #[tokio::test(start_paused = true)]

@@ -139,12 +139,15 @@ impl Stats {
     pub(crate) fn timeout(&self, phase: Phase) {
         self.inner.timeouts[phase.index()].fetch_add(1, Relaxed);
     }
+    #[allow(dead_code)]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
     }
+    #[allow(dead_code)]
     pub(crate) fn in_flight_add(&self, delta: i64) {
         self.inner.in_flight.fetch_add(delta, Relaxed);
     }
+    #[allow(dead_code)]
     pub(crate) fn waiting_add(&self, delta: i64) {
         self.inner.waiting.fetch_add(delta, Relaxed);
     }

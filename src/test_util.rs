@@ -61,18 +61,8 @@ impl Body for ChannelBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint.clone()
+        self.hint
     }
-}
-
-/// Polls a body once, with a no-op waker.
-#[allow(dead_code)]
-pub(crate) fn poll_once<B: Body + Unpin>(
-    body: &mut B,
-) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-    let waker = std::task::Waker::noop();
-    let mut cx = Context::from_waker(waker);
-    Pin::new(body).poll_frame(&mut cx)
 }
 
 pub(crate) fn assert_send_sync<T: Send + Sync>() {}

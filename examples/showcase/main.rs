@@ -109,12 +109,10 @@ fn print(rows: &[Row]) {
         "{}",
         "-".repeat(width.iter().sum::<usize>() + 2 * (width.len() - 1))
     );
-    let mut last = "";
-    for c in &cells {
-        if !last.is_empty() && last != c[0] {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 && rows[i - 1].scenario != rows[i].scenario {
             println!();
         }
-        last = rows[cells.iter().position(|x| std::ptr::eq(x, c)).unwrap()].scenario;
         line(c);
     }
 }

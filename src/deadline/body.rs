@@ -1,14 +1,14 @@
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::uri::Authority;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::Instant;
 
 use super::future::fired;
 use super::RequestDeadline;
+use crate::clock::LazySleep;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
 
@@ -20,8 +20,8 @@ pin_project! {
     pub struct DeadlineBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
+        at: Instant,
         budget: std::time::Duration,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -32,7 +32,7 @@ pin_project! {
 impl<B> std::fmt::Debug for DeadlineBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeadlineBody")
-            .field("deadline", &self.sleep.deadline())
+            .field("deadline", &self.at)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -48,7 +48,8 @@ impl<B> DeadlineBody<B> {
     ) -> Self {
         DeadlineBody {
             inner,
-            sleep: tokio::time::sleep_until(deadline.instant()),
+            sleep: LazySleep::default(),
+            at: deadline.instant(),
             budget: deadline.budget(),
             stats,
             authority,
@@ -78,24 +79,27 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        // The timer first: a body that is always ready (an endless fast stream) is cut too.
-        if this.sleep.poll(cx).is_ready() {
-            *this.done = true;
-            let err = Error::timeout(Phase::Total, *this.budget);
-            fired(this.stats.as_ref(), this.authority.as_ref(), &err);
-            return Poll::Ready(Some(Err(err.into())));
-        }
-        match ready!(this.inner.poll_frame(cx)) {
-            Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
-            Some(Err(e)) => {
-                *this.done = true;
-                Poll::Ready(Some(Err(e.into())))
+        let res = match this.inner.poll_frame(cx) {
+            // A frame that is ready at once still counts against the deadline, so a body that is
+            // always ready (an endless fast stream) is cut too; no timer is needed for that.
+            Poll::Ready(Some(Ok(frame))) if Instant::now() < *this.at => {
+                return Poll::Ready(Some(Ok(frame)))
             }
-            None => {
-                *this.done = true;
-                Poll::Ready(None)
+            Poll::Ready(Some(Ok(_))) => None,
+            Poll::Ready(Some(Err(e))) => Some(Some(Err(e.into()))),
+            Poll::Ready(None) => Some(None),
+            Poll::Pending => {
+                ready!(this.sleep.poll_until(*this.at, cx));
+                None
             }
+        };
+        *this.done = true;
+        if let Some(res) = res {
+            return Poll::Ready(res);
         }
+        let err = Error::timeout(Phase::Total, *this.budget);
+        fired(this.stats.as_ref(), this.authority.as_ref(), &err);
+        Poll::Ready(Some(Err(err.into())))
     }
 
     fn is_end_stream(&self) -> bool {

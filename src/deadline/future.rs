@@ -2,14 +2,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use super::{DeadlineBody, RequestDeadline};
+use crate::clock::LazySleep;
+use crate::error::{BoxError, Error, Phase};
+use crate::stats::Stats;
 use http::uri::Authority;
 use http::Response;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
-
-use super::{DeadlineBody, RequestDeadline};
-use crate::error::{BoxError, Error, Phase};
-use crate::stats::Stats;
 
 pin_project! {
     /// The response future of [`Deadline`](super::Deadline): fails with [`Phase::Total`] when the
@@ -17,8 +16,7 @@ pin_project! {
     pub struct DeadlineFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Sleep,
+        sleep: LazySleep,
         deadline: RequestDeadline,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -43,7 +41,7 @@ impl<F> DeadlineFuture<F> {
     ) -> Self {
         DeadlineFuture {
             inner,
-            sleep: tokio::time::sleep_until(deadline.instant()),
+            sleep: LazySleep::default(),
             expired: deadline.is_expired(),
             deadline,
             stats,
@@ -90,7 +88,7 @@ where
                 });
             }
         }
-        ready!(this.sleep.poll(cx));
+        ready!(this.sleep.poll_until(this.deadline.instant(), cx));
         let err = Error::timeout(Phase::Total, this.deadline.budget());
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))

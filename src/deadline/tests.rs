@@ -13,12 +13,9 @@ use crate::{Phase, Stats};
 
 type Handle = mock::Handle<Request<()>, Response<ChannelBody>>;
 
-fn setup(
-    layer: DeadlineLayer,
-) -> (
-    mock::Spawn<Deadline<mock::Mock<Request<()>, Response<ChannelBody>>>>,
-    Handle,
-) {
+type Svc = mock::Spawn<Deadline<mock::Mock<Request<()>, Response<ChannelBody>>>>;
+
+fn setup(layer: DeadlineLayer) -> (Svc, Handle) {
     mock::spawn_layer(layer)
 }
 

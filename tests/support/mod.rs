@@ -10,6 +10,7 @@
 //! - `/endless`                  16 KiB chunks as fast as the client reads, never ends
 //! - `/slow-chunks/MS/N`         N chunks, one every MS, then the end
 //! - `/upload-stall`             never reads the request body, never answers
+//! - `/upload-stall/MS`          reads nothing for MS, then reads the body to its end
 //! - `/echo`                     reads the whole request body, answers its length
 //! - `/reset-headers`            closes the connection without a response
 //! - `/reset-body`               headers, one chunk, then the connection is cut
@@ -232,6 +233,21 @@ async fn handle(req: Request<Incoming>) -> Result<Response<ServerBody>, std::io:
     let body = match parts[0] {
         "ok" => full("ok"),
         "bytes" => full(vec![b'x'; num(1) as usize]),
+        "upload-stall" if num(1) > 0 => {
+            // Stop reading the upload for a while, then read (and drop) whatever comes until the
+            // client ends or abandons it: a client that gave up closes the connection, and the
+            // server sees it; one that keeps uploading keeps it open.
+            tokio::time::sleep(Duration::from_millis(num(1))).await;
+            let mut body = req.into_body();
+            let mut n = 0usize;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => n += f.data_ref().map_or(0, |d| d.len()),
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+            full(n.to_string())
+        }
         "stall-headers" | "upload-stall" => {
             // Hold the request (and its unread body) and never answer.
             let _hold = req;

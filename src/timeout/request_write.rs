@@ -1,0 +1,417 @@
+//! [`RequestWriteTimeoutLayer`]: fails an exchange whose peer stops taking the request body.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use http::uri::Authority;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::clock::{self, Bound, LazySleep};
+use crate::deadline::{fired, RequestDeadline};
+use crate::error::{BoxError, Phase};
+use crate::stats::Stats;
+
+/// Fails an exchange whose peer stops taking the request body: phase
+/// [`RequestWrite`](Phase::RequestWrite) (or [`Total`](Phase::Total) when the request's
+/// [`RequestDeadline`] comes first).
+///
+/// An upload is *stalled* when the client has handed a frame of the request body to the
+/// connection and the connection does not ask for the next one within the limit — the peer
+/// stopped reading, its receive window and our send buffers are full. Time during which the
+/// request body itself has nothing to give (a slow producer) is **not** counted: that is the
+/// caller's own pace, not the peer's fault. The clock only runs while the body is unfinished; a
+/// request without a body costs nothing.
+///
+/// When it fires, the response future (or the response body, if the headers came first) fails,
+/// and the request body answers the connection's next pull with the same error, so hyper closes
+/// the connection instead of keeping a stuck upload alive. OkHttp's `writeTimeout`; Go and
+/// reqwest have none.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_hardened::RequestWriteTimeoutLayer;
+///
+/// let layer = RequestWriteTimeoutLayer::new(Duration::from_secs(10));
+/// # let _ = layer;
+/// ```
+///
+/// # Panics
+///
+/// [`RequestWriteTimeoutLayer::new`] panics when the limit is zero.
+#[derive(Debug, Clone)]
+pub struct RequestWriteTimeoutLayer {
+    limit: Duration,
+    stats: Option<Stats>,
+}
+
+impl RequestWriteTimeoutLayer {
+    /// The peer must take each frame of the request body within `limit`.
+    #[track_caller]
+    pub fn new(limit: Duration) -> Self {
+        clock::check_duration("RequestWriteTimeoutLayer limit", limit);
+        RequestWriteTimeoutLayer { limit, stats: None }
+    }
+
+    /// Counts fired timeouts in `stats`.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
+impl<S> Layer<S> for RequestWriteTimeoutLayer {
+    type Service = RequestWriteTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestWriteTimeout {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RequestWriteTimeoutLayer`]: wraps the request body in a
+/// [`RequestWriteBody`] and watches it.
+#[derive(Debug, Clone)]
+pub struct RequestWriteTimeout<S> {
+    inner: S,
+    layer: RequestWriteTimeoutLayer,
+}
+
+impl<S> RequestWriteTimeout<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: RequestWriteTimeoutLayer) -> Self {
+        RequestWriteTimeout { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// What the request body and the watchdog share.
+#[derive(Debug, Default)]
+struct State {
+    /// A frame was handed over at this instant and the next one has not been asked for since.
+    waiting_since: Option<Instant>,
+    /// The request body ended, failed or was dropped: nothing more to watch.
+    done: bool,
+    /// The watchdog fired with this bound; the body reports it on its next pull.
+    fired: Option<Bound>,
+    /// Who to wake when a wait starts.
+    waker: Option<Waker>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding this lock leaves the state consistent (plain assignments only).
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestWriteTimeout<S>
+where
+    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+{
+    type Response = Response<RequestWriteTimeoutBody<RB>>;
+    type Error = BoxError;
+    type Future = RequestWriteTimeoutFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared: Option<Shared> = if req.body().is_end_stream() {
+            None
+        } else {
+            Some(Shared::default())
+        };
+        let watchdog = Watchdog {
+            shared: shared.clone(),
+            limit: self.layer.limit,
+            deadline: RequestDeadline::of(&req),
+            stats: self.layer.stats.clone(),
+            authority: req.uri().authority().cloned(),
+        };
+        let req = req.map(|inner| RequestWriteBody {
+            inner,
+            guard: DoneOnDrop(shared),
+            reported: false,
+        });
+        RequestWriteTimeoutFuture {
+            inner: self.inner.call(req),
+            sleep: LazySleep::default(),
+            watchdog: Some(watchdog),
+        }
+    }
+}
+
+/// Marks the upload done when the request body goes away, so the watchdog stops.
+#[derive(Debug)]
+struct DoneOnDrop(Option<Shared>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.0 {
+            let mut st = lock(shared);
+            st.done = true;
+            st.waiting_since = None;
+        }
+    }
+}
+
+/// Watches the shared state from the response side.
+#[derive(Debug)]
+struct Watchdog {
+    shared: Option<Shared>,
+    limit: Duration,
+    deadline: Option<RequestDeadline>,
+    stats: Option<Stats>,
+    authority: Option<Authority>,
+}
+
+impl Watchdog {
+    /// Ready with the bound that fired; pending while the upload is fine or over.
+    fn poll_fired(&mut self, sleep: &mut LazySleep, cx: &mut Context<'_>) -> Poll<Bound> {
+        loop {
+            let Some(shared) = &self.shared else {
+                return Poll::Pending;
+            };
+            let mut st = lock(shared);
+            if st.done {
+                drop(st);
+                self.shared = None;
+                return Poll::Pending;
+            }
+            if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+            let Some(since) = st.waiting_since else {
+                // Nothing handed over and not yet taken: the body's wake-up will wake us.
+                return Poll::Pending;
+            };
+            let bound = Bound::new(
+                since,
+                self.limit,
+                Phase::RequestWrite,
+                self.deadline.as_ref(),
+            );
+            if Instant::now() >= bound.at {
+                st.fired = Some(bound);
+                drop(st);
+                self.shared = None;
+                let err = bound.error();
+                fired(self.stats.as_ref(), self.authority.as_ref(), &err);
+                return Poll::Ready(bound);
+            }
+            drop(st);
+            // When the sleep fires, look again: the upload may have moved on since.
+            ready!(sleep.poll_until(bound.at, cx));
+        }
+    }
+}
+
+pin_project! {
+    /// The request body as the inner service sees it: records when the connection takes each
+    /// frame. Forwards `size_hint` and `is_end_stream`.
+    pub struct RequestWriteBody<B> {
+        #[pin]
+        inner: B,
+        guard: DoneOnDrop,
+        reported: bool,
+    }
+}
+
+impl<B> std::fmt::Debug for RequestWriteBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestWriteBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for RequestWriteBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let Some(shared) = &this.guard.0 else {
+            return this.inner.poll_frame(cx).map_err(Into::into);
+        };
+        {
+            let mut st = lock(shared);
+            if let Some(bound) = st.fired {
+                if *this.reported {
+                    return Poll::Ready(None);
+                }
+                *this.reported = true;
+                return Poll::Ready(Some(Err(bound.error().into())));
+            }
+            // The connection asks for more: whatever was handed over has been taken.
+            st.waiting_since = None;
+        }
+        let res = ready!(this.inner.poll_frame(cx));
+        let mut st = lock(shared);
+        match &res {
+            Some(Ok(_)) => st.waiting_since = Some(Instant::now()),
+            Some(Err(_)) | None => st.done = true,
+        }
+        if let Some(w) = st.waker.take() {
+            w.wake();
+        }
+        drop(st);
+        Poll::Ready(res.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequestWriteTimeout`].
+    pub struct RequestWriteTimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        sleep: LazySleep,
+        watchdog: Option<Watchdog>,
+    }
+}
+
+impl<F> std::fmt::Debug for RequestWriteTimeoutFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestWriteTimeoutFuture")
+            .field("watchdog", &self.watchdog)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, RB, E> Future for RequestWriteTimeoutFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<RequestWriteTimeoutBody<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(res) = this.inner.poll(cx) {
+            let resp = res.map_err(Into::into)?;
+            let watchdog = this
+                .watchdog
+                .take()
+                .expect("RequestWriteTimeoutFuture polled after completion");
+            return Poll::Ready(Ok(resp.map(|inner| RequestWriteTimeoutBody {
+                inner,
+                sleep: std::mem::take(this.sleep),
+                watchdog,
+                done: false,
+            })));
+        }
+        let watchdog = this
+            .watchdog
+            .as_mut()
+            .expect("RequestWriteTimeoutFuture polled after completion");
+        let bound = ready!(watchdog.poll_fired(this.sleep, cx));
+        Poll::Ready(Err(bound.error().into()))
+    }
+}
+
+pin_project! {
+    /// The response body of [`RequestWriteTimeout`]: keeps watching an upload that goes on after
+    /// the response headers arrived. Forwards `size_hint` and `is_end_stream`.
+    pub struct RequestWriteTimeoutBody<B> {
+        #[pin]
+        inner: B,
+        sleep: LazySleep,
+        watchdog: Watchdog,
+        done: bool,
+    }
+}
+
+impl<B> std::fmt::Debug for RequestWriteTimeoutBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestWriteTimeoutBody")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for RequestWriteTimeoutBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(bound) = this.watchdog.poll_fired(this.sleep, cx) {
+            *this.done = true;
+            return Poll::Ready(Some(Err(bound.error().into())));
+        }
+        let res = ready!(this.inner.poll_frame(cx));
+        if !matches!(res, Some(Ok(_))) {
+            *this.done = true;
+        }
+        Poll::Ready(res.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The deadline and the request-side phase timeouts against a real misbehaving server, through
+//! hyper-util's legacy client. Errors are found with `Error::find` through hyper-util's wrapping.
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_hardened::{
+    BodyIdleTimeoutLayer, BoxError, DeadlineLayer, Error, Phase, RequestWriteTimeoutLayer,
+    ResponseHeaderTimeoutLayer,
+};
+
+use support::TestServer;
+
+/// Sends a GET through `svc` and reads the body to the end; the phase of the error, if any.
+async fn get<S, B>(svc: S, uri: http::Uri) -> Result<usize, (Option<Phase>, String)>
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>, Error = BoxError>,
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let fail = |e: BoxError| (Error::find(&*e).and_then(Error::phase), e.to_string());
+    let resp = svc
+        .oneshot(Request::get(uri).body(Empty::new()).unwrap())
+        .await
+        .map_err(fail)?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| fail(e.into()))?;
+    Ok(body.to_bytes().len())
+}
+
+#[tokio::test]
+async fn endless_and_dripping_bodies_are_cut_by_the_total_deadline() {
+    let server = TestServer::start().await;
+    for path in ["/endless", "/drip/20"] {
+        let svc = ServiceBuilder::new()
+            .layer(DeadlineLayer::new(Duration::from_millis(300)))
+            .service(support::bare_client::<Empty<Bytes>>());
+        let start = Instant::now();
+        let err = get(svc, server.uri(path)).await.unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(err.0, Some(Phase::Total), "{path}: {}", err.1);
+        assert!(
+            took >= Duration::from_millis(300),
+            "{path}: cut early, {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "{path}: cut late, {took:?}");
+    }
+    // The cut bodies' connections are closed, not left streaming.
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn stalled_headers_fail_with_response_headers() {
+    let server = TestServer::start().await;
+    let client = support::bare_client::<Empty<Bytes>>();
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(10)))
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_millis(200)))
+        .service(client.clone());
+    let err = get(svc, server.uri("/stall-headers")).await.unwrap_err();
+    assert_eq!(err.0, Some(Phase::ResponseHeaders), "{}", err.1);
+    assert_eq!(err.1, "no response headers within 200ms");
+
+    // With a deadline shorter than the phase limit, the deadline is what fires and is named.
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(150)))
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(10)))
+        .service(client.clone());
+    let err = get(svc, server.uri("/stall-headers")).await.unwrap_err();
+    assert_eq!(err.0, Some(Phase::Total), "{}", err.1);
+    drop(client);
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn slow_chunks_fail_with_body_idle_while_a_steady_drip_passes() {
+    let server = TestServer::start().await;
+    let client = support::bare_client::<Empty<Bytes>>();
+    let svc = || {
+        ServiceBuilder::new()
+            .layer(DeadlineLayer::new(Duration::from_secs(20)))
+            .layer(BodyIdleTimeoutLayer::new(Duration::from_millis(250)))
+            .service(client.clone())
+    };
+    // 15 chunks 20 ms apart: the body takes ~300 ms in all, longer than the idle limit, and passes.
+    assert_eq!(
+        get(svc(), server.uri("/slow-chunks/20/15")).await,
+        Ok(15 * 16)
+    );
+    // 3 chunks 600 ms apart: the first gap is too long.
+    let err = get(svc(), server.uri("/slow-chunks/600/3"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.0, Some(Phase::BodyIdle), "{}", err.1);
+    assert_eq!(err.1, "no response body data for 250ms");
+}
+
+#[tokio::test]
+async fn a_stalled_upload_fails_with_request_write_and_its_connection_closes() {
+    let server = TestServer::start().await;
+    let client = support::bare_client::<tower_hardened::RequestWriteBody<support::ScriptBody>>();
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(20)))
+        .layer(RequestWriteTimeoutLayer::new(Duration::from_millis(300)))
+        .service(client.clone());
+    // The server reads nothing for 1.5 s, then reads on until the client stops sending.
+    let req = Request::post(server.uri("/upload-stall/1500"))
+        .body(support::endless_upload(64 * 1024))
+        .unwrap();
+    let start = Instant::now();
+    let err: BoxError = svc.oneshot(req).await.map(|_: Response<_>| ()).unwrap_err();
+    let found = Error::find(&*err).expect("our error in the chain");
+    assert_eq!(found.phase(), Some(Phase::RequestWrite), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    // The stuck upload does not keep going: once the server reads again it finds the connection
+    // closed (an upload still running would keep it open: the body is endless).
+    assert!(server.wait_open_at_most(0, Duration::from_secs(8)).await);
+    assert_eq!(server.accepted(), 1);
+    drop(client);
+}
+
+#[tokio::test]
+async fn a_normal_upload_and_download_pass_through_every_layer() {
+    let server = TestServer::start().await;
+    let client =
+        support::bare_client::<tower_hardened::RequestWriteBody<http_body_util::Full<Bytes>>>();
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(10)))
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(5)))
+        .layer(BodyIdleTimeoutLayer::new(Duration::from_secs(5)))
+        .layer(RequestWriteTimeoutLayer::new(Duration::from_secs(5)))
+        .service(client);
+    let body = http_body_util::Full::new(Bytes::from(vec![7u8; 300_000]));
+    let resp: Response<_> = svc
+        .oneshot(Request::post(server.uri("/echo")).body(body).unwrap())
+        .await
+        .unwrap();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "300000");
+    let _: Option<Incoming> = None;
+}
