@@ -183,3 +183,132 @@ async fn refused_connections_keep_hyper_utils_error() {
     }
     assert!(refused, "the io::Error cause is kept: {err:?}");
 }
+
+/// A connector whose first call goes to `first` and every later one to `later` (a hanging
+/// listener), counting its connect futures still alive.
+#[derive(Clone)]
+struct LaterCallsHang {
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    alive: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    later: Uri,
+    http: HttpConnector,
+}
+
+struct AliveGuard(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+                    tower_hardened::BoxError,
+                >,
+            > + Send,
+    >,
+>;
+
+impl tower_service::Service<Uri> for LaterCallsHang {
+    type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+    type Error = tower_hardened::BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dst = if self.calls.fetch_add(1, SeqCst) == 0 {
+            dst
+        } else {
+            self.later.clone()
+        };
+        self.alive.fetch_add(1, SeqCst);
+        let guard = AliveGuard(self.alive.clone());
+        let fut = self.http.call(dst);
+        Box::pin(async move {
+            let _guard = guard;
+            fut.await.map_err(Into::into)
+        })
+    }
+}
+
+/// hyper-util moves a connect to a background task when a pooled connection frees up first.
+/// A connect that hangs there lives on after the request is long done: bare, until the kernel
+/// gives up (minutes); with `ConnectTimeout`, until its limit.
+#[tokio::test]
+async fn a_connect_left_in_the_background_by_hyper_util_is_bounded_too() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    let server = TestServer::start().await;
+    let hanging = hanging_listener().await;
+    let later: Uri = format!("http://{}/", hanging.addr).parse().unwrap();
+
+    for hardened in [false, true] {
+        let alive = Arc::new(AtomicUsize::new(0));
+        let connector = LaterCallsHang {
+            calls: Arc::new(AtomicUsize::new(0)),
+            alive: alive.clone(),
+            later: later.clone(),
+            http: HttpConnector::new(),
+        };
+        let stats = Stats::new();
+        // Longer than request 1's drip, so that request 2 gets the pooled connection first.
+        let limit = Duration::from_secs(1);
+        if hardened {
+            let layered = ConnectTimeoutLayer::new(limit)
+                .stats(stats.clone())
+                .layer(connector);
+            leave_a_connect_behind(client(layered), &server, &alive).await;
+        } else {
+            leave_a_connect_behind(client(connector), &server, &alive).await;
+        }
+        tokio::time::sleep(limit + Duration::from_millis(500)).await;
+        if hardened {
+            assert_eq!(alive.load(SeqCst), 0, "the background connect was bounded");
+            assert_eq!(stats.snapshot().timeouts(Phase::Connect), 1);
+        } else {
+            assert_eq!(
+                alive.load(SeqCst),
+                1,
+                "bare: the background connect still hangs"
+            );
+        }
+    }
+}
+
+/// Makes hyper-util move a connect to the background: request 1 holds the only connection while
+/// its body drips; request 2 starts a connect (that hangs) and waits for a pooled connection at
+/// the same time; request 1 ends and request 2 takes its connection.
+async fn leave_a_connect_behind<C>(
+    client: Client<C, Empty<Bytes>>,
+    server: &TestServer,
+    alive: &std::sync::atomic::AtomicUsize,
+) where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    use std::sync::atomic::Ordering::SeqCst;
+    let accepted = server.accepted();
+    let first = client.get(server.uri("/slow-chunks/300/1")).await.unwrap();
+    let second = tokio::spawn(client.get(server.uri("/ok")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(alive.load(SeqCst), 1, "request 2 is connecting");
+    first.into_body().collect().await.unwrap();
+    let resp = second.await.unwrap().unwrap();
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+    assert_eq!(
+        server.accepted() - accepted,
+        1,
+        "request 2 reused request 1's connection"
+    );
+}

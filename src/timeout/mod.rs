@@ -67,6 +67,12 @@
 //! and return futures that are `Unpin` when the inner one is (hyper-util requires it), so the
 //! stack goes straight into `Client::builder(..).build(connector)`.
 //!
+//! They also bound what no request-side timeout can: when a pooled connection frees up while a
+//! request is still connecting, hyper-util's legacy client takes the pooled one and lets the
+//! connect go on in a **background task**. Unbounded, a connect to a dead host lives there until
+//! the kernel gives up (minutes), and a handshake with a server that never answers lives there
+//! forever; with these layers, until their limit.
+//!
 //! ## Where each layer goes
 //!
 //! ```text
