@@ -64,6 +64,7 @@ impl LazySleep {
 
 /// When a phase timer fires: the earlier of the phase's own limit and the request's deadline,
 /// and which of the two that is, so the error names the right phase.
+#[allow(dead_code)] // used by the timeout layers
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bound {
     pub(crate) at: Instant,
@@ -71,6 +72,7 @@ pub(crate) struct Bound {
     pub(crate) limit: Duration,
 }
 
+#[allow(dead_code)] // used by the timeout layers
 impl Bound {
     /// The bound of a phase of length `limit` starting at `start`, cut by `deadline` if earlier.
     pub(crate) fn new(

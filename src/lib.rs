@@ -88,7 +88,13 @@
 pub mod body_limit;
 mod clock;
 pub mod deadline;
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub mod drain;
 mod error;
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub mod pool;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -102,7 +108,16 @@ pub use crate::body_limit::{
     ResponseBodyLimit, ResponseBodyLimitBody, ResponseBodyLimitFuture, ResponseBodyLimitLayer,
 };
 pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+#[cfg(feature = "drain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
+pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+pub use crate::pool::{
+    ConnectionInfo, PoolClient, PoolClientBuilder, PoolConnectFuture, PoolConnector,
+    PoolConnectorLayer, PoolIo, Retire, RetireFuture, RetireLayer,
+};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{

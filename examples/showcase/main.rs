@@ -12,6 +12,8 @@
 mod support;
 
 mod connect;
+mod drain;
+mod pool;
 mod request;
 
 use std::time::Duration;
@@ -122,5 +124,7 @@ async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
     rows.extend(connect::rows().await);
+    rows.extend(drain::rows().await);
+    rows.extend(pool::rows().await);
     print(&rows);
 }

@@ -1,0 +1,195 @@
+//! Held-body (leak) detection: a registry of live bodies and one shared sweeper task per layer.
+//!
+//! Registering and removing a body is one uncontended mutex lock and a slot in a vector (a free
+//! list makes slots reused, a generation makes a stale key harmless). No task, timer or waker per
+//! body: one sweeper task, holding only a `Weak` to the registry, sleeps until the earliest
+//! unreported body reaches the threshold, reports every body that has, and sleeps again. It ends
+//! when the registry is gone (the layer, its services and every body dropped); the registry also
+//! aborts it on drop, so it does not outlive them by a single tick.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use http::{Method, Uri};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::clock;
+use crate::stats::Stats;
+
+/// The part of the threshold by which sweeps are spaced at least, so a stream of bodies with
+/// deadlines close together costs at most ten scans per threshold, not one per body. A body is
+/// thus reported between `threshold` and `threshold * 1.1` after its headers arrived.
+const SWEEPS_PER_THRESHOLD: u32 = 10;
+
+/// The smallest spacing between two sweeps.
+const MIN_SPACING: Duration = Duration::from_millis(1);
+
+pub(crate) struct Registry {
+    threshold: Duration,
+    spacing: Duration,
+    stats: Option<Stats>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    entry: Option<Entry>,
+}
+
+struct Entry {
+    method: Method,
+    uri: Uri,
+    since: Instant,
+    reported: bool,
+}
+
+/// A body's place in the registry; given back to [`Registry::remove`] when it ends or is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeakKey {
+    index: usize,
+    generation: u64,
+}
+
+impl Registry {
+    pub(crate) fn new(threshold: Duration, stats: Option<Stats>) -> Registry {
+        Registry {
+            threshold,
+            spacing: (threshold / SWEEPS_PER_THRESHOLD).max(MIN_SPACING),
+            stats,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing in the critical sections can panic half-way, so a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a live body from now on; starts the sweeper if none runs (first body, or the
+    /// runtime that ran the last one is gone). Without a tokio runtime the body is recorded but
+    /// only swept once a body is registered from inside one.
+    pub(crate) fn register(self: &Arc<Self>, method: Method, uri: Uri) -> LeakKey {
+        let mut state = self.lock();
+        let since = Instant::now();
+        let index = match state.free.pop() {
+            Some(i) => i,
+            None => {
+                state.slots.push(Slot::default());
+                state.slots.len() - 1
+            }
+        };
+        let slot = &mut state.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.entry = Some(Entry {
+            method,
+            uri,
+            since,
+            reported: false,
+        });
+        let key = LeakKey {
+            index,
+            generation: slot.generation,
+        };
+        if state.sweeper.as_ref().is_none_or(JoinHandle::is_finished) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                state.sweeper = Some(rt.spawn(sweeper(Arc::downgrade(self))));
+            }
+        }
+        key
+    }
+
+    /// Forgets a body that ended or was dropped: it is never reported after this.
+    pub(crate) fn remove(&self, key: LeakKey) {
+        let mut state = self.lock();
+        if let Some(slot) = state.slots.get_mut(key.index) {
+            if slot.generation == key.generation && slot.entry.take().is_some() {
+                state.free.push(key.index);
+            }
+        }
+    }
+
+    /// Bodies registered and not yet removed.
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        let state = self.lock();
+        state.slots.len() - state.free.len()
+    }
+
+    /// Reports every body held past the threshold (once each) and returns when the earliest
+    /// body not yet reported will be due.
+    fn sweep(&self, now: Instant) -> Option<Instant> {
+        let mut due = Vec::new();
+        let mut earliest: Option<Instant> = None;
+        {
+            let mut state = self.lock();
+            for entry in state.slots.iter_mut().filter_map(|s| s.entry.as_mut()) {
+                if entry.reported {
+                    continue;
+                }
+                let at = clock::add(entry.since, self.threshold);
+                if at <= now {
+                    entry.reported = true;
+                    due.push((entry.method.clone(), entry.uri.clone(), now - entry.since));
+                } else {
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                }
+            }
+        }
+        // Outside the lock: registration never waits for a log line.
+        for (method, uri, age) in due {
+            if let Some(stats) = &self.stats {
+                stats.leak();
+            }
+            tracing::warn!(
+                %method,
+                %uri,
+                ?age,
+                "response body held for {age:?} without being read to its end or dropped \
+                 (it pins its connection); read it or drop it"
+            );
+        }
+        earliest
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = state.sweeper.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The one sweeper of a registry. Holds only a `Weak`: it never keeps the layer alive.
+async fn sweeper(registry: Weak<Registry>) {
+    let mut last: Option<Instant> = None;
+    loop {
+        let next = {
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            let now = Instant::now();
+            // A body registered after this sweep is due no earlier than `now + threshold`, so
+            // with nothing pending that is the next time anything can be due.
+            let mut next = registry
+                .sweep(now)
+                .unwrap_or_else(|| clock::add(now, registry.threshold));
+            if let Some(last) = last {
+                next = next.max(clock::add(last, registry.spacing));
+            }
+            next
+        };
+        last = Some(next);
+        tokio::time::sleep_until(next).await;
+    }
+}

@@ -1,0 +1,196 @@
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::hosts::Slot;
+use super::ConnectionInfo;
+use crate::stats::{CloseReason, Stats};
+
+pin_project! {
+    /// A connection made by [`PoolConnector`](super::PoolConnector): the inner IO plus its hold
+    /// on the per-host cap, its [`ConnectionInfo`] tag and its lifetime timer.
+    ///
+    /// It forwards [`hyper::rt::Read`], [`hyper::rt::Write`] (vectored writes included) and
+    /// hyper-util's [`Connection::connected`] (ALPN, proxy and other extras stay intact; the
+    /// [`ConnectionInfo`] is added to them). The cap permit is given back exactly when this
+    /// value is dropped, that is when hyper-util's connection task ends.
+    pub struct PoolIo<T> {
+        #[pin]
+        inner: T,
+        info: ConnectionInfo,
+        // Boxed so that the IO stays `Unpin` as hyper-util requires; one allocation per
+        // connection, only when a lifetime is set.
+        retire: Option<Pin<Box<Sleep>>>,
+        slot: Option<Slot>,
+        stats: Option<Stats>,
+        idle_timeout: Option<Duration>,
+        last_io: Instant,
+        failed: bool,
+    }
+
+    impl<T> PinnedDrop for PoolIo<T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let reason = if this.info.is_retired() {
+                CloseReason::Lifetime
+            } else if *this.failed {
+                CloseReason::Error
+            } else if this.idle_timeout.is_some_and(|t| this.last_io.elapsed() >= t) {
+                CloseReason::Idle
+            } else {
+                CloseReason::Other
+            };
+            this.info.release();
+            if let Some(stats) = this.stats.as_ref() {
+                stats.connection_closed(reason);
+            }
+            tracing::debug!(
+                connection = this.info.id(),
+                host = this.slot.as_ref().map(|s| s.key().1.as_str()),
+                age = ?this.info.age(),
+                ?reason,
+                "pooled connection closed"
+            );
+            drop(this.slot.take());
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for PoolIo<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolIo")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> PoolIo<T> {
+    pub(crate) fn new(
+        inner: T,
+        info: ConnectionInfo,
+        slot: Option<Slot>,
+        stats: Option<Stats>,
+        idle_timeout: Option<Duration>,
+    ) -> Self {
+        if let Some(stats) = &stats {
+            stats.connection_opened();
+        }
+        tracing::debug!(
+            connection = info.id(),
+            host = slot.as_ref().map(|s| s.key().1.as_str()),
+            "pooled connection opened"
+        );
+        PoolIo {
+            inner,
+            retire: info
+                .retire_at()
+                .map(|at| Box::pin(tokio::time::sleep_until(at))),
+            info,
+            slot,
+            stats,
+            idle_timeout,
+            last_io: Instant::now(),
+            failed: false,
+        }
+    }
+
+    /// This connection's tag.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The inner IO.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// The inner IO, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+/// Notes IO activity and failures for the close reason.
+fn seen<R>(res: &Poll<io::Result<R>>, last_io: &mut Instant, failed: &mut bool) {
+    match res {
+        Poll::Ready(Ok(_)) => *last_io = Instant::now(),
+        Poll::Ready(Err(_)) => *failed = true,
+        Poll::Pending => {}
+    }
+}
+
+impl<T: Read> Read for PoolIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        // hyper keeps a read pending on every pooled connection, idle ones included, so the
+        // lifetime timer registered here wakes the connection's task when it is due.
+        if let Some(sleep) = this.retire.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                *this.retire = None;
+                this.info.expire();
+            }
+        }
+        let res = this.inner.poll_read(cx, buf);
+        seen(&res, this.last_io, this.failed);
+        res
+    }
+}
+
+impl<T: Write> Write for PoolIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.inner.poll_write(cx, buf);
+        seen(&res, this.last_io, this.failed);
+        res
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Not activity: hyper also flushes when it closes an idle connection.
+        let this = self.project();
+        let res = this.inner.poll_flush(cx);
+        if let Poll::Ready(Err(_)) = res {
+            *this.failed = true;
+        }
+        res
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let res = this.inner.poll_write_vectored(cx, bufs);
+        seen(&res, this.last_io, this.failed);
+        res
+    }
+}
+
+impl<T: Connection> Connection for PoolIo<T> {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(self.info.clone())
+    }
+}
