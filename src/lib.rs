@@ -11,6 +11,7 @@
 //! | one total deadline, body included ([`deadline`]) | [`DeadlineLayer`] | [`Phase::Total`] |
 //! | a byte cap on response bodies ([`body_limit`]) | [`ResponseBodyLimitLayer`] | — (`ErrorKind::BodyTooLarge`) |
 //! | per-phase timeouts ([`timeout`]) | [`ResponseHeaderTimeoutLayer`], [`BodyIdleTimeoutLayer`], [`RequestWriteTimeoutLayer`] | `ResponseHeaders`, `BodyIdle`, `RequestWrite` |
+//! | connector timeouts ([`timeout`]) | [`ConnectTimeoutLayer`], [`TlsHandshakeTimeoutLayer`] | `Connect`, `TlsHandshake` |
 //!
 //! # One clock
 //!
@@ -69,7 +70,7 @@
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
 //! | `preset` | the one-line safe stack | yes |
-//! | `tls` | TLS handshake timeouts with rustls | no |
+//! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
 //! | `full` | all of the above | no |
 //!
 //! The [`deadline`] module, [`Error`] and [`Stats`] are always there.
@@ -133,6 +134,12 @@ pub use crate::timeout::{
     RequestWriteBody, RequestWriteTimeout, RequestWriteTimeoutBody, RequestWriteTimeoutFuture,
     RequestWriteTimeoutLayer, ResponseHeaderTimeout, ResponseHeaderTimeoutFuture,
     ResponseHeaderTimeoutLayer,
+};
+#[cfg(feature = "timeout")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+pub use crate::timeout::{
+    ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer, TlsHandshakeTimeout,
+    TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer,
 };
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -11,6 +11,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod connect;
 mod drain;
 mod limit;
 mod pool;
@@ -123,6 +124,7 @@ fn print(rows: &[Row]) {
 async fn main() {
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
+    rows.extend(connect::rows().await);
     rows.extend(limit::rows().await);
     rows.extend(drain::rows().await);
     rows.extend(pool::rows().await);

@@ -379,6 +379,11 @@ impl Logs {
             .with_writer(move || writer.clone())
             .with_max_level(tracing::Level::WARN)
             .finish();
+        // Keep a second dispatcher alive for the whole process: with exactly one live scoped
+        // dispatcher, tracing-core takes its "just one" path, and a callsite first hit on another
+        // test's thread (no subscriber there) is cached as `never`, losing this test's events.
+        static KEEP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        KEEP.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         (logs, tracing::subscriber::set_default(subscriber))
     }
 

@@ -400,3 +400,143 @@ pub fn endless_upload(chunk: usize) -> ScriptBody {
 
 /// Unused-infallible helper so `Infallible` stays imported for callers.
 pub type Never = Infallible;
+
+/// A TCP listener whose accept queue is full, so that further connects to it hang: created with
+/// backlog 0 and filled with connections that are never accepted, until one connect does not
+/// finish (checked, not assumed: panics if this kernel answers anyway). Connects to `addr` hang
+/// while this value lives.
+pub struct HangingListener {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _fillers: Vec<tokio::net::TcpStream>,
+}
+
+pub async fn hanging_listener() -> HangingListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(300), attempt).await {
+            Ok(Ok(s)) => fillers.push(s),
+            Ok(Err(e)) => panic!("connect to the backlog-0 listener failed: {e}"),
+            // This one hung: the queue is full, later connects hang too.
+            Err(_) => {
+                return HangingListener {
+                    addr,
+                    _listener: listener,
+                    _fillers: fillers,
+                }
+            }
+        }
+    }
+    panic!("connects to a full accept queue do not hang on this kernel");
+}
+
+/// The TCP states (numbers as in /proc/net/tcp: 1 established, 2 SYN sent, 4/5 FIN wait) of
+/// this machine's IPv4 sockets whose *remote* end is `addr`: the client side of connections to
+/// a local server.
+pub fn tcp_states_to(addr: SocketAddr) -> Vec<u8> {
+    let SocketAddr::V4(v4) = addr else {
+        return Vec::new();
+    };
+    let want = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&want.as_str()))
+                .then(|| u8::from_str_radix(f.get(3)?, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`, made now: a rustls server config
+/// with it (ALPN `h2` and `http/1.1`), and a client config that trusts it and nothing else. Ring
+/// provider.
+pub fn tls_configs() -> (
+    Arc<tokio_rustls::rustls::ServerConfig>,
+    tokio_rustls::rustls::ClientConfig,
+) {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("self-signed certificate");
+    let cert = made.cert.der().clone();
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("server config");
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), client)
+}
+
+impl TestServer {
+    /// The same server over TLS (rustls, `config` from [`tls_configs`]): HTTP/1.1 or HTTP/2 by
+    /// ALPN. Counts connections once their handshake is done.
+    pub async fn start_tls(config: Arc<tokio_rustls::rustls::ServerConfig>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    c.accepted.fetch_add(1, SeqCst);
+                    let now = c.open.fetch_add(1, SeqCst) + 1;
+                    c.peak_open.fetch_max(now, SeqCst);
+                    let _guard = OpenGuard(c.clone());
+                    let counters = c.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        counters.requests.fetch_add(1, SeqCst);
+                        handle(req)
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        TestServer { addr, counters }
+    }
+
+    /// `https://127.0.0.1:PORT{path}`.
+    pub fn https_uri(&self, path: &str) -> Uri {
+        format!("https://{}{}", self.addr, path).parse().unwrap()
+    }
+}
