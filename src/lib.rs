@@ -98,6 +98,9 @@ pub mod limit;
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 pub mod pool;
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub mod preset;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -126,6 +129,11 @@ pub use crate::limit::{
 pub use crate::pool::{
     ConnectionInfo, PoolClient, PoolClientBuilder, PoolConnectFuture, PoolConnector,
     PoolConnectorLayer, PoolIo, Retire, RetireFuture, RetireLayer,
+};
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub use crate::preset::{
+    Hardened, HardenedClient, HardenedConnector, HardenedLayer, HardenedService, ServiceBuilderExt,
 };
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]

@@ -28,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) max_waiting: usize,
     pub(crate) acquire_timeout: Option<Duration>,
     pub(crate) stats: Option<Stats>,
+    /// Whether this limiter counts `in_flight` in `stats` (the preset stacks two limiters on one
+    /// handle and lets only the global one count it, so no request counts twice).
+    pub(crate) count_in_flight: bool,
 }
 
 /// Envoy's default pending-request queue per cluster (`max_pending_requests`).
@@ -50,7 +53,13 @@ impl Config {
             max_waiting: DEFAULT_MAX_WAITING,
             acquire_timeout: None,
             stats: None,
+            count_in_flight: true,
         }
+    }
+
+    /// The stats handle, if in-flight requests are to be counted in it.
+    pub(crate) fn in_flight_stats(&self) -> Option<&Stats> {
+        self.stats.as_ref().filter(|_| self.count_in_flight)
     }
 
     pub(crate) fn refuse(&self, waiting: usize, scope: &dyn fmt::Display) -> Error {
@@ -134,7 +143,7 @@ impl Global {
         // when nobody is queued: the fast path never jumps the queue.
         if let Ok(permit) = self.sem.clone().try_acquire_owned() {
             self.in_flight.fetch_add(1, AcqRel);
-            if let Some(stats) = &self.config.stats {
+            if let Some(stats) = self.config.in_flight_stats() {
                 stats.in_flight_add(1);
             }
             return Admission::Now(Permit::new(Scope::Global(self.clone()), permit));
@@ -181,6 +190,8 @@ impl Scope {
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
+        }
+        if let Some(stats) = self.config().in_flight_stats() {
             stats.in_flight_add(1);
         }
     }
@@ -206,7 +217,7 @@ impl Scope {
             }
             Scope::Host(h, key, host) => h.left(key, host),
         }
-        if let Some(stats) = &self.config().stats {
+        if let Some(stats) = self.config().in_flight_stats() {
             stats.in_flight_add(-1);
         }
     }

@@ -175,6 +175,13 @@ impl PerHostLimitLayer {
         self.with(|c| c.stats = Some(stats))
     }
 
+    /// Counts waits, refusals and timeouts in the stats but not `in_flight`, for a per-host
+    /// limiter stacked with a global one on the same handle (the preset does this).
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn without_in_flight_count(self) -> Self {
+        self.with(|c| c.count_in_flight = false)
+    }
+
     pub(crate) fn gate_admit(&self, key: super::per_host::HostKey) -> super::gate::Admission {
         self.gate.admit(key)
     }

@@ -205,7 +205,7 @@ impl Hosts {
             drop(map);
             host.in_flight.fetch_add(1, AcqRel);
             self.in_flight.fetch_add(1, AcqRel);
-            if let Some(stats) = &self.config.stats {
+            if let Some(stats) = self.config.in_flight_stats() {
                 stats.in_flight_add(1);
             }
             return Admission::Now(Permit::new(Scope::Host(self.clone(), key, host), permit));

@@ -8,10 +8,12 @@
 //! | [`ConnectTimeoutLayer`] (on the connector) | `Connect` | name resolution + TCP connect | Go `Dialer.Timeout` |
 //! | [`TlsHandshakeTimeoutLayer`] (on the connector) | `TlsHandshake` | the TLS handshake only | Go `TLSHandshakeTimeout` |
 //!
-//! Every timer here stops at the earlier of its own limit and the request's
+//! Every request-side timer here stops at the earlier of its own limit and the request's
 //! [`RequestDeadline`](crate::RequestDeadline) (set by [`DeadlineLayer`](crate::DeadlineLayer)),
-//! and the error says which of the two fired: one clock for the whole exchange. Zero limits are
-//! rejected when the layer is built.
+//! and the error says which of the two fired: one clock for the whole exchange. (Connectors are
+//! called with a `Uri`, not the request, so the connector layers cannot see the deadline; the
+//! `DeadlineLayer` above the client bounds connecting against it.) Zero limits are rejected when
+//! the layer is built.
 //!
 //! # Example
 //!
@@ -48,8 +50,6 @@
 //!   not forward `size_hint`, and knows nothing of a request deadline.
 //! - No Rust client has a request-write (upload stall) timeout; reqwest's `read_timeout` is per
 //!   read, its `timeout` is a total over everything with no phase.
-//!
-//! <!-- BEGIN connect/tls part (issue 3) -->
 //!
 //! # Connector-side timeouts: connect and TLS handshake
 //!
@@ -157,8 +157,6 @@
 //! - Connectors get a `Uri`, not the request, so these layers do not see the request's
 //!   [`RequestDeadline`](crate::RequestDeadline): the `DeadlineLayer` above the client bounds the
 //!   whole request, connecting included.
-//!
-//! <!-- END connect/tls part (issue 3) -->
 
 mod body_idle;
 mod connect;

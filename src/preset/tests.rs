@@ -1,0 +1,193 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::time::advance;
+use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
+use tower::{Service, ServiceExt};
+use tower_test::mock;
+
+use super::*;
+use crate::deadline::RequestDeadline;
+use crate::test_util::*;
+use crate::Phase;
+
+type Up = RequestWriteBody<http_body_util::Empty<Bytes>>;
+type Inner = mock::Mock<Request<Up>, Response<ChannelBody>>;
+
+fn get() -> Request<http_body_util::Empty<Bytes>> {
+    Request::get("http://a.test/")
+        .body(http_body_util::Empty::new())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stack_shares_one_clock_and_one_stats_handle() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(5))
+        .response_headers(Duration::from_secs(2));
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(get()));
+    assert_pending!(fut.poll());
+    let (req, _send) = handle.next_request().await.unwrap();
+    // The deadline set at the outermost layer is what the innermost service sees.
+    assert_eq!(
+        RequestDeadline::of(&req).unwrap().remaining(),
+        Duration::from_secs(5)
+    );
+    assert_eq!(stats.snapshot().in_flight, 1);
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
+    let snap = stats.snapshot();
+    assert_eq!(snap.timeouts(Phase::ResponseHeaders), 1);
+    assert_eq!(snap.in_flight, 0, "the permit went with the failed future");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_permit_lives_until_the_body_ends_and_is_counted_once() {
+    let preset = Hardened::new().max_in_flight(1).max_per_host(1);
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let call = |svc: &mut HardenedService<Inner>| svc.call(get());
+    let mut first = task::spawn(call(&mut svc));
+    assert_pending!(first.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let resp = assert_ready!(first.poll()).unwrap();
+    // Two stacked limiters, one handle: one request in flight, not two.
+    assert_eq!(stats.snapshot().in_flight, 1);
+
+    let mut second = task::spawn(call(&mut svc));
+    assert_pending!(second.poll());
+    assert_eq!(stats.snapshot().waiting, 1);
+    assert!(
+        handle.poll_request().is_pending(),
+        "second must wait for the body"
+    );
+
+    tx.send(Ok(Bytes::from("x"))).unwrap();
+    drop(tx);
+    let body = resp.into_body().collect().await.unwrap();
+    assert_eq!(body.to_bytes(), "x");
+    assert!(second.is_woken());
+    assert_pending!(second.poll());
+    let (_req, _send) = handle.next_request().await.unwrap();
+    let snap = stats.snapshot();
+    assert_eq!((snap.in_flight, snap.waiting), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_builder_ext_composes_the_same_layers() {
+    let svc = tower::ServiceBuilder::new()
+        .deadline(Duration::from_secs(1))
+        .held_concurrency_limit(4)
+        .per_host_limit(2)
+        .drain_on_drop()
+        .response_body_limit(1024)
+        .response_header_timeout(Duration::from_secs(5))
+        .body_idle_timeout(Duration::from_secs(5))
+        .request_write_timeout(Duration::from_secs(5))
+        .service(tower::service_fn(
+            |_req: Request<RequestWriteBody<ChannelBody>>| async {
+                let (tx, body) = ChannelBody::new();
+                // A body that never ends: the deadline set by `.deadline()` must cut it.
+                std::mem::forget(tx);
+                Ok::<_, std::convert::Infallible>(Response::new(body))
+            },
+        ));
+    let (_tx, up) = ChannelBody::new();
+    let req = Request::get("http://a.test/").body(up).unwrap();
+    let resp = svc.oneshot(req).await.unwrap();
+    let err = resp.into_body().collect().await.unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+
+    let preset = Hardened::new();
+    let svc = tower::ServiceBuilder::new()
+        .hardened(&preset)
+        .service(tower::service_fn(
+            |_req: Request<RequestWriteBody<ChannelBody>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                    Bytes::from("ok"),
+                )))
+            },
+        ));
+    let (tx, up) = ChannelBody::new();
+    drop(tx);
+    let resp = svc
+        .oneshot(Request::get("http://a.test/").body(up).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.body().size_hint().exact(),
+        Some(2),
+        "size hint survives every wrapper"
+    );
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+}
+
+#[test]
+fn bad_configuration_is_refused_at_construction() {
+    let cases: Vec<(fn(), &str)> = vec![
+        (
+            || drop(Hardened::new().total(Duration::ZERO)),
+            "Hardened::total must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().connect(Duration::ZERO)),
+            "Hardened::connect must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().body_idle(Duration::ZERO)),
+            "Hardened::body_idle must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().max_in_flight(0)),
+            "max_in_flight must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().max_per_host(0)),
+            "max_per_host must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().max_response_body(0)),
+            "cap must be greater than zero",
+        ),
+        (
+            || drop(Hardened::new().max_response_header_bytes(100)),
+            "at least 8192",
+        ),
+    ];
+    for (f, text) in cases {
+        let err = std::panic::catch_unwind(f).unwrap_err();
+        let msg = err
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap();
+        assert!(msg.contains(text), "{msg:?} should contain {text:?}");
+    }
+    // Very large limits are fine: they mean "no limit".
+    let _ = Hardened::new()
+        .total(Duration::MAX)
+        .response_headers(Duration::MAX)
+        .max_waiting(usize::MAX);
+}
+
+#[test]
+fn public_types_are_send_sync_clone() {
+    assert_send_sync::<Hardened>();
+    assert_clone::<Hardened>();
+    assert_send_sync::<HardenedLayer>();
+    assert_clone::<HardenedLayer>();
+    assert_send_sync::<HardenedService<Inner>>();
+    assert_clone::<HardenedService<Inner>>();
+    assert_send_sync::<HardenedClient<http_body_util::Empty<Bytes>>>();
+    assert_clone::<HardenedClient<http_body_util::Empty<Bytes>>>();
+}
