@@ -44,7 +44,7 @@
 //! | TLS handshake | 10 s | 10 s | (in connect) | — | Go's |
 //! | response headers | 10 s | ∞ | 10 s (`readTimeout`) | — | OkHttp's; a server that has not started answering in 10 s is stuck |
 //! | body idle | 30 s | ∞ | 10 s (`readTimeout`) | Envoy stream idle 5 min | between OkHttp and Envoy: streams may pause, stalls must end |
-//! | request write | 10 s | ∞ | 10 s (`writeTimeout`) | — | OkHttp's |
+//! | request write | 10 s | ∞ | 10 s (`writeTimeout`) | — | OkHttp's; also bounds a socket write that makes no progress ([`PoolConnectorLayer::write_stall_timeout`](crate::PoolConnectorLayer::write_stall_timeout)), so a peer that never reads cannot pin a connection task |
 //! | requests in flight | 256 | ∞ | 64 (`maxRequests`) | HikariCP pool 10 | OkHttp's is tuned for phones; 256 bounds a server's fan-out |
 //! | requests per host | 64 | ∞ (`MaxConnsPerHost`) | 5 (`maxRequestsPerHost`) | — | 5 throttles service-to-service traffic; 64 still stops one slow host from taking everything |
 //! | waiting requests | 1024 | — | ∞ | Envoy pending queue 1024 | Envoy's: then fail fast with `Overloaded` |
@@ -55,7 +55,7 @@
 //! | idle connections per host | 16 | 2 | 5 (in all) | — | Go's 2 causes connection churn under load |
 //! | connections per host | 128 | ∞ | — | — | in-flight per host plus idle, with room for background dials |
 //! | max connection lifetime | 30 min − ≤ 2.5 % | ∞ | ∞ | HikariCP 30 min − ≤ 2.5 % | HikariCP's: DNS changes and server rotation are picked up |
-//! | response header bytes | 64 KiB | 1 MiB (`MaxResponseHeaderBytes`) | — | — | far above real headers, far below what exhausts memory |
+//! | response header bytes | 64 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | far above real headers, far below what exhausts memory |
 //! | response body bytes | unlimited | ∞ | ∞ | — | streams are legitimate; set [`Hardened::max_response_body`] when you collect |
 
 use std::time::Duration;
@@ -338,10 +338,14 @@ impl Hardened {
         B::Error: Into<crate::BoxError>,
     {
         let header_bytes = self.max_response_header_bytes;
-        let pool = self.pool.clone().configure(move |b| {
-            b.http1_max_buf_size(header_bytes)
-                .http2_max_header_list_size(header_bytes as u32);
-        });
+        let pool = self
+            .pool
+            .clone()
+            .write_stall_timeout(self.request_write)
+            .configure(move |b| {
+                b.http1_max_buf_size(header_bytes)
+                    .http2_max_header_list_size(header_bytes as u32);
+            });
         self.layer().layer(pool.build(connector))
     }
 }

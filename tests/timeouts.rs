@@ -147,3 +147,35 @@ async fn a_normal_upload_and_download_pass_through_every_layer() {
     assert_eq!(text, "300000");
     let _: Option<Incoming> = None;
 }
+
+/// A peer that never reads the upload and never closes: after the request-write timeout, the
+/// client's connection must not stay stuck flushing into a full socket.
+#[cfg(feature = "preset")]
+#[tokio::test]
+async fn a_stalled_upload_to_a_peer_that_never_reads_leaves_no_task_behind() {
+    let server = TestServer::start_on_own_thread();
+    let baseline = support::live_tasks().unwrap();
+    let preset = tower_hardened::Hardened::new().request_write(Duration::from_millis(300));
+    let stats = preset.stats_handle();
+    let client = preset.client::<support::ScriptBody>();
+    let req = Request::post(server.uri("/upload-stall"))
+        .body(support::endless_upload(64 * 1024))
+        .unwrap();
+    let err: BoxError = client.oneshot(req).await.map(|_| ()).unwrap_err();
+    assert_eq!(
+        Error::find(&*err).and_then(Error::phase),
+        Some(Phase::RequestWrite),
+        "{err}"
+    );
+    // The connection task ends and its socket closes: no task is left once it has had time to.
+    let end = Instant::now() + Duration::from_secs(5);
+    while support::live_tasks().unwrap() > baseline && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        support::live_tasks().unwrap(),
+        baseline,
+        "a task is stuck on the dead upload"
+    );
+    assert_eq!(stats.snapshot().connections_open, 0);
+}

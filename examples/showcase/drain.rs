@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_hardened::{DrainOnDropLayer, Stats};
+use tower::{Service, ServiceExt};
+use tower_hardened::{DrainOnDropLayer, Hardened, Stats};
 
 use crate::support::{bare_client, TestServer};
 use crate::Row;
@@ -23,7 +23,8 @@ where
     S::Error: std::fmt::Debug,
     B: Send + 'static,
 {
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
+    let probe = crate::Probe::start();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CALLERS {
@@ -46,8 +47,8 @@ where
         n as f64 / took.as_secs_f64()
     );
     row.time = Some(took);
-    row.opened = Some(server.accepted());
-    row.peak_open = Some(server.peak_open());
+    drop(svc);
+    probe.finish(row, Some(&server)).await;
 }
 
 /// Takes the headers of `/stall-body`, reads one chunk and then holds the body, never polling it.
@@ -84,26 +85,25 @@ pub async fn rows() -> Vec<Row> {
     drop_unread(bare_client::<Empty<Bytes>>(), &mut bare).await;
     rows.push(bare);
     let mut hardened = Row::new("dropped 64 KiB bodies", "hardened");
-    let svc = ServiceBuilder::new()
-        .layer(DrainOnDropLayer::new())
-        .service(bare_client::<Empty<Bytes>>());
-    drop_unread(svc, &mut hardened).await;
+    drop_unread(Hardened::new().client::<Empty<Bytes>>(), &mut hardened).await;
     rows.push(hardened);
 
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
     let mut bare = Row::new("held body", "bare");
     hold(bare_client::<Empty<Bytes>>(), &server, None, &mut bare).await;
     rows.push(bare);
-    let stats = Stats::new();
     let mut hardened = Row::new("held body", "hardened");
-    let svc = ServiceBuilder::new()
-        .layer(
-            DrainOnDropLayer::new()
-                .leak_threshold(Duration::from_millis(500))
-                .stats(stats.clone()),
-        )
-        .service(bare_client::<Empty<Bytes>>());
-    hold(svc, &server, Some(&stats), &mut hardened).await;
+    let preset = Hardened::new()
+        .drain(DrainOnDropLayer::new().leak_threshold(Duration::from_millis(500)))
+        .body_idle(Duration::from_secs(30));
+    let stats = preset.stats_handle();
+    hold(
+        preset.client::<Empty<Bytes>>(),
+        &server,
+        Some(&stats),
+        &mut hardened,
+    )
+    .await;
     rows.push(hardened);
     rows
 }

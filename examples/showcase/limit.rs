@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use tower::{Service, ServiceBuilder};
-use tower_hardened::{ConcurrencyLimitLayer, DeadlineLayer};
+use tower::Service;
+use tower_hardened::Hardened;
 
 use crate::support::{bare_client, live_tasks, rss_kib, TestServer};
 use crate::{describe, Row};
@@ -91,17 +91,18 @@ where
 pub async fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
 
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
     let mut bare = Row::new(SCENARIO, "bare");
     flood(bare_client::<Empty<Bytes>>(), &server, &mut bare).await;
     rows.push(bare);
 
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
     let mut hardened = Row::new(SCENARIO, "hardened");
-    let svc = ServiceBuilder::new()
-        .layer(DeadlineLayer::new(Duration::from_secs(1)))
-        .layer(ConcurrencyLimitLayer::new(LIMIT).max_waiting(FLOOD))
-        .service(bare_client::<Empty<Bytes>>());
+    let svc = Hardened::new()
+        .total(Duration::from_secs(1))
+        .max_in_flight(LIMIT)
+        .max_per_host(LIMIT)
+        .client::<Empty<Bytes>>();
     flood(svc, &server, &mut hardened).await;
     rows.push(hardened);
     rows

@@ -6,6 +6,11 @@
 //! ```
 //!
 //! Each scenario lives in its own module and returns rows; `main` only runs them and prints.
+//! The hardened side is always the one-line preset, `Hardened::new()`, with a few limits made
+//! short so the table prints in seconds. Every server runs on its own runtime thread, so the
+//! "tasks" column counts the client's tasks alone: live tokio tasks left after the scenario and
+//! the client are gone. "rss KiB" is the growth of this process's resident memory over the row;
+//! "conns" and "peak" are what the server saw.
 #![allow(unreachable_pub)]
 
 #[path = "../../tests/support/mod.rs"]
@@ -50,6 +55,90 @@ impl Row {
             ..Row::default()
         }
     }
+}
+
+/// Starts a fresh misbehaving server on a runtime of its own (one thread), so its tasks are not
+/// counted with the client's.
+pub fn fresh_server() -> support::TestServer {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            tx.send(support::TestServer::start().await)
+                .expect("send server");
+            std::future::pending::<()>().await
+        });
+    });
+    rx.recv().expect("server started")
+}
+
+/// What a row measures around a scenario: resident memory and live tasks before it, and the
+/// server's counts after it.
+pub struct Probe {
+    rss: Option<u64>,
+    tasks: usize,
+}
+
+impl Probe {
+    /// Takes the "before" numbers. Create it before the client.
+    pub fn start() -> Probe {
+        Probe {
+            rss: support::rss_kib(),
+            tasks: support::live_tasks().unwrap_or(0),
+        }
+    }
+
+    /// Fills the resource columns of `row`. Call it after the client is dropped: it gives
+    /// connection tasks up to 1.5 s to notice and end, then counts what is left.
+    pub async fn finish(self, row: &mut Row, server: Option<&support::TestServer>) {
+        let settle = std::time::Instant::now();
+        while support::live_tasks().unwrap_or(0) > self.tasks
+            && settle.elapsed() < Duration::from_millis(1500)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        row.tasks_left = support::live_tasks().map(|n| n as i64 - self.tasks as i64);
+        row.rss_kib = match (self.rss, support::rss_kib()) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        };
+        if let Some(server) = server {
+            row.opened = Some(server.accepted());
+            row.peak_open = Some(server.peak_open());
+        }
+    }
+}
+
+/// Sends `req` through `svc` and reads the whole body, giving up after `patience`; fills the
+/// outcome, phase and time of `row`.
+pub async fn exchange<S, B, RB>(svc: S, req: http::Request<B>, patience: Duration, row: &mut Row)
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Error: Into<tower_hardened::BoxError>,
+    RB: http_body::Body,
+    RB::Error: Into<tower_hardened::BoxError>,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let start = std::time::Instant::now();
+    let run = async {
+        let resp = svc.oneshot(req).await.map_err(Into::into)?;
+        let body = resp.into_body().collect().await.map_err(Into::into)?;
+        Ok::<_, tower_hardened::BoxError>(body.to_bytes().len())
+    };
+    match tokio::time::timeout(patience, run).await {
+        Err(_) => row.outcome = format!("still waiting after {patience:?}"),
+        Ok(Ok(n)) => row.outcome = format!("ok, {n} bytes"),
+        Ok(Err(e)) => {
+            let (text, phase) = describe(&*e);
+            row.outcome = text;
+            row.phase = phase;
+        }
+    }
+    row.time = Some(start.elapsed());
 }
 
 /// The phase of this crate's error anywhere in `err`'s chain, or a short description.

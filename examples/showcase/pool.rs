@@ -6,9 +6,8 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceExt};
-use tower_hardened::{BoxError, PoolClientBuilder};
+use tower_hardened::{BoxError, Hardened, PoolClientBuilder};
 
-use crate::support::TestServer;
 use crate::Row;
 
 const IDLE: Duration = Duration::from_millis(300);
@@ -59,7 +58,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
+    let probe = crate::Probe::start();
     let mut row = Row::new("idle conns, 300ms idle timeout", client);
     let start = Instant::now();
     let (failed, _) = burst(svc.clone(), server.uri("/slow-chunks/50/2"), 5).await;
@@ -71,9 +71,8 @@ where
         4 * IDLE
     );
     row.time = Some(start.elapsed());
-    row.opened = Some(server.accepted());
-    row.peak_open = Some(server.peak_open());
     drop(svc);
+    probe.finish(&mut row, Some(&server)).await;
     row
 }
 
@@ -86,7 +85,8 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let server = TestServer::start().await;
+    let server = crate::fresh_server();
+    let probe = crate::Probe::start();
     let mut row = Row::new("burst of 200, cap 10 per host", client);
     let start = Instant::now();
     let (failed, first) = burst(svc, server.uri("/slow-chunks/10/2"), BURST).await;
@@ -95,8 +95,7 @@ where
         None => format!("all {BURST} ok"),
         Some(e) => format!("{failed} failed: {e}"),
     };
-    row.opened = Some(server.accepted());
-    row.peak_open = Some(server.peak_open());
+    probe.finish(&mut row, Some(&server)).await;
     row
 }
 
@@ -105,14 +104,20 @@ pub async fn rows() -> Vec<Row> {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(IDLE)
             .build_http::<Empty<Bytes>>();
-    let hardened_idle = PoolClientBuilder::new()
-        .idle_timeout(IDLE)
-        .build_http::<Empty<Bytes>>();
-    let hardened_cap = PoolClientBuilder::new()
-        .max_conns_per_host(CAP)
-        .max_idle_per_host(CAP)
-        .acquire_timeout(Duration::from_secs(5))
-        .build_http::<Empty<Bytes>>();
+    let hardened_idle = Hardened::new()
+        .pool(PoolClientBuilder::new().idle_timeout(IDLE))
+        .client::<Empty<Bytes>>();
+    let hardened_cap = Hardened::new()
+        .max_per_host(BURST)
+        .pool(
+            PoolClientBuilder::new()
+                .max_conns_per_host(CAP)
+                .max_idle_per_host(CAP)
+                // hyper-util finishes a dial in the background when a pooled connection frees
+                // up first; under the cap such a dial waits for a slot at most this long.
+                .acquire_timeout(Duration::from_secs(1)),
+        )
+        .client::<Empty<Bytes>>();
     vec![
         idle_row("bare", bare_idle).await,
         idle_row("hardened", hardened_idle).await,

@@ -151,6 +151,14 @@ impl PoolClientBuilder {
         self
     }
 
+    /// Fails a connection whose writes make no progress for `d` (see
+    /// [`PoolConnectorLayer::write_stall_timeout`]).
+    #[track_caller]
+    pub fn write_stall_timeout(mut self, d: Duration) -> Self {
+        self.connector = self.connector.write_stall_timeout(d);
+        self
+    }
+
     /// Counts connections (opened, reused, closed by reason, open now) and acquire timeouts.
     pub fn stats(mut self, stats: Stats) -> Self {
         self.connector = self.connector.stats(stats.clone());

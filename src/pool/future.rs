@@ -176,7 +176,8 @@ where
                         slot,
                         layer.stats.clone(),
                         layer.idle_timeout,
-                    )));
+                    )
+                    .write_stall(layer.write_stall)));
                 }
                 StateProj::Done => panic!("PoolConnectFuture polled after completion"),
             }

@@ -11,6 +11,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::hosts::Slot;
 use super::ConnectionInfo;
+use crate::clock::{self, LazySleep};
+use crate::error::{Error, Phase};
 use crate::stats::{CloseReason, Stats};
 
 pin_project! {
@@ -33,6 +35,10 @@ pin_project! {
         idle_timeout: Option<Duration>,
         last_io: Instant,
         failed: bool,
+        // Writes without progress since this instant, and the limit on that.
+        write_stall: Option<Duration>,
+        stalled_since: Option<Instant>,
+        stall_timer: LazySleep,
     }
 
     impl<T> PinnedDrop for PoolIo<T> {
@@ -98,7 +104,15 @@ impl<T> PoolIo<T> {
             idle_timeout,
             last_io: Instant::now(),
             failed: false,
+            write_stall: None,
+            stalled_since: None,
+            stall_timer: LazySleep::default(),
         }
+    }
+
+    pub(crate) fn write_stall(mut self, limit: Option<Duration>) -> Self {
+        self.write_stall = limit;
+        self
     }
 
     /// This connection's tag.
@@ -124,6 +138,34 @@ fn seen<R>(res: &Poll<io::Result<R>>, last_io: &mut Instant, failed: &mut bool) 
         Poll::Ready(Err(_)) => *failed = true,
         Poll::Pending => {}
     }
+}
+
+/// Watches a write-side poll for lack of progress: passes a result through, except that a
+/// write still pending `limit` after the first pending one fails the connection.
+fn stall_check<R>(
+    res: Poll<io::Result<R>>,
+    progressed: impl FnOnce(&R) -> bool,
+    limit: Option<Duration>,
+    since: &mut Option<Instant>,
+    timer: &mut LazySleep,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<R>> {
+    let Some(limit) = limit else {
+        return res;
+    };
+    match &res {
+        Poll::Ready(Ok(r)) if progressed(r) => *since = None,
+        Poll::Ready(_) => {}
+        Poll::Pending => {
+            let start = *since.get_or_insert_with(Instant::now);
+            if timer.poll_until(clock::add(start, limit), cx).is_ready() {
+                let err = Error::timeout(Phase::RequestWrite, limit);
+                tracing::debug!("{err}: closing the connection");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, err)));
+            }
+        }
+    }
+    res
 }
 
 impl<T: Read> Read for PoolIo<T> {
@@ -155,6 +197,14 @@ impl<T: Write> Write for PoolIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let res = this.inner.poll_write(cx, buf);
+        let res = stall_check(
+            res,
+            |n| *n > 0,
+            *this.write_stall,
+            this.stalled_since,
+            this.stall_timer,
+            cx,
+        );
         seen(&res, this.last_io, this.failed);
         res
     }
@@ -163,6 +213,14 @@ impl<T: Write> Write for PoolIo<T> {
         // Not activity: hyper also flushes when it closes an idle connection.
         let this = self.project();
         let res = this.inner.poll_flush(cx);
+        let res = stall_check(
+            res,
+            |_| true,
+            *this.write_stall,
+            this.stalled_since,
+            this.stall_timer,
+            cx,
+        );
         if let Poll::Ready(Err(_)) = res {
             *this.failed = true;
         }
@@ -170,7 +228,16 @@ impl<T: Write> Write for PoolIo<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        let this = self.project();
+        let res = this.inner.poll_shutdown(cx);
+        stall_check(
+            res,
+            |_| true,
+            *this.write_stall,
+            this.stalled_since,
+            this.stall_timer,
+            cx,
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -184,6 +251,14 @@ impl<T: Write> Write for PoolIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let res = this.inner.poll_write_vectored(cx, bufs);
+        let res = stall_check(
+            res,
+            |n| *n > 0,
+            *this.write_stall,
+            this.stalled_since,
+            this.stall_timer,
+            cx,
+        );
         seen(&res, this.last_io, this.failed);
         res
     }

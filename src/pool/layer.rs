@@ -54,6 +54,7 @@ pub struct PoolConnectorLayer {
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) jitter: f64,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_stall: Option<Duration>,
     pub(crate) stats: Option<Stats>,
     pub(crate) hosts: Arc<Hosts>,
 }
@@ -79,6 +80,7 @@ impl PoolConnectorLayer {
             max_lifetime: None,
             jitter: Self::DEFAULT_JITTER,
             idle_timeout: None,
+            write_stall: None,
             stats: None,
             hosts: Hosts::new(None),
         }
@@ -138,6 +140,22 @@ impl PoolConnectorLayer {
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         clock::check_duration("idle_timeout", d);
         self.idle_timeout = Some(d);
+        self
+    }
+
+    /// Fails a connection whose writes (or flush, or shutdown) make no progress for `d`: the
+    /// peer stopped reading and the socket's send buffer is full. Phase
+    /// [`RequestWrite`](crate::Phase::RequestWrite).
+    ///
+    /// Without it, a connection to a peer that never reads and never closes keeps its task and
+    /// socket forever: after the caller gave up (say on
+    /// [`RequestWriteTimeoutLayer`](crate::RequestWriteTimeoutLayer)), hyper closes the
+    /// connection, but closing first flushes what it buffered, into a socket that never drains.
+    /// OkHttp's `writeTimeout` is this, at the socket. Off by default; the preset sets it.
+    #[track_caller]
+    pub fn write_stall_timeout(mut self, d: Duration) -> Self {
+        clock::check_duration("write_stall_timeout", d);
+        self.write_stall = Some(d);
         self
     }
 

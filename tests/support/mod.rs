@@ -96,6 +96,23 @@ impl TestServer {
         TestServer { addr, counters }
     }
 
+    /// Starts the server on a runtime of its own (one thread, alive until the process ends), so
+    /// that the current runtime's live-task count is the client's alone.
+    pub fn start_on_own_thread() -> TestServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                tx.send(TestServer::start().await).expect("send server");
+                std::future::pending::<()>().await
+            });
+        });
+        rx.recv().expect("server started")
+    }
+
     /// `http://127.0.0.1:PORT{path}`.
     pub fn uri(&self, path: &str) -> Uri {
         format!("http://{}{}", self.addr, path).parse().unwrap()
