@@ -12,6 +12,23 @@
 //! | a byte cap on response bodies ([`body_limit`]) | [`ResponseBodyLimitLayer`] | — (`ErrorKind::BodyTooLarge`) |
 //! | per-phase timeouts ([`timeout`]) | [`ResponseHeaderTimeoutLayer`], [`BodyIdleTimeoutLayer`], [`RequestWriteTimeoutLayer`] | `ResponseHeaders`, `BodyIdle`, `RequestWrite` |
 //! | connector timeouts ([`timeout`]) | [`ConnectTimeoutLayer`], [`TlsHandshakeTimeoutLayer`] | `Connect`, `TlsHandshake` |
+//! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
+//! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
+//! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
+//! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
+//! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
+//!
+//! # The one-line safe default
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() {
+//! let client = tower_hardened::Hardened::new().client::<http_body_util::Empty<bytes::Bytes>>();
+//! # let _ = client; }
+//! ```
+//!
+//! gives a hyper-util client with every layer in the right order (see [`preset`] for the order,
+//! every default and where it comes from). Use [`Hardened::layer`] around any other client, or
+//! compose the layers by hand.
 //!
 //! # One clock
 //!
