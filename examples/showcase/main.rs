@@ -124,10 +124,17 @@ where
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let start = std::time::Instant::now();
+    // Read like a streaming consumer: count the bytes and drop them, so the memory column shows
+    // what the client keeps, not what this caller would have collected.
     let run = async {
         let resp = svc.oneshot(req).await.map_err(Into::into)?;
-        let body = resp.into_body().collect().await.map_err(Into::into)?;
-        Ok::<_, tower_hardened::BoxError>(body.to_bytes().len())
+        let mut body = std::pin::pin!(resp.into_body());
+        let mut n = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(Into::into)?;
+            n += frame.data_ref().map_or(0, bytes::Buf::remaining);
+        }
+        Ok::<_, tower_hardened::BoxError>(n)
     };
     match tokio::time::timeout(patience, run).await {
         Err(_) => row.outcome = format!("still waiting after {patience:?}"),

@@ -32,11 +32,11 @@ pub async fn rows() -> Vec<Row> {
         ("reset mid-body", "/reset-body", false),
     ];
     let mut rows = Vec::new();
-    // A caller that collects a body into memory: the deadline bounds the time, not the bytes —
-    // at loopback speed 2 s of an endless body is hundreds of MB. The byte cap bounds that.
+    // The deadline bounds time, not bytes: at loopback speed 2 s of an endless body is hundreds
+    // of MB, all in memory for a caller that collects it. The byte cap bounds the bytes.
     {
         let server = fresh_server();
-        let mut row = Row::new("endless body, collected", "hardened+cap");
+        let mut row = Row::new("endless body, 8 MiB byte cap", "hardened");
         let probe = Probe::start();
         let empty = ScriptBody::new(Default::default(), Some(0), None, Then::End);
         let req = Request::get(server.uri("/endless")).body(empty).unwrap();
