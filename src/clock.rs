@@ -101,6 +101,86 @@ impl Bound {
     }
 }
 
+/// Holds back a response-header clock until the request is on its way.
+///
+/// [`ResponseHeaderTimeout`](crate::ResponseHeaderTimeout) puts one in the request's extensions.
+/// Inner layers that know a phase the header clock must not count take a [`HeaderHold`] in their
+/// `call` and release it when that phase is over: the request body is sent
+/// (`RequestWriteTimeout`), the connection is obtained (`Retire`, through hyper-util's
+/// `capture_connection`). The clock starts when the last hold is released; with no hold taken it
+/// starts when the request entered the layer. Connect, TLS, pool waits and uploads have limits
+/// of their own: counting them as well would name the wrong phase (Go's
+/// `ResponseHeaderTimeout` also starts once the request is written).
+#[allow(dead_code)] // used by the timeout and pool layers
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeaderClock(std::sync::Arc<std::sync::Mutex<HeaderClockState>>);
+
+#[derive(Debug, Default)]
+struct HeaderClockState {
+    holds: usize,
+    held: bool,
+    started: Option<Instant>,
+    waker: Option<std::task::Waker>,
+}
+
+#[allow(dead_code)] // used by the timeout and pool layers
+impl HeaderClock {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeaderClockState> {
+        // Plain assignments only under the lock: a poisoned state is still consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps the clock from starting until the hold is released or dropped.
+    pub(crate) fn hold(&self) -> HeaderHold {
+        let mut st = self.lock();
+        st.holds += 1;
+        st.held = true;
+        HeaderHold(Some(self.clone()))
+    }
+
+    /// When the clock started: `entered` if no hold was ever taken, the release of the last hold
+    /// otherwise; `None` while held (and `cx` is woken when it starts).
+    pub(crate) fn poll_started(&self, entered: Instant, cx: &mut Context<'_>) -> Option<Instant> {
+        let mut st = self.lock();
+        if !st.held {
+            return Some(entered);
+        }
+        if st.started.is_none() && !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        st.started
+    }
+}
+
+/// One reason not to start a [`HeaderClock`] yet; released by [`HeaderHold::release`] or drop.
+#[derive(Debug)]
+pub(crate) struct HeaderHold(Option<HeaderClock>);
+
+#[allow(dead_code)] // used by the timeout and pool layers
+impl HeaderHold {
+    /// This phase is over (idempotent).
+    pub(crate) fn release(&mut self) {
+        let Some(clock) = self.0.take() else { return };
+        let mut st = clock.lock();
+        st.holds -= 1;
+        if st.holds == 0 {
+            st.started = Some(Instant::now());
+            if let Some(w) = st.waker.take() {
+                drop(st);
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Drop for HeaderHold {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

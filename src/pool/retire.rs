@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::ConnectionInfo;
+use crate::clock::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
 use crate::stats::Stats;
 
@@ -129,10 +130,12 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let capture = capture_connection(&mut req);
+        let header_hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
         RetireFuture {
             inner: self.inner.call(req),
             capture: Some(capture),
             stats: self.stats.clone(),
+            header_hold,
         }
     }
 }
@@ -144,6 +147,8 @@ pin_project! {
         inner: F,
         capture: Option<CaptureConnection>,
         stats: Option<Stats>,
+        // Released once the connection is obtained: an outer response-header clock starts then.
+        header_hold: Option<HeaderHold>,
     }
 }
 
@@ -162,7 +167,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let resp = ready!(this.inner.poll(cx)).map_err(Into::into)?;
+        let polled = this.inner.poll(cx);
+        if this.header_hold.is_some()
+            && this
+                .capture
+                .as_ref()
+                .is_some_and(|c| c.connection_metadata().is_some())
+        {
+            // hyper-util records the connection just before it sends the request on it.
+            *this.header_hold = None;
+        }
+        let resp = ready!(polled).map_err(Into::into)?;
         if let Some(info) = resp.extensions().get::<ConnectionInfo>() {
             info.on_response(this.capture.take(), this.stats.as_ref());
         }

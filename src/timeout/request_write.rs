@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, LazySleep};
+use crate::clock::{self, Bound, HeaderClock, HeaderHold, LazySleep};
 use crate::deadline::{fired, RequestDeadline};
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
@@ -126,6 +126,18 @@ struct State {
     fired: Option<Bound>,
     /// Who to wake when a wait starts.
     waker: Option<Waker>,
+    /// Keeps an outer response-header clock from starting until the body is sent.
+    header_hold: Option<HeaderHold>,
+}
+
+impl State {
+    /// The request body ended, failed or was dropped.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(mut hold) = self.header_hold.take() {
+            hold.release();
+        }
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -153,7 +165,11 @@ where
         let shared: Option<Shared> = if req.body().is_end_stream() {
             None
         } else {
-            Some(Shared::default())
+            let hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+            Some(Arc::new(Mutex::new(State {
+                header_hold: hold,
+                ..State::default()
+            })))
         };
         let watchdog = Watchdog {
             shared: shared.clone(),
@@ -183,7 +199,7 @@ impl Drop for DoneOnDrop {
     fn drop(&mut self) {
         if let Some(shared) = &self.0 {
             let mut st = lock(shared);
-            st.done = true;
+            st.finish();
             st.waiting_since = None;
         }
     }
@@ -289,7 +305,7 @@ where
         let mut st = lock(shared);
         match &res {
             Some(Ok(_)) => st.waiting_since = Some(Instant::now()),
-            Some(Err(_)) | None => st.done = true,
+            Some(Err(_)) | None => st.finish(),
         }
         if let Some(w) = st.waker.take() {
             w.wake();

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, LazySleep};
+use crate::clock::{self, Bound, HeaderClock, LazySleep};
 use crate::deadline::{fired, RequestDeadline};
 use crate::error::BoxError;
 use crate::stats::Stats;
@@ -21,10 +21,15 @@ use crate::stats::Stats;
 /// [`ResponseHeaders`](crate::Phase::ResponseHeaders) (or [`Total`](crate::Phase::Total) when the
 /// request's [`RequestDeadline`] comes first).
 ///
-/// Go's `Transport.ResponseHeaderTimeout`. The clock starts when the request enters this layer;
-/// put the layer inside the concurrency limits so that queue waits are not counted against it
-/// (they are bounded by the deadline and the acquire timeout instead). The response body is not
-/// covered: that is [`BodyIdleTimeoutLayer`](crate::BodyIdleTimeoutLayer)'s and the deadline's.
+/// Go's `Transport.ResponseHeaderTimeout`. The clock starts when the request enters this layer,
+/// or later when layers of this crate inside it can tell that the request is on its way: with
+/// [`RequestWriteTimeoutLayer`](crate::RequestWriteTimeoutLayer) inside, once the request body is
+/// sent; with [`RetireLayer`](crate::RetireLayer) (and so the preset's client) inside, once the
+/// connection is obtained. Connecting, the TLS handshake and the upload have limits of their own
+/// and are then not counted twice, so a stall there is named by its own phase. Put the layer
+/// inside the concurrency limits so that queue waits are not counted against it (they are
+/// bounded by the deadline and the acquire timeout instead). The response body is not covered:
+/// that is [`BodyIdleTimeoutLayer`](crate::BodyIdleTimeoutLayer)'s and the deadline's.
 ///
 /// # Example
 ///
@@ -131,18 +136,20 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let bound = Bound::new(
-            Instant::now(),
-            self.layer.limit,
-            crate::Phase::ResponseHeaders,
-            RequestDeadline::of(&req).as_ref(),
-        );
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let entered = Instant::now();
+        let clock = HeaderClock::default();
+        req.extensions_mut().insert(clock.clone());
+        let deadline = RequestDeadline::of(&req);
         let authority = req.uri().authority().cloned();
         ResponseHeaderTimeoutFuture {
             inner: self.inner.call(req),
             sleep: LazySleep::default(),
-            bound,
+            clock,
+            entered,
+            limit: self.layer.limit,
+            deadline,
+            bound: None,
             stats: self.layer.stats.clone(),
             authority,
         }
@@ -155,7 +162,12 @@ pin_project! {
         #[pin]
         inner: F,
         sleep: LazySleep,
-        bound: Bound,
+        clock: HeaderClock,
+        entered: Instant,
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        // Known once the clock started.
+        bound: Option<Bound>,
         stats: Option<Stats>,
         authority: Option<Authority>,
     }
@@ -164,8 +176,8 @@ pin_project! {
 impl<F> std::fmt::Debug for ResponseHeaderTimeoutFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseHeaderTimeoutFuture")
-            .field("fires_at", &self.bound.at)
-            .field("phase", &self.bound.phase)
+            .field("fires_at", &self.bound.map(|b| b.at))
+            .field("phase", &self.bound.map(|b| b.phase))
             .finish_non_exhaustive()
     }
 }
@@ -182,8 +194,29 @@ where
         if let Poll::Ready(res) = this.inner.poll(cx) {
             return Poll::Ready(res.map_err(Into::into));
         }
-        ready!(this.sleep.poll_until(this.bound.at, cx));
-        let err = this.bound.error();
+        let bound = match *this.bound {
+            Some(bound) => bound,
+            None => match this.clock.poll_started(*this.entered, cx) {
+                Some(start) => *this.bound.insert(Bound::new(
+                    start,
+                    *this.limit,
+                    crate::Phase::ResponseHeaders,
+                    this.deadline.as_ref(),
+                )),
+                // Not started (connecting, uploading): only the request deadline can fire.
+                None => match this.deadline {
+                    Some(d) => Bound::new(
+                        *this.entered,
+                        Duration::MAX,
+                        crate::Phase::ResponseHeaders,
+                        Some(d),
+                    ),
+                    None => return Poll::Pending,
+                },
+            },
+        };
+        ready!(this.sleep.poll_until(bound.at, cx));
+        let err = bound.error();
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
     }

@@ -284,6 +284,59 @@ async fn request_write_fires_when_the_peer_stops_taking_frames() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn response_header_clock_starts_once_the_upload_is_sent() {
+    let layer = tower::ServiceBuilder::new()
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(1)))
+        .layer(RequestWriteTimeoutLayer::new(Duration::from_secs(10)))
+        .into_inner();
+    let (mut svc, mut handle) = mock::spawn_layer::<WriteReq, Response<ChannelBody>, _>(layer);
+    let (tx, up) = ChannelBody::new();
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(up)));
+    let (req, _send) = handle.next_request().await.unwrap();
+    let mut conn = task::spawn(req.into_body());
+    assert_pending!(fut.poll());
+    // A 5 s upload, each frame taken at once: the header limit (1 s) is not counting yet.
+    for _ in 0..5 {
+        assert_pending!(conn.enter(|cx, b| b.poll_frame(cx)));
+        advance(Duration::from_secs(1)).await;
+        tx.send(Ok(Bytes::from("a"))).unwrap();
+        assert!(assert_ready!(conn.enter(|cx, b| b.poll_frame(cx))).is_some());
+        assert_pending!(fut.poll());
+    }
+    // The upload ends: now the server has 1 s for its headers, to the millisecond.
+    drop(tx);
+    assert!(assert_ready!(conn.enter(|cx, b| b.poll_frame(cx))).is_none());
+    assert!(fut.is_woken());
+    advance(Duration::from_millis(999)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
+}
+
+#[tokio::test(start_paused = true)]
+async fn response_header_clock_held_by_an_upload_still_obeys_the_deadline() {
+    let layer = tower::ServiceBuilder::new()
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(1)))
+        .layer(RequestWriteTimeoutLayer::new(Duration::from_secs(10)))
+        .into_inner();
+    let (mut svc, mut handle) = mock::spawn_layer::<WriteReq, Response<ChannelBody>, _>(layer);
+    let (_tx, up) = ChannelBody::new();
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(with_deadline(up, Duration::from_secs(3))));
+    let (req, _send) = handle.next_request().await.unwrap();
+    let mut conn = task::spawn(req.into_body());
+    assert_pending!(conn.enter(|cx, b| b.poll_frame(cx)));
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(2999)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+}
+
+#[tokio::test(start_paused = true)]
 async fn request_write_stops_watching_a_finished_upload() {
     let (mut svc, mut handle) = write_setup(RequestWriteTimeoutLayer::new(Duration::from_secs(1)));
     let (tx, up) = ChannelBody::new();

@@ -557,3 +557,47 @@ impl TestServer {
         format!("https://{}{}", self.addr, path).parse().unwrap()
     }
 }
+
+/// Runs `make` on a tokio runtime of its own, on a thread of its own, and returns its output.
+/// The runtime lives until the process ends, serving whatever `make` spawned. A server started
+/// this way does not count in the calling runtime's [`live_tasks`], so a test can count its
+/// client's tasks alone, without allowing for the server's per-connection tasks.
+pub async fn apart<F, Fut, T>(make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("test-server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let _ = tx.send(make().await);
+                std::future::pending::<()>().await
+            })
+        })
+        .expect("server thread");
+    rx.await.expect("the server thread started")
+}
+
+impl TestServer {
+    /// [`TestServer::start`] on a runtime and thread of its own (see [`apart`]).
+    pub async fn start_apart() -> TestServer {
+        apart(TestServer::start).await
+    }
+
+    /// [`TestServer::start_tls`] on a runtime and thread of its own (see [`apart`]).
+    pub async fn start_tls_apart(config: Arc<tokio_rustls::rustls::ServerConfig>) -> TestServer {
+        apart(move || TestServer::start_tls(config)).await
+    }
+}
+
+/// [`silent_listener`] on a runtime and thread of its own (see [`apart`]).
+pub async fn silent_listener_apart() -> (SocketAddr, Arc<Counters>) {
+    apart(silent_listener).await
+}

@@ -1,0 +1,722 @@
+//! The fault matrix of `tests/support`, end to end through the [`Hardened`] preset and its real
+//! hyper-util client: each fault ends in the typed error of its phase (found with
+//! `Error::find` through hyper-util's wrapping), and after each one nothing is left behind,
+//! measured:
+//!
+//! - the preset's stats: nothing in flight, nothing waiting;
+//! - both limiters (read through `Deadline::get_ref` → `PerHostLimit::handle`, and one level
+//!   deeper `ConcurrencyLimit::handle`): every permit available, no host with state;
+//! - the server's open connections: back to 0 where the fault must close the connection, while
+//!   the client still exists, and always once it is dropped; the pool's own count of open
+//!   connections back to 0;
+//! - live tokio tasks of the test's runtime back to the count taken before the client existed.
+//!   The servers run on a runtime and thread of their own (`support::apart`), so their
+//!   per-connection tasks are not counted: the count is the client's alone.
+//!
+//! Limits are small (total 1.5 s, every phase 300 ms) so the file runs in a few seconds; real-time
+//! bounds are generous (the machine is loaded), exact ones live in the unit tests.
+#![cfg(feature = "preset")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use tower::{Service, ServiceExt};
+use tower_hardened::{
+    BoxError, CloseReason, Error, ErrorKind, Hardened, HardenedService, LimitHandle, PerHostHandle,
+    Phase, PoolClient, PoolClientBuilder, RequestWriteBody, Stats,
+};
+
+use support::{hanging_listener, live_tasks, tcp_states_to, TestServer};
+
+/// One request body type for every test: empty GETs and endless uploads alike.
+type ReqBody = BoxBody<Bytes, BoxError>;
+/// The preset's client over connector `C`.
+type Client<C> = HardenedService<PoolClient<C, RequestWriteBody<ReqBody>>>;
+
+const SYN_SENT: u8 = 2;
+const ESTABLISHED: u8 = 1;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The preset with the small limits of this file. Every phase has the same limit, as in the
+/// preset's defaults: each stall must still be named by its own phase (the response-header
+/// clock does not run while connecting, handshaking or uploading).
+fn preset() -> Hardened {
+    Hardened::new()
+        .total(ms(1500))
+        .connect(ms(300))
+        .tls_handshake(ms(300))
+        .response_headers(ms(300))
+        .body_idle(ms(300))
+        .request_write(ms(300))
+        .max_in_flight(8)
+        .max_per_host(8)
+        .max_waiting(8)
+        .acquire_timeout(ms(1000))
+}
+
+fn get(uri: Uri) -> Request<ReqBody> {
+    let empty = Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed();
+    Request::get(uri).body(empty).unwrap()
+}
+
+/// The kind and phase of this crate's error inside `e`, if there is one.
+fn typed(e: &BoxError) -> Option<(ErrorKind, Option<Phase>)> {
+    Error::find(&**e).map(|found| (found.kind(), found.phase()))
+}
+
+/// Whether a `hyper::Error` is somewhere in the source chain of `e`.
+fn has_hyper_error(e: &BoxError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**e);
+    while let Some(err) = next {
+        if err.is::<hyper::Error>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// Fired no earlier than `limit` and not absurdly late (a loaded machine: 2 s of slack).
+fn assert_fired_at(took: Duration, limit: Duration, what: &str) {
+    assert!(took >= limit, "{what}: fired early, after {took:?}");
+    assert!(
+        took < limit + Duration::from_secs(2),
+        "{what}: fired late, after {took:?}"
+    );
+}
+
+/// Polls `cond` every 5 ms for up to `limit` of real time.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(ms(5)).await;
+    }
+    true
+}
+
+/// Reads a body to its end, dropping the data; the byte count.
+async fn read_all<B>(body: B) -> Result<u64, BoxError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Into::into)?;
+        n += frame.data_ref().map_or(0, |d| d.remaining() as u64);
+    }
+    Ok(n)
+}
+
+/// A preset client and the handles that measure what it leaves behind.
+struct Rig<C> {
+    client: Option<Client<C>>,
+    stats: Stats,
+    global: LimitHandle,
+    per_host: PerHostHandle,
+    tasks_before: usize,
+}
+
+/// The preset's plain-HTTP client. The `Hardened` value is dropped here: only the client (and
+/// the stats handle) remain, so dropping the client must end everything.
+fn http_rig(hardened: Hardened) -> Rig<tower_hardened::HardenedConnector> {
+    let tasks_before = live_tasks().unwrap();
+    let stats = hardened.stats_handle();
+    let client = hardened.client::<ReqBody>();
+    Rig::new(client, stats, tasks_before)
+}
+
+impl<C> Rig<C>
+where
+    Client<C>: Service<Request<ReqBody>, Error = BoxError> + Clone,
+{
+    fn new(client: Client<C>, stats: Stats, tasks_before: usize) -> Self {
+        let per_host = client.get_ref().handle();
+        let global = client.get_ref().get_ref().handle();
+        Rig {
+            client: Some(client),
+            stats,
+            global,
+            per_host,
+            tasks_before,
+        }
+    }
+
+    async fn send(
+        &self,
+        req: Request<ReqBody>,
+    ) -> Result<<Client<C> as Service<Request<ReqBody>>>::Response, BoxError> {
+        self.client.clone().unwrap().oneshot(req).await
+    }
+
+    fn settled(&self) -> bool {
+        let s = self.stats.snapshot();
+        s.in_flight == 0
+            && s.waiting == 0
+            && self.global.in_flight() == 0
+            && self.global.waiting() == 0
+            && self.global.available() == self.global.limit()
+            && self.per_host.in_flight() == 0
+            && self.per_host.waiting() == 0
+            && self.per_host.hosts() == 0
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "global: {} in flight, {} waiting, {}/{} available; per host: {} in flight, \
+             {} waiting, {} hosts; {:?}",
+            self.global.in_flight(),
+            self.global.waiting(),
+            self.global.available(),
+            self.global.limit(),
+            self.per_host.in_flight(),
+            self.per_host.waiting(),
+            self.per_host.hosts(),
+            self.stats.snapshot()
+        )
+    }
+
+    /// Nothing in flight, nothing waiting, every permit back (the client still exists).
+    async fn assert_settled(&self, what: &str) {
+        let ok = eventually(Duration::from_secs(5), || self.settled()).await;
+        assert!(ok, "{what}: left behind: {}", self.describe());
+    }
+
+    /// Settled, then the client dropped: no task of ours left, no connection open at the
+    /// server (`server_open`) nor in the pool's count.
+    async fn finish(mut self, what: &str, server_open: impl Fn() -> usize) {
+        self.assert_settled(what).await;
+        drop(self.client.take());
+        let before = self.tasks_before;
+        let tasks_back =
+            eventually(Duration::from_secs(5), || live_tasks().unwrap() <= before).await;
+        assert!(
+            tasks_back,
+            "{what}: {} live tasks after the client was dropped, {before} before it existed",
+            live_tasks().unwrap()
+        );
+        let closed = eventually(Duration::from_secs(5), || server_open() == 0).await;
+        assert!(
+            closed,
+            "{what}: {} connections still open at the server after the client was dropped",
+            server_open()
+        );
+        let pool_open = self.stats.snapshot().connections_open;
+        assert_eq!(
+            pool_open, 0,
+            "{what}: the pool still counts open connections"
+        );
+    }
+}
+
+/// Reads the response to `req` to its end: the body's byte count or the error of either stage.
+async fn fetch<C, B>(rig: &Rig<C>, req: Request<ReqBody>) -> Result<u64, BoxError>
+where
+    Client<C>: Service<Request<ReqBody>, Response = Response<B>, Error = BoxError> + Clone,
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let resp = rig.send(req).await?;
+    read_all(resp.into_body()).await
+}
+
+#[tokio::test]
+async fn hanging_connect_is_connect_and_leaves_no_socket_behind() {
+    let hanging = hanging_listener().await;
+    let syn_sent = || {
+        tcp_states_to(hanging.addr)
+            .iter()
+            .filter(|s| **s == SYN_SENT)
+            .count()
+    };
+    assert!(eventually(ms(2000), || syn_sent() == 0).await);
+    let rig = http_rig(preset());
+    let uri: Uri = format!("http://{}/ok", hanging.addr).parse().unwrap();
+
+    let start = Instant::now();
+    let err = fetch(&rig, get(uri)).await.expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::Connect))),
+        "{err}"
+    );
+    assert_fired_at(start.elapsed(), ms(300), "connect");
+    let snap = rig.stats.snapshot();
+    assert_eq!(snap.timeouts(Phase::Connect), 1);
+    assert_eq!(snap.timeouts_total(), 1);
+    // The half-open connect was abandoned, not left hanging in the kernel.
+    assert!(
+        eventually(ms(2000), || syn_sent() == 0).await,
+        "{} sockets still connecting",
+        syn_sent()
+    );
+    rig.finish("hanging connect", syn_sent).await;
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+
+    use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use tokio_rustls::rustls::ClientConfig;
+    use tower_hardened::{ConnectTimeout, TlsHandshakeTimeout};
+    use tower_layer::Layer;
+
+    use support::{silent_listener_apart, tls_configs};
+
+    type Https = TlsHandshakeTimeout<HttpsConnector<ConnectTimeout<HttpConnector>>>;
+
+    /// `tls_layer(hyper-rustls(connect_layer(HttpConnector)))` under the preset, HTTP/1 and 2.
+    fn https_rig(hardened: Hardened, cfg: ClientConfig) -> Rig<Https> {
+        let tasks_before = live_tasks().unwrap();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let tcp = hardened.connect_layer().layer(http);
+        let tls = HttpsConnectorBuilder::new()
+            .with_tls_config(cfg)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let connector = hardened.tls_layer().layer(tls);
+        let stats = hardened.stats_handle();
+        let client = hardened.client_with::<_, ReqBody>(connector);
+        Rig::new(client, stats, tasks_before)
+    }
+
+    #[tokio::test]
+    async fn https_through_the_preset_pools_one_connection() {
+        let (server_cfg, client_cfg) = tls_configs();
+        let server = TestServer::start_tls_apart(server_cfg).await;
+        let rig = https_rig(preset(), client_cfg);
+        for _ in 0..3 {
+            let resp = rig.send(get(server.https_uri("/ok"))).await.unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2, "ALPN went through");
+            assert_eq!(read_all(resp.into_body()).await.unwrap(), 2);
+        }
+        assert_eq!(server.requests(), 3);
+        assert_eq!(server.accepted(), 1, "one pooled TLS connection");
+        let snap = rig.stats.snapshot();
+        assert_eq!(snap.connections_opened, 1);
+        assert_eq!(snap.timeouts_total(), 0);
+        rig.finish("https", || server.open()).await;
+    }
+
+    #[tokio::test]
+    async fn stalled_tls_handshake_is_tls_handshake_and_closes_our_socket() {
+        let (addr, counters) = silent_listener_apart().await;
+        let ours = || {
+            tcp_states_to(addr)
+                .iter()
+                .filter(|s| **s == ESTABLISHED)
+                .count()
+        };
+        let (_, client_cfg) = tls_configs();
+        let rig = https_rig(preset(), client_cfg);
+        let uri: Uri = format!("https://{addr}/").parse().unwrap();
+
+        let start = Instant::now();
+        let err = fetch(&rig, get(uri)).await.expect_err("must time out");
+        assert_eq!(
+            typed(&err),
+            Some((ErrorKind::Timeout, Some(Phase::TlsHandshake))),
+            "{err}"
+        );
+        assert_fired_at(start.elapsed(), ms(300), "TLS handshake");
+        assert_eq!(
+            counters.accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        let snap = rig.stats.snapshot();
+        assert_eq!(snap.timeouts(Phase::TlsHandshake), 1);
+        assert_eq!(snap.timeouts(Phase::Connect), 0);
+        // The silent server holds its end forever; ours is closed at once.
+        assert!(
+            eventually(ms(2000), || ours() == 0).await,
+            "{} established client sockets left",
+            ours()
+        );
+        rig.finish("stalled TLS handshake", ours).await;
+    }
+}
+
+#[tokio::test]
+async fn stalled_headers_are_response_headers_and_the_connection_closes() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+    let start = Instant::now();
+    let err = fetch(&rig, get(server.uri("/stall-headers")))
+        .await
+        .expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::ResponseHeaders))),
+        "{err}"
+    );
+    assert_fired_at(start.elapsed(), ms(300), "response headers");
+    assert_eq!(rig.stats.snapshot().timeouts(Phase::ResponseHeaders), 1);
+    // A connection with a half-done exchange cannot be reused: closed, client or no client.
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    rig.finish("stalled headers", || server.open()).await;
+}
+
+#[tokio::test]
+async fn stalled_body_is_body_idle_and_the_connection_closes() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+    let resp = rig.send(get(server.uri("/stall-body"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let start = Instant::now();
+    let err = read_all(resp.into_body()).await.expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::BodyIdle))),
+        "{err}"
+    );
+    assert_fired_at(start.elapsed(), ms(300), "body idle");
+    assert_eq!(rig.stats.snapshot().timeouts(Phase::BodyIdle), 1);
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    rig.finish("stalled body", || server.open()).await;
+}
+
+#[tokio::test]
+async fn slow_chunks_are_body_idle_while_a_steady_drip_passes_and_reuses_its_connection() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+
+    // 6 chunks 100 ms apart: 600 ms in all, twice the idle limit, and no gap reaches it.
+    for _ in 0..2 {
+        let start = Instant::now();
+        let n = fetch(&rig, get(server.uri("/slow-chunks/100/6"))).await;
+        assert_eq!(n.map_err(|e| e.to_string()), Ok(6 * 16));
+        assert!(start.elapsed() >= ms(500));
+    }
+    assert_eq!(server.accepted(), 1, "the drip's connection was reused");
+    assert_eq!(server.open(), 1, "and is pooled");
+    let snap = rig.stats.snapshot();
+    assert_eq!((snap.connections_opened, snap.connections_reused), (1, 1));
+    assert_eq!(snap.timeouts_total(), 0);
+    rig.assert_settled("steady drip").await;
+
+    // 3 chunks 700 ms apart: the first gap is too long.
+    let resp = rig
+        .send(get(server.uri("/slow-chunks/700/3")))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let err = read_all(resp.into_body()).await.expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::BodyIdle))),
+        "{err}"
+    );
+    assert_fired_at(start.elapsed(), ms(300), "body idle");
+    assert_eq!(rig.stats.snapshot().timeouts(Phase::BodyIdle), 1);
+    // The slow body was on the pooled connection: cut, so closed.
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    rig.finish("slow chunks", || server.open()).await;
+}
+
+#[tokio::test]
+async fn endless_bodies_are_cut_by_the_total_deadline() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+    // A drip that never idles long enough for the idle limit, and a firehose, at once.
+    let (drip, firehose) = tokio::join!(
+        async {
+            let start = Instant::now();
+            (
+                fetch(&rig, get(server.uri("/drip/20"))).await,
+                start.elapsed(),
+            )
+        },
+        async {
+            let start = Instant::now();
+            (
+                fetch(&rig, get(server.uri("/endless"))).await,
+                start.elapsed(),
+            )
+        },
+    );
+    for (what, (result, took)) in [("drip", drip), ("endless", firehose)] {
+        let err = result.expect_err(what);
+        assert_eq!(
+            typed(&err),
+            Some((ErrorKind::Timeout, Some(Phase::Total))),
+            "{what}: {err}"
+        );
+        assert_fired_at(took, ms(1500), what);
+    }
+    assert_eq!(rig.stats.snapshot().timeouts(Phase::Total), 2);
+    // Neither keeps streaming: both connections closed with the client still alive.
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    assert_eq!(server.active(), 0);
+    rig.finish("endless bodies", || server.open()).await;
+}
+
+#[tokio::test]
+async fn stalled_upload_is_request_write_and_the_upload_stops() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+    // The server reads nothing for 1 s, then reads until the client stops sending; the client
+    // sends an endless body, so only a stopped upload lets the connection close.
+    let upload = support::endless_upload(64 * 1024)
+        .map_err(BoxError::from)
+        .boxed();
+    let req = Request::post(server.uri("/upload-stall/1000"))
+        .body(upload)
+        .unwrap();
+    let start = Instant::now();
+    let err = fetch(&rig, req).await.expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::RequestWrite))),
+        "{err}"
+    );
+    assert!(start.elapsed() >= ms(300), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < ms(1500),
+        "before the deadline: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(rig.stats.snapshot().timeouts(Phase::RequestWrite), 1);
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    assert_eq!(server.accepted(), 1);
+    rig.finish("stalled upload", || server.open()).await;
+}
+
+#[tokio::test]
+async fn resets_are_hyper_errors_without_a_phase_and_leave_nothing() {
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+
+    let err = fetch(&rig, get(server.uri("/reset-headers")))
+        .await
+        .expect_err("reset before headers");
+    assert_eq!(typed(&err), None, "not ours: {err}");
+    assert!(has_hyper_error(&err), "a hyper error: {err:?}");
+    rig.assert_settled("reset before headers").await;
+
+    let resp = rig.send(get(server.uri("/reset-body"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let err = read_all(resp.into_body())
+        .await
+        .expect_err("reset mid-body");
+    assert_eq!(typed(&err), None, "not ours: {err}");
+    assert!(has_hyper_error(&err), "a hyper error: {err:?}");
+
+    assert_eq!(rig.stats.snapshot().timeouts_total(), 0);
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    rig.finish("resets", || server.open()).await;
+}
+
+#[tokio::test]
+async fn bodies_over_max_response_body_are_body_too_large() {
+    const CAP: u64 = 64 * 1024;
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset().max_response_body(CAP));
+
+    // Exactly the cap passes.
+    let n = fetch(&rig, get(server.uri(&format!("/bytes/{CAP}")))).await;
+    assert_eq!(n.map_err(|e| e.to_string()), Ok(CAP));
+
+    for path in ["/bytes/1048576", "/endless"] {
+        let start = Instant::now();
+        let err = fetch(&rig, get(server.uri(path))).await.expect_err(path);
+        let found = Error::find(&*err).unwrap_or_else(|| panic!("{path}: not ours: {err}"));
+        assert_eq!(found.kind(), ErrorKind::BodyTooLarge, "{path}: {err}");
+        assert_eq!(found.phase(), None, "{path}");
+        assert!(
+            start.elapsed() < ms(1000),
+            "{path}: cut by the cap, not a timer: {:?}",
+            start.elapsed()
+        );
+    }
+    assert_eq!(rig.stats.snapshot().timeouts_total(), 0);
+    // The endless body cannot be drained: its connection is closed, not left streaming.
+    assert!(
+        eventually(Duration::from_secs(5), || server.active() == 0).await,
+        "{} responses still being sent",
+        server.active()
+    );
+    rig.finish("body too large", || server.open()).await;
+}
+
+#[tokio::test]
+async fn dropped_64k_bodies_give_their_connections_back() {
+    const N: usize = 100;
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset());
+    for _ in 0..N {
+        let resp = rig.send(get(server.uri("/bytes/65536"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        drop(resp);
+    }
+    rig.assert_settled("dropped bodies").await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let s = rig.stats.snapshot();
+            s.drains_finished + s.drains_abandoned(tower_hardened::DrainAbandon::Time)
+                >= s.drains_started
+        })
+        .await
+    );
+    let snap = rig.stats.snapshot();
+    assert_eq!(server.requests(), N);
+    assert!(
+        server.accepted() <= 4,
+        "{N} dropped bodies opened {} connections; {snap:?}",
+        server.accepted()
+    );
+    assert_eq!(snap.connections_opened as usize, server.accepted());
+    assert!(snap.connections_reused as usize >= N - 4, "{snap:?}");
+    assert_eq!(snap.timeouts_total(), 0);
+    rig.finish("dropped bodies", || server.open()).await;
+}
+
+#[tokio::test]
+async fn a_flood_at_a_stalled_server_is_bounded() {
+    const FLOOD: usize = 16;
+    const PER_HOST: usize = 4;
+    const WAITING: usize = 4;
+    let server = TestServer::start_apart().await;
+    // Header limit beyond the deadline, so the stalled requests meet the deadline; the acquire
+    // limit below it, so the queued ones give up waiting first.
+    let rig = http_rig(
+        preset()
+            .response_headers(Duration::from_secs(10))
+            .max_per_host(PER_HOST)
+            .max_waiting(WAITING)
+            .acquire_timeout(ms(800)),
+    );
+    // Sent at once from this task (no spawned tasks, so the live-task count is the client's).
+    let flood = (0..FLOOD)
+        .map(|_| async {
+            let start = Instant::now();
+            let err = fetch(&rig, get(server.uri("/stall-headers")))
+                .await
+                .expect_err("a stalled server cannot answer");
+            (typed(&err), start.elapsed())
+        })
+        .collect();
+    let (outcomes, (in_flight, waiting)) = tokio::join!(join_all(flood), async {
+        // While the flood is on: the per-host limit holds PER_HOST, queues WAITING.
+        eventually(Duration::from_secs(1), || {
+            rig.per_host.in_flight() == PER_HOST
+        })
+        .await;
+        (rig.per_host.in_flight(), rig.per_host.waiting())
+    });
+    assert_eq!((in_flight, waiting), (PER_HOST, WAITING));
+
+    let (mut overloaded, mut acquire, mut total) = (0, 0, 0);
+    for (kind, took) in outcomes {
+        match kind {
+            Some((ErrorKind::Overloaded, Some(Phase::Acquire))) => {
+                assert!(took < ms(700), "overloaded must answer at once: {took:?}");
+                overloaded += 1;
+            }
+            Some((ErrorKind::Timeout, Some(Phase::Acquire))) => {
+                assert_fired_at(took, ms(800), "acquire");
+                acquire += 1;
+            }
+            Some((ErrorKind::Timeout, Some(Phase::Total))) => {
+                assert_fired_at(took, ms(1500), "total");
+                total += 1;
+            }
+            other => panic!("unexpected outcome {other:?} after {took:?}"),
+        }
+    }
+    assert_eq!(
+        (overloaded, acquire, total),
+        (FLOOD - PER_HOST - WAITING, WAITING, PER_HOST)
+    );
+    let snap = rig.stats.snapshot();
+    assert_eq!(snap.overloads as usize, FLOOD - PER_HOST - WAITING);
+    assert_eq!(snap.timeouts(Phase::Acquire) as usize, WAITING);
+    assert_eq!(snap.timeouts(Phase::Total) as usize, PER_HOST);
+    assert!(
+        server.peak_open() <= PER_HOST,
+        "peak {}",
+        server.peak_open()
+    );
+    assert!(server.peak_active() <= PER_HOST);
+    assert_eq!(server.requests(), PER_HOST);
+    // Every stalled exchange was abandoned: its connection closed with the client alive.
+    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
+    rig.finish("flood", || server.open()).await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_reaped_by_the_pool() {
+    const CONNS: usize = 3;
+    let idle = ms(300);
+    let server = TestServer::start_apart().await;
+    let rig = http_rig(preset().pool(PoolClientBuilder::new().idle_timeout(idle)));
+    // Overlapping requests, so each needs a connection of its own.
+    let all = (0..CONNS)
+        .map(|_| fetch(&rig, get(server.uri("/slow-chunks/100/3"))))
+        .collect();
+    let done = join_all(all).await;
+    for n in done {
+        assert_eq!(n.map_err(|e| e.to_string()), Ok(48));
+    }
+    assert_eq!(server.accepted(), CONNS);
+    assert_eq!(server.open(), CONNS, "pooled after use");
+    let idle_since = Instant::now();
+
+    // Reaped with the client alive and untouched: between the idle timeout and twice that.
+    assert!(
+        server.wait_open_at_most(0, Duration::from_secs(5)).await,
+        "{} idle connections never reaped",
+        server.open()
+    );
+    assert!(idle_since.elapsed() >= idle, "{:?}", idle_since.elapsed());
+    let snap = rig.stats.snapshot();
+    assert_eq!(
+        snap.connections_closed(CloseReason::Idle) as usize,
+        CONNS,
+        "{snap:?}"
+    );
+    assert_eq!(snap.connections_open, 0);
+    rig.finish("idle reaping", || server.open()).await;
+}
+
+/// Awaits every future on this task, concurrently, in order.
+async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
