@@ -16,8 +16,8 @@
 //!   checkpoint includes warm-up: allocator arenas, the pool filling, lazily made timers).
 //! - No request in flight or waiting, no timeout, no leak report, every drain ended.
 //! - Live tasks at the end are no more than after the first checkpoint: nothing accumulates.
-//! - The server saw at most [`MAX_CONNECTIONS`] connections in all: bodies dropped unread
-//!   gave their connection back instead of costing a new one each.
+//! - The server saw at most [`MAX_CONNECTIONS_PER_1000`] connections per 1,000 requests: bodies
+//!   dropped unread gave their connection back instead of costing a new one each.
 
 mod support;
 
@@ -41,10 +41,12 @@ const CHECKPOINTS: u64 = 10;
 /// while the allocator's own noise (arena and size-class caches of a few MiB) stays inside it.
 /// For a shorter run (`SOAK_REQUESTS`) the bound is the same, so it is weaker per request.
 const RSS_GROWTH_BOUND_KIB: u64 = 8 * 1024;
-/// Connections the server may see in all: the pool keeps up to 16 idle per host and the callers
-/// use at most 16 at once, drains may hold some more for a moment; 1,000 is far above that and
-/// far below the 100,000 a bare client would open for the 100,000 dropped bodies of a full run.
-const MAX_CONNECTIONS: usize = 1_000;
+/// Connections the server may see, per 1,000 requests: 10. A bare client opens one for every
+/// body dropped unread, 100 per 1,000 here; the preset drains them and reuses the connection, so
+/// it opens new ones only for requests that find every pooled connection busy or still draining
+/// (those surplus connections are closed again by hyper's idle cap of 16 per host; measured: about
+/// 0.1 per 1,000 over a full run, 1.3 over a 100,000-request one).
+const MAX_CONNECTIONS_PER_1000: usize = 10;
 
 fn server() -> TestServer {
     let (tx, rx) = mpsc::channel();
@@ -65,7 +67,7 @@ fn server() -> TestServer {
 }
 
 #[test]
-#[ignore = "soak: a million requests, about a minute in release; run it with --release --ignored"]
+#[ignore = "soak: a million requests, about a minute in release (52 s measured); run it with --release --ignored"]
 fn a_million_requests_through_the_preset_keep_rss_flat() {
     let total: u64 = std::env::var("SOAK_REQUESTS")
         .ok()
@@ -175,7 +177,7 @@ fn a_million_requests_through_the_preset_keep_rss_flat() {
         tasks[9]
     );
     assert!(
-        server.accepted() <= MAX_CONNECTIONS,
+        server.accepted() as u64 * 1000 <= MAX_CONNECTIONS_PER_1000 as u64 * done,
         "{} connections for {done} requests",
         server.accepted()
     );
