@@ -39,6 +39,12 @@ use tower_hardened::{
 
 use support::TestServer;
 
+/// hyper's default HTTP/1 read buffer limit (`8192 + 4096 * 100`). The preset's
+/// `max_response_header_bytes` (64 KiB by default) is enforced through hyper's
+/// `http1_max_buf_size`, which also caps how much of a body one read may take; the
+/// `*_400KiB_header_cap` rows measure the preset with hyper's default instead.
+const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+
 /// Starts `n` test servers on a thread of their own, with their own runtime, for the life of
 /// the process.
 fn servers(n: usize) -> Vec<TestServer> {
@@ -109,11 +115,14 @@ fn client_rt() -> tokio::runtime::Runtime {
 fn read_to_end(c: &mut Criterion) {
     let server = servers(1).remove(0);
     let rt = client_rt();
-    let (bare, bare2, preset) = rt.block_on(async {
+    let (bare, bare2, preset, preset_400k) = rt.block_on(async {
         (
             support::bare_client::<Empty<Bytes>>(),
             support::bare_client::<Empty<Bytes>>(),
             Hardened::new().client::<Empty<Bytes>>(),
+            Hardened::new()
+                .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
+                .client::<Empty<Bytes>>(),
         )
     });
     for (group, path, callers, expect) in [
@@ -151,6 +160,20 @@ fn read_to_end(c: &mut Criterion) {
                 load(p.clone(), u2.clone(), callers, n, Some(expect))
             }),
         );
+        if group == "64KiB_x8" {
+            common::paired(
+                &mut g,
+                &rt,
+                (
+                    &format!("{group}/bare (vs 400KiB header cap)"),
+                    run(bare.clone(), &uri),
+                ),
+                (&format!("{group}/hardened_400KiB_header_cap"), {
+                    let (p, u) = (preset_400k.clone(), uri.clone());
+                    move |n| load(p.clone(), u.clone(), callers, n, Some(expect))
+                }),
+            );
+        }
         g.finish();
     }
     let mut rows = Vec::new();
@@ -161,6 +184,10 @@ fn read_to_end(c: &mut Criterion) {
         ));
         rows.push((format!("{group}/bare"), format!("{group}/hardened")));
     }
+    rows.push((
+        "64KiB_x8/bare (vs 400KiB header cap)".into(),
+        "64KiB_x8/hardened_400KiB_header_cap".into(),
+    ));
     let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     common::print_paired(
         "loopback, bodies read to end: Hardened::new().client() vs bare hyper-util client",
@@ -174,12 +201,21 @@ fn drop_unread(c: &mut Criterion) {
     let rt = client_rt();
     let hardened = Hardened::new();
     let stats = hardened.stats_handle();
-    let (bare, preset) = rt.block_on(async {
+    let (bare, preset, preset_400k) = rt.block_on(async {
         (
             support::bare_client::<Empty<Bytes>>(),
             hardened.client::<Empty<Bytes>>(),
+            Hardened::new()
+                .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
+                .client::<Empty<Bytes>>(),
         )
     });
+    let third = servers(1).remove(0);
+    let (b3, u3, u4) = (
+        bare.clone(),
+        third.uri("/bytes/65536"),
+        third.uri("/bytes/65536"),
+    );
     let (bu, pu) = (
         bare_server.uri("/bytes/65536"),
         preset_server.uri("/bytes/65536"),
@@ -195,10 +231,28 @@ fn drop_unread(c: &mut Criterion) {
             load(preset.clone(), pu.clone(), 8, n, None)
         }),
     );
+    common::paired(
+        &mut g,
+        &rt,
+        (
+            "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
+            move |n| load(b3.clone(), u3.clone(), 8, n, None),
+        ),
+        (
+            "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
+            move |n| load(preset_400k.clone(), u4.clone(), 8, n, None),
+        ),
+    );
     g.finish();
     common::print_paired(
         "loopback, 64 KiB bodies dropped unread, 8 callers",
-        &[("drop_unread_64KiB_x8/bare", "drop_unread_64KiB_x8/hardened")],
+        &[
+            ("drop_unread_64KiB_x8/bare", "drop_unread_64KiB_x8/hardened"),
+            (
+                "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
+                "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
+            ),
+        ],
     );
     let per_k = |s: &TestServer| 1000.0 * s.accepted() as f64 / s.requests().max(1) as f64;
     let rps = |name: &str| common::mean(name).map(|m| (8.0 / m.as_secs_f64()) as u64);
