@@ -8,6 +8,10 @@
 //! - `drop_unread_64KiB_x8`: eight callers that drop every 64 KiB response body unread. The
 //!   bare client must close each such connection and open a new one; the preset drains the body
 //!   in the background and reuses it. Goal: at least 2.5x the bare client's requests per second.
+//! - `*_400KiB_header_cap`: the preset with hyper's default read buffer (see
+//!   [`HYPER_DEFAULT_MAX_BUF`]), to show what the 64 KiB response-header cap costs.
+//! - `breakdown/*`: where the preset's time goes; each half of the stack, and each request-side
+//!   layer alone, around a bare client, paired with a bare client.
 //!
 //! Method: the server runs in this process on its own thread and runtime, so its cost is common
 //! to both sides; the clients run on one current-thread runtime. Every subject is **paired** with
@@ -16,8 +20,11 @@
 //! pair (two separate bare clients) calibrates the method: it must come out at 1.00x.
 //!
 //! ```text
-//! cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3            # everything
+//! cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3 loopback   # headline rows
 //! ```
+//!
+//! Results, with the machine and its load: `BENCHMARKS.md`.
 #![allow(unreachable_pub)]
 
 mod common;
