@@ -1,23 +1,34 @@
-//! Per-layer overhead: each layer around a ready in-memory service, against the bare service,
-//! one request and its whole body per iteration.
+//! Per-layer overhead: each layer of this crate around a ready in-memory service, against the
+//! bare service, one request and its whole body per iteration; then the whole request-side stack
+//! of the preset (`Hardened::layer()`).
+//!
+//! Every subject is **paired** with the bare service: each criterion sample runs the bare service
+//! and the layered one back to back (alternating which goes first), so a shared machine's load
+//! hits both alike; the table at the end gives the median over those pairs. A bare-against-bare
+//! pair calibrates the method (it must come out at 1.00x).
 //!
 //! ```text
-//! cargo bench --bench layers
+//! cargo bench --bench layers -- --warm-up-time 1 --measurement-time 3
 //! ```
+//!
+//! Every layer is built with limits that never fire (30 s, 1024 permits, `u64::MAX` bytes), so
+//! what is measured is the machinery on the success path: timers that are set up lazily,
+//! permits taken and moved into the body, the deadline put into the request's extensions.
 
 mod common;
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion};
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_hardened::{
-    BodyIdleTimeoutLayer, BoxError, DeadlineLayer, RequestWriteTimeoutLayer,
+    BodyIdleTimeoutLayer, BoxError, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer,
+    Hardened, PerHostLimitLayer, RequestWriteTimeoutLayer, ResponseBodyLimitLayer,
     ResponseHeaderTimeoutLayer,
 };
 
@@ -43,30 +54,23 @@ impl<B> Service<Request<B>> for Echo {
     }
 }
 
-fn run<S, RB>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, svc: S)
+/// `iters` requests through `svc`, each response body read to its end.
+async fn requests<S, RB>(mut svc: S, uri: Uri, iters: u64)
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<RB>> + Clone,
+    S: Service<Request<Full<Bytes>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
     RB: http_body::Body,
     RB::Error: std::fmt::Debug,
 {
-    let name = name.to_owned();
-    c.bench_function(&name, |b| {
-        b.iter_custom(|iters| {
-            let mut svc = svc.clone();
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let req = Request::new(Full::new(Bytes::from_static(b"up")));
-                    let resp = svc.ready().await.map_err(Into::into).unwrap().call(req);
-                    let resp = resp.await.map_err(Into::into).unwrap();
-                    let body = resp.into_body().collect().await.unwrap();
-                    std::hint::black_box(body);
-                }
-                common::record(&name, iters, start.elapsed())
-            })
-        })
-    });
+    for _ in 0..iters {
+        let req = Request::get(uri.clone())
+            .body(Full::new(Bytes::from_static(b"up")))
+            .unwrap();
+        let resp = svc.ready().await.map_err(Into::into).unwrap().call(req);
+        let resp = resp.await.map_err(Into::into).unwrap();
+        let body = resp.into_body().collect().await.unwrap();
+        std::hint::black_box(body);
+    }
 }
 
 fn layers(c: &mut Criterion) {
@@ -74,34 +78,61 @@ fn layers(c: &mut Criterion) {
         .enable_time()
         .build()
         .unwrap();
+    let uri: Uri = "http://127.0.0.1:8080/".parse().unwrap();
     let d = Duration::from_secs(30);
-    run(c, &rt, "bare", Echo);
-    run(c, &rt, "deadline", DeadlineLayer::new(d).layer(Echo));
-    run(
-        c,
-        &rt,
+    let mut g = c.benchmark_group("layers");
+    macro_rules! pair {
+        ($name:expr, $svc:expr) => {{
+            let svc = $svc;
+            let (u1, u2) = (uri.clone(), uri.clone());
+            common::paired(
+                &mut g,
+                &rt,
+                (concat!("bare (vs ", $name, ")"), move |n| {
+                    requests(Echo, u1.clone(), n)
+                }),
+                ($name, move |n| requests(svc.clone(), u2.clone(), n)),
+            );
+        }};
+    }
+    pair!("bare_again", Echo);
+    pair!("deadline", DeadlineLayer::new(d).layer(Echo));
+    pair!(
         "response_headers",
-        ResponseHeaderTimeoutLayer::new(d).layer(Echo),
+        ResponseHeaderTimeoutLayer::new(d).layer(Echo)
     );
-    run(
-        c,
-        &rt,
-        "body_idle",
-        BodyIdleTimeoutLayer::new(d).layer(Echo),
-    );
-    run(
-        c,
-        &rt,
+    pair!("body_idle", BodyIdleTimeoutLayer::new(d).layer(Echo));
+    pair!(
         "request_write",
-        RequestWriteTimeoutLayer::new(d).layer(Echo),
+        RequestWriteTimeoutLayer::new(d).layer(Echo)
     );
-    let stack = tower::ServiceBuilder::new()
+    pair!(
+        "concurrency_limit",
+        ConcurrencyLimitLayer::new(1024).layer(Echo)
+    );
+    pair!("per_host_limit", PerHostLimitLayer::new(1024).layer(Echo));
+    pair!("drain_on_drop", DrainOnDropLayer::new().layer(Echo));
+    pair!(
+        "drain_on_drop_leak_detection",
+        DrainOnDropLayer::new()
+            .leak_threshold(Duration::from_secs(60))
+            .layer(Echo)
+    );
+    pair!(
+        "response_body_limit",
+        ResponseBodyLimitLayer::new(u64::MAX).layer(Echo)
+    );
+    let timeouts = tower::ServiceBuilder::new()
         .layer(DeadlineLayer::new(d))
         .layer(ResponseHeaderTimeoutLayer::new(d))
         .layer(BodyIdleTimeoutLayer::new(d))
         .layer(RequestWriteTimeoutLayer::new(d))
         .service(Echo);
-    run(c, &rt, "all_request_timeouts", stack);
+    pair!("all_request_timeouts", timeouts);
+    // Built inside the runtime: the drain layer's leak watchdog needs one to start its sweeper.
+    let preset = rt.block_on(async { Hardened::new().layer().layer(Echo) });
+    pair!("hardened_layer (whole stack)", preset);
+    g.finish();
 }
 
 criterion_group!(benches, layers);
@@ -109,15 +140,24 @@ criterion_group!(benches, layers);
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    common::print_ratios(
-        "per-layer overhead over an in-memory service",
-        "bare",
-        &[
-            "deadline",
-            "response_headers",
-            "body_idle",
-            "request_write",
-            "all_request_timeouts",
-        ],
-    );
+    let names = [
+        "bare_again",
+        "deadline",
+        "response_headers",
+        "body_idle",
+        "request_write",
+        "concurrency_limit",
+        "per_host_limit",
+        "drain_on_drop",
+        "drain_on_drop_leak_detection",
+        "response_body_limit",
+        "all_request_timeouts",
+        "hardened_layer (whole stack)",
+    ];
+    let rows: Vec<(String, &str)> = names
+        .iter()
+        .map(|n| (format!("bare (vs {n})"), *n))
+        .collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(b, s)| (b.as_str(), *s)).collect();
+    common::print_paired("per-layer overhead over an in-memory service", &rows);
 }

@@ -27,6 +27,10 @@ use super::gate::{Admission, Config, Permit, Scope, Ticket};
 pub(crate) struct HostKey {
     scheme: Option<Scheme>,
     authority: Option<Authority>,
+    /// Where the host is in `authority`, and the port (the scheme's default filled in): parsed
+    /// once here, not again on every hash and comparison of the map's lookups.
+    host: std::ops::Range<usize>,
+    port: Option<u16>,
 }
 
 fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
@@ -46,16 +50,29 @@ impl HostKey {
                 .get(http::header::HOST)
                 .and_then(|h| Authority::try_from(h.as_bytes()).ok())
         });
-        HostKey {
-            scheme: req.uri().scheme().cloned(),
-            authority,
-        }
+        HostKey::new(req.uri().scheme().cloned(), authority)
     }
 
     pub(crate) fn of_uri(uri: &http::Uri) -> HostKey {
+        HostKey::new(uri.scheme().cloned(), uri.authority().cloned())
+    }
+
+    fn new(scheme: Option<Scheme>, authority: Option<Authority>) -> HostKey {
+        let host = authority.as_ref().map_or(0..0, |a| {
+            // `Authority::host` is a slice of `as_str`: keep its position.
+            let host = a.host();
+            let start = host.as_ptr() as usize - a.as_str().as_ptr() as usize;
+            start..start + host.len()
+        });
+        let port = authority
+            .as_ref()
+            .and_then(Authority::port_u16)
+            .or_else(|| default_port(scheme.as_ref()));
         HostKey {
-            scheme: uri.scheme().cloned(),
-            authority: uri.authority().cloned(),
+            scheme,
+            authority,
+            host,
+            port,
         }
     }
 
@@ -64,14 +81,13 @@ impl HostKey {
     }
 
     fn host(&self) -> &str {
-        self.authority.as_ref().map_or("", Authority::host)
+        self.authority
+            .as_ref()
+            .map_or("", |a| &a.as_str()[self.host.clone()])
     }
 
     fn port(&self) -> Option<u16> {
-        self.authority
-            .as_ref()
-            .and_then(Authority::port_u16)
-            .or_else(|| default_port(self.scheme.as_ref()))
+        self.port
     }
 }
 
@@ -266,5 +282,61 @@ impl Hosts {
                 map.shrink_to((len * 2).max(MIN_CAPACITY));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+
+    use super::HostKey;
+
+    fn key(uri: &str) -> HostKey {
+        HostKey::of_uri(&uri.parse().unwrap())
+    }
+
+    fn same(a: &str, b: &str) -> bool {
+        let (ka, kb) = (key(a), key(b));
+        let s = RandomState::new();
+        let equal = ka == kb;
+        if equal {
+            assert_eq!(
+                s.hash_one(&ka),
+                s.hash_one(&kb),
+                "{a} and {b}: equal keys, other hashes"
+            );
+        }
+        equal
+    }
+
+    #[test]
+    fn host_and_port_are_parsed_once_and_compared_as_before() {
+        assert!(same("http://Example.COM/", "http://example.com:80/x"));
+        assert!(same("https://example.com", "https://EXAMPLE.com:443"));
+        assert!(same(
+            "http://user:pw@example.com:8080/",
+            "http://example.com:8080/"
+        ));
+        assert!(same("http://[::1]:80/", "http://[::1]/"));
+        assert!(!same("http://example.com/", "https://example.com/"));
+        assert!(!same("http://example.com:8080/", "http://example.com/"));
+        assert!(!same("http://a.example/", "http://b.example/"));
+        assert!(!same("http://[::1]:8080/", "http://[::2]:8080/"));
+        let k = key("http://user@Host.example:81/");
+        assert_eq!((k.host(), k.port()), ("Host.example", Some(81)));
+        let none = HostKey::of_uri(&"/path".parse().unwrap());
+        assert_eq!((none.host(), none.port()), ("", None));
+        let req = http::Request::get("/p")
+            .header(http::header::HOST, "Example.com:80")
+            .body(())
+            .unwrap();
+        let k = HostKey::of(&req);
+        assert_eq!((k.host(), k.port()), ("Example.com", Some(80)));
+        let lower = http::Request::get("/q")
+            .header(http::header::HOST, "example.COM:80")
+            .body(())
+            .unwrap();
+        assert!(k == HostKey::of(&lower));
     }
 }

@@ -1,0 +1,423 @@
+//! The whole preset (`Hardened::new().client()`) against a bare hyper-util legacy client, on
+//! loopback, against the same real hyper server.
+//!
+//! - `ok_x1`, `ok_x8`, `64KiB_x8`: one or eight concurrent callers, each sending a GET and
+//!   reading the response body to its end (`/ok`: a 2-byte body; `/bytes/65536`: 64 KiB). One
+//!   iteration is one request per caller. Goal: the preset keeps at least 0.97 of the bare
+//!   client's throughput.
+//! - `drop_unread_64KiB_x8`: eight callers that drop every 64 KiB response body unread. The
+//!   bare client must close each such connection and open a new one; the preset drains the body
+//!   in the background and reuses it. Goal: at least 2.5x the bare client's requests per second.
+//! - `*_400KiB_header_cap`: the preset with hyper's default read buffer (see
+//!   [`HYPER_DEFAULT_MAX_BUF`]), to show what the 64 KiB response-header cap costs.
+//! - `breakdown/*`: where the preset's time goes; each half of the stack, and each request-side
+//!   layer alone, around a bare client, paired with a bare client.
+//!
+//! Method: the server runs in this process on its own thread and runtime, so its cost is common
+//! to both sides; the clients run on one current-thread runtime. Every subject is **paired** with
+//! its baseline: each criterion sample runs the bare client and the preset back to back, in
+//! alternating order, and the table at the end gives the median over pairs. A bare-against-bare
+//! pair (two separate bare clients) calibrates the method: it must come out at 1.00x.
+//!
+//! ```text
+//! cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3            # everything
+//! cargo bench --bench stack -- --warm-up-time 1 --measurement-time 3 loopback   # headline rows
+//! ```
+//!
+//! Results, with the machine and its load: `BENCHMARKS.md`.
+#![allow(unreachable_pub)]
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use bytes::Bytes;
+use criterion::{criterion_group, Criterion};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioExecutor;
+use tower::Layer;
+use tower::{Service, ServiceExt};
+use tower_hardened::{
+    BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
+    PerHostLimitLayer, PoolClientBuilder, RequestWriteBody, RequestWriteTimeoutLayer,
+    ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer,
+};
+
+use support::TestServer;
+
+/// hyper's default HTTP/1 read buffer limit (`8192 + 4096 * 100`). The preset's
+/// `max_response_header_bytes` (64 KiB by default) is enforced through hyper's
+/// `http1_max_buf_size`, which also caps how much of a body one read may take; the
+/// `*_400KiB_header_cap` rows measure the preset with hyper's default instead.
+const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+
+/// Starts `n` test servers on a thread of their own, with their own runtime, for the life of
+/// the process.
+fn servers(n: usize) -> Vec<TestServer> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut v = Vec::new();
+                for _ in 0..n {
+                    v.push(TestServer::start().await);
+                }
+                tx.send(v).unwrap();
+                std::future::pending::<()>().await
+            })
+        })
+        .unwrap();
+    rx.recv().unwrap()
+}
+
+/// `rounds` requests from each of `callers` concurrent callers; each body read to its end of
+/// `expect` bytes, or dropped unread when `expect` is `None`.
+async fn load<S, B>(svc: S, uri: Uri, callers: usize, rounds: u64, expect: Option<usize>)
+where
+    S: Service<Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    let caller = move |mut svc: S, uri: Uri| async move {
+        for _ in 0..rounds {
+            let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+            let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+            assert!(resp.status().is_success());
+            match expect {
+                Some(n) => {
+                    let body = resp.into_body().collect().await.unwrap();
+                    assert_eq!(body.to_bytes().len(), n);
+                }
+                None => drop(resp),
+            }
+        }
+    };
+    if callers == 1 {
+        return caller(svc, uri).await;
+    }
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| tokio::spawn(caller(svc.clone(), uri.clone())))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+fn client_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn read_to_end(c: &mut Criterion) {
+    let server = servers(1).remove(0);
+    let rt = client_rt();
+    let (bare, bare2, preset, preset_400k) = rt.block_on(async {
+        (
+            support::bare_client::<Empty<Bytes>>(),
+            support::bare_client::<Empty<Bytes>>(),
+            Hardened::new().client::<Empty<Bytes>>(),
+            Hardened::new()
+                .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
+                .client::<Empty<Bytes>>(),
+        )
+    });
+    for (group, path, callers, expect) in [
+        ("ok_x1", "/ok", 1, 2),
+        ("ok_x8", "/ok", 8, 2),
+        ("64KiB_x8", "/bytes/65536", 8, 65536),
+    ] {
+        let uri = server.uri(path);
+        let mut g = c.benchmark_group("loopback");
+        let run = |svc, u: &Uri| {
+            let u = u.clone();
+            move |n| load(Clone::clone(&svc), u.clone(), callers, n, Some(expect))
+        };
+        let base_name = format!("{group}/bare");
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{base_name} (calibration)"),
+                run(bare.clone(), &uri),
+            ),
+            (&format!("{group}/bare_again"), run(bare2.clone(), &uri)),
+        );
+        let b = bare.clone();
+        let u = uri.clone();
+        let p = preset.clone();
+        let u2 = uri.clone();
+        common::paired(
+            &mut g,
+            &rt,
+            (&base_name, move |n| {
+                load(b.clone(), u.clone(), callers, n, Some(expect))
+            }),
+            (&format!("{group}/hardened"), move |n| {
+                load(p.clone(), u2.clone(), callers, n, Some(expect))
+            }),
+        );
+        if group == "64KiB_x8" {
+            common::paired(
+                &mut g,
+                &rt,
+                (
+                    &format!("{group}/bare (vs 400KiB header cap)"),
+                    run(bare.clone(), &uri),
+                ),
+                (&format!("{group}/hardened_400KiB_header_cap"), {
+                    let (p, u) = (preset_400k.clone(), uri.clone());
+                    move |n| load(p.clone(), u.clone(), callers, n, Some(expect))
+                }),
+            );
+        }
+        g.finish();
+    }
+    let mut rows = Vec::new();
+    for group in ["ok_x1", "ok_x8", "64KiB_x8"] {
+        rows.push((
+            format!("{group}/bare (calibration)"),
+            format!("{group}/bare_again"),
+        ));
+        rows.push((format!("{group}/bare"), format!("{group}/hardened")));
+    }
+    rows.push((
+        "64KiB_x8/bare (vs 400KiB header cap)".into(),
+        "64KiB_x8/hardened_400KiB_header_cap".into(),
+    ));
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    common::print_paired(
+        "loopback, bodies read to end: Hardened::new().client() vs bare hyper-util client",
+        &rows,
+    );
+}
+
+fn drop_unread(c: &mut Criterion) {
+    let mut s = servers(2);
+    let (bare_server, preset_server) = (s.remove(0), s.remove(0));
+    let rt = client_rt();
+    let hardened = Hardened::new();
+    let stats = hardened.stats_handle();
+    let (bare, preset, preset_400k) = rt.block_on(async {
+        (
+            support::bare_client::<Empty<Bytes>>(),
+            hardened.client::<Empty<Bytes>>(),
+            Hardened::new()
+                .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
+                .client::<Empty<Bytes>>(),
+        )
+    });
+    let third = servers(1).remove(0);
+    let (b3, u3, u4) = (
+        bare.clone(),
+        third.uri("/bytes/65536"),
+        third.uri("/bytes/65536"),
+    );
+    let (bu, pu) = (
+        bare_server.uri("/bytes/65536"),
+        preset_server.uri("/bytes/65536"),
+    );
+    let mut g = c.benchmark_group("loopback");
+    common::paired(
+        &mut g,
+        &rt,
+        ("drop_unread_64KiB_x8/bare", move |n| {
+            load(bare.clone(), bu.clone(), 8, n, None)
+        }),
+        ("drop_unread_64KiB_x8/hardened", move |n| {
+            load(preset.clone(), pu.clone(), 8, n, None)
+        }),
+    );
+    common::paired(
+        &mut g,
+        &rt,
+        (
+            "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
+            move |n| load(b3.clone(), u3.clone(), 8, n, None),
+        ),
+        (
+            "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
+            move |n| load(preset_400k.clone(), u4.clone(), 8, n, None),
+        ),
+    );
+    g.finish();
+    common::print_paired(
+        "loopback, 64 KiB bodies dropped unread, 8 callers",
+        &[
+            ("drop_unread_64KiB_x8/bare", "drop_unread_64KiB_x8/hardened"),
+            (
+                "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
+                "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
+            ),
+        ],
+    );
+    let per_k = |s: &TestServer| 1000.0 * s.accepted() as f64 / s.requests().max(1) as f64;
+    let rps = |name: &str| common::mean(name).map(|m| (8.0 / m.as_secs_f64()) as u64);
+    let snap = stats.snapshot();
+    println!(
+        "requests/s (mean over the run): bare {:?}, hardened {:?}; connections per 1,000 \
+         requests: bare {:.1}, hardened {:.1}; hardened drains started {}, finished {}",
+        rps("drop_unread_64KiB_x8/bare"),
+        rps("drop_unread_64KiB_x8/hardened"),
+        per_k(&bare_server),
+        per_k(&preset_server),
+        snap.drains_started,
+        snap.drains_finished,
+    );
+}
+
+/// Where the preset's time goes: the same workloads through each half of the stack alone, each
+/// paired with the bare client. `pool_client` is the connection machinery without the request
+/// layers (`PoolClientBuilder` with the preset's settings: connector caps, lifetime tagging,
+/// `capture_connection` per request, 64 KiB header buffer); `layers_over_bare` is
+/// `Hardened::layer()` around a bare client.
+fn breakdown(c: &mut Criterion) {
+    let server = servers(1).remove(0);
+    let rt = client_rt();
+    let hardened = Hardened::new();
+    let (bare, pool_client, layers_over_bare, small_buf) = rt.block_on(async {
+        (
+            support::bare_client::<Empty<Bytes>>(),
+            PoolClientBuilder::new()
+                .max_idle_per_host(16)
+                .max_conns_per_host(128)
+                .configure(|b| {
+                    b.http1_max_buf_size(64 * 1024);
+                })
+                .build_http::<Empty<Bytes>>(),
+            hardened
+                .layer()
+                .layer(support::bare_client::<RequestWriteBody<Empty<Bytes>>>()),
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .http1_max_buf_size(64 * 1024)
+                .build_http::<Empty<Bytes>>(),
+        )
+    });
+    // Each request-side layer alone around a bare client (boxed to one type: the box costs the
+    // same small amount on every row, and `bare_again` in `loopback` shows the method's noise).
+    type Boxed = tower::util::BoxCloneService<
+        Request<Empty<Bytes>>,
+        http::Response<http_body_util::combinators::UnsyncBoxBody<Bytes, tower_hardened::BoxError>>,
+        tower_hardened::BoxError,
+    >;
+    let d = std::time::Duration::from_secs(30);
+    let single: Vec<(&str, Boxed)> = rt.block_on(async {
+        let b = || support::bare_client::<Empty<Bytes>>();
+        fn boxed<S, RB>(s: S) -> Boxed
+        where
+            S: Service<Request<Empty<Bytes>>, Response = http::Response<RB>>
+                + Clone
+                + Send
+                + 'static,
+            S::Future: Send + 'static,
+            S::Error: Into<tower_hardened::BoxError>,
+            RB: http_body::Body<Data = Bytes> + Send + 'static,
+            RB::Error: Into<tower_hardened::BoxError>,
+        {
+            Boxed::new(
+                s.map_response(|r: http::Response<RB>| {
+                    r.map(|b| b.map_err(Into::into).boxed_unsync())
+                })
+                .map_err(Into::into),
+            )
+        }
+        vec![
+            ("deadline", boxed(DeadlineLayer::new(d).layer(b()))),
+            (
+                "response_headers",
+                boxed(ResponseHeaderTimeoutLayer::new(d).layer(b())),
+            ),
+            ("body_idle", boxed(BodyIdleTimeoutLayer::new(d).layer(b()))),
+            (
+                "concurrency_limit",
+                boxed(ConcurrencyLimitLayer::new(256).layer(b())),
+            ),
+            (
+                "per_host_limit",
+                boxed(PerHostLimitLayer::new(64).layer(b())),
+            ),
+            ("drain_on_drop", boxed(DrainOnDropLayer::new().layer(b()))),
+            (
+                "drain_on_drop_leak_detection",
+                boxed(DrainOnDropLayer::new().leak_threshold(d * 2).layer(b())),
+            ),
+            (
+                "response_body_limit",
+                boxed(ResponseBodyLimitLayer::new(u64::MAX).layer(b())),
+            ),
+        ]
+    });
+    let request_write = rt.block_on(async {
+        RequestWriteTimeoutLayer::new(d)
+            .layer(support::bare_client::<RequestWriteBody<Empty<Bytes>>>())
+    });
+    let mut g = c.benchmark_group("breakdown");
+    for (name, path, callers, expect) in [
+        ("ok_x1", "/ok", 1, 2),
+        ("64KiB_x8", "/bytes/65536", 8, 65536),
+    ] {
+        let uri = server.uri(path);
+        macro_rules! pair {
+            ($sub:expr, $svc:expr) => {{
+                let (b, s) = (bare.clone(), $svc.clone());
+                let (u1, u2) = (uri.clone(), uri.clone());
+                common::paired(
+                    &mut g,
+                    &rt,
+                    (&format!("{name}/bare (vs {})", $sub), move |n| {
+                        load(b.clone(), u1.clone(), callers, n, Some(expect))
+                    }),
+                    (&format!("{name}/{}", $sub), move |n| {
+                        load(s.clone(), u2.clone(), callers, n, Some(expect))
+                    }),
+                );
+            }};
+        }
+        pair!("pool_client", pool_client);
+        pair!("layers_over_bare", layers_over_bare);
+        pair!("bare_64KiB_header_buffer", small_buf);
+        for (sub, svc) in &single {
+            pair!(*sub, svc);
+        }
+        pair!("request_write", request_write);
+    }
+    g.finish();
+    let mut rows = Vec::new();
+    for name in ["ok_x1", "64KiB_x8"] {
+        for sub in [
+            "pool_client",
+            "layers_over_bare",
+            "bare_64KiB_header_buffer",
+            "deadline",
+            "response_headers",
+            "body_idle",
+            "concurrency_limit",
+            "per_host_limit",
+            "drain_on_drop",
+            "drain_on_drop_leak_detection",
+            "response_body_limit",
+            "request_write",
+        ] {
+            rows.push((format!("{name}/bare (vs {sub})"), format!("{name}/{sub}")));
+        }
+    }
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    common::print_paired("breakdown: each half of the stack alone vs bare", &rows);
+}
+
+criterion_group!(benches, read_to_end, drop_unread, breakdown);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
