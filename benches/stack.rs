@@ -47,9 +47,10 @@ use tower_hardened::{
 use support::TestServer;
 
 /// hyper's default HTTP/1 read buffer limit (`8192 + 4096 * 100`). The preset's
-/// `max_response_header_bytes` (64 KiB by default) is enforced through hyper's
-/// `http1_max_buf_size`, which also caps how much of a body one read may take; the
-/// `*_400KiB_header_cap` rows measure the preset with hyper's default instead.
+/// `max_response_header_bytes` is enforced through hyper's `http1_max_buf_size`, which also caps
+/// how much of a body one read may take. It was 64 KiB when these rows were written and is
+/// 400 KiB now (chosen from them); the `*_400KiB_header_cap` rows, hyper's exact default, now
+/// measure nearly the same client as the preset.
 const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
 
 /// Starts `n` test servers on a thread of their own, with their own runtime, for the life of

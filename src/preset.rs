@@ -55,7 +55,7 @@
 //! | idle connections per host | 16 | 2 | 5 (in all) | — | Go's 2 causes connection churn under load |
 //! | connections per host | 128 | ∞ | — | — | in-flight per host plus idle, with room for background dials |
 //! | max connection lifetime | 30 min − ≤ 2.5 % | ∞ | ∞ | HikariCP 30 min − ≤ 2.5 % | HikariCP's: DNS changes and server rotation are picked up |
-//! | response header bytes | 64 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | far above real headers, far below what exhausts memory |
+//! | response header bytes | 400 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | hyper's own default, made explicit: hyper has no separate HTTP/1 head limit, its read-buffer ceiling is the cap, and a 64 KiB ceiling made 64 KiB bodies 1.21x slower (BENCHMARKS.md) |
 //! | response body bytes | unlimited | ∞ | ∞ | — | streams are legitimate; set [`Hardened::max_response_body`] when you collect |
 
 use std::time::Duration;
@@ -182,7 +182,7 @@ impl Hardened {
                 .max_conns_per_host(128)
                 .acquire_timeout(Duration::from_secs(10))
                 .stats(stats.clone()),
-            max_response_header_bytes: 64 * 1024,
+            max_response_header_bytes: 400 * 1024,
             stats,
         }
     }
