@@ -57,20 +57,7 @@ impl<S> ConcurrencyLimit<S> {
         self.layer.handle()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Gives back the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_accessors!(S);
 }
 
 impl<S, B, RB> Service<Request<B>> for ConcurrencyLimit<S>
@@ -157,20 +144,7 @@ impl<S> PerHostLimit<S> {
         self.layer.handle()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Gives back the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_accessors!(S);
 }
 
 impl<S, B, RB> Service<Request<B>> for PerHostLimit<S>

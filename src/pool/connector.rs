@@ -40,20 +40,7 @@ impl<C> PoolConnector<C> {
         self.layer.open_connections(uri)
     }
 
-    /// The inner connector.
-    pub fn get_ref(&self) -> &C {
-        &self.inner
-    }
-
-    /// The inner connector, mutably.
-    pub fn get_mut(&mut self) -> &mut C {
-        &mut self.inner
-    }
-
-    /// Gives back the inner connector.
-    pub fn into_inner(self) -> C {
-        self.inner
-    }
+    inner_accessors!(C);
 }
 
 impl<C> Service<Uri> for PoolConnector<C>

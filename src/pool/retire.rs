@@ -99,20 +99,7 @@ impl<S> Retire<S> {
         Retire { inner, stats: None }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Gives back the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_accessors!(S);
 }
 
 impl<S, B, RB> Service<Request<B>> for Retire<S>

@@ -151,20 +151,7 @@ impl<S> TlsHandshakeTimeout<S> {
         TlsHandshakeTimeout { inner, layer }
     }
 
-    /// The inner connector.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner connector, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Gives back the inner connector.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_accessors!(S);
 }
 
 impl<S> Service<Uri> for TlsHandshakeTimeout<S>
