@@ -66,8 +66,9 @@ pin_project! {
     enum Timer {
         Off,
         On {
-            #[pin]
-            sleep: Sleep,
+            // Boxed: only a request that has to wait makes one, and inline it would add a
+            // tokio `Sleep` (112 bytes) to every limit future, waiting or not.
+            sleep: Pin<Box<Sleep>>,
             bound: Bound,
         },
     }
@@ -122,7 +123,7 @@ where
                 };
                 let timer = match bound {
                     Some(bound) => Timer::On {
-                        sleep: tokio::time::sleep_until(bound.at),
+                        sleep: Box::pin(tokio::time::sleep_until(bound.at)),
                         bound,
                     },
                     None => Timer::Off,
@@ -163,7 +164,7 @@ where
                     let mut bound_at = None;
                     if let TimerProj::On { sleep, bound } = timer.project() {
                         bound_at = Some(*bound);
-                        if sleep.poll(cx).is_ready() {
+                        if sleep.as_mut().poll(cx).is_ready() {
                             let err = give_up(ticket.take(), req.as_ref(), *bound);
                             state.set(State::Done);
                             return Poll::Ready(Err(err));
