@@ -20,3 +20,21 @@ macro_rules! inner_accessors {
         }
     };
 }
+
+/// The `stats` setter and `limit` getter of a timeout layer with fields `limit: Duration` and
+/// `stats: Option<Stats>`.
+#[cfg_attr(not(feature = "timeout"), allow(unused_macros))]
+macro_rules! limit_and_stats {
+    () => {
+        /// Counts fired timeouts in `stats`, by phase.
+        pub fn stats(mut self, stats: $crate::stats::Stats) -> Self {
+            self.stats = Some(stats);
+            self
+        }
+
+        /// The configured limit.
+        pub fn limit(&self) -> std::time::Duration {
+            self.limit
+        }
+    };
+}

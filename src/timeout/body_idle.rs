@@ -53,16 +53,7 @@ impl BodyIdleTimeoutLayer {
         BodyIdleTimeoutLayer { limit, stats: None }
     }
 
-    /// Counts fired timeouts in `stats`.
-    pub fn stats(mut self, stats: Stats) -> Self {
-        self.stats = Some(stats);
-        self
-    }
-
-    /// The configured limit.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
+    limit_and_stats!();
 }
 
 impl<S> Layer<S> for BodyIdleTimeoutLayer {

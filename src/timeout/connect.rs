@@ -65,16 +65,7 @@ impl ConnectTimeoutLayer {
         ConnectTimeoutLayer { limit, stats: None }
     }
 
-    /// Counts fired timeouts in `stats` (as [`Phase::Connect`]).
-    pub fn stats(mut self, stats: Stats) -> Self {
-        self.stats = Some(stats);
-        self
-    }
-
-    /// The configured limit.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
+    limit_and_stats!();
 }
 
 impl<S> Layer<S> for ConnectTimeoutLayer {

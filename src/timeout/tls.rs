@@ -96,16 +96,7 @@ impl TlsHandshakeTimeoutLayer {
         TlsHandshakeTimeoutLayer { limit, stats: None }
     }
 
-    /// Counts fired timeouts in `stats` (as [`Phase::TlsHandshake`]).
-    pub fn stats(mut self, stats: Stats) -> Self {
-        self.stats = Some(stats);
-        self
-    }
-
-    /// The configured limit.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
+    limit_and_stats!();
 }
 
 impl<S> Layer<S> for TlsHandshakeTimeoutLayer {
