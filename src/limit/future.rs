@@ -11,7 +11,7 @@ use super::gate::{AcquireFuture, Admission, Permit, Ticket};
 use super::LimitBody;
 use crate::clock::Bound;
 use crate::deadline::RequestDeadline;
-use crate::error::{BoxError, Error, Phase};
+use crate::error::{BoxError, Phase};
 
 pin_project! {
     /// The response future of [`ConcurrencyLimit`](super::ConcurrencyLimit) and
@@ -19,8 +19,10 @@ pin_project! {
     ///
     /// It waits for a permit (in arrival order, bounded by the acquire timeout and the request's
     /// [`RequestDeadline`]), then drives its own clone of the inner service to readiness, calls
-    /// it, and hands the permit to the response body ([`LimitBody`]). Dropped at any point, it
-    /// gives back whatever it holds: its place in the queue or its permit.
+    /// it, and hands the permit to the response body ([`LimitBody`]). (A request with a permit
+    /// at once, on an inner service ready at once, was already sent by `call`: this future then
+    /// only awaits the response.) Dropped at any point, it gives back whatever it holds: its
+    /// place in the queue or its permit.
     pub struct LimitFuture<S, B>
     where
         S: Service<Request<B>>,
@@ -55,7 +57,7 @@ pin_project! {
             permit: Option<Permit>,
         },
         Refused {
-            err: Option<Error>,
+            err: Option<BoxError>,
         },
         Done,
     }
@@ -96,14 +98,51 @@ impl<S, B> LimitFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn new(admission: Admission, svc: S, req: Request<B>) -> Self {
+    /// Starts a request on `svc` (the service's own inner service, never polled ready by the
+    /// caller: the limiters' `poll_ready` does not wait).
+    ///
+    /// The fast path: with a permit at once and `svc` ready at once (polled here with a no-op
+    /// waker, as hyper-util's client and most client stacks always are), the request is sent
+    /// now, with no clone of `svc`. Otherwise a clone of `svc` goes into the future, which
+    /// waits for the permit and then drives the clone to readiness under the request's bounds.
+    /// A `svc` that answered `Pending` here keeps what it reserved for the next call; one that
+    /// failed gets no request and the error is the response.
+    pub(crate) fn start(admission: Admission, svc: &mut S, req: Request<B>) -> Self
+    where
+        S: Clone,
+        S::Error: Into<BoxError>,
+    {
+        let Admission::Now(permit) = admission else {
+            return LimitFuture::new(admission, svc.clone(), req);
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let state = match svc.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => State::Calling {
+                fut: svc.call(req),
+                permit: Some(permit),
+            },
+            Poll::Ready(Err(e)) => State::Refused {
+                err: Some(e.into()),
+            },
+            Poll::Pending => State::Ready {
+                svc: Some(svc.clone()),
+                req: Some(req),
+                permit: Some(permit),
+            },
+        };
+        LimitFuture { state }
+    }
+
+    fn new(admission: Admission, svc: S, req: Request<B>) -> Self {
         let state = match admission {
             Admission::Now(permit) => State::Ready {
                 svc: Some(svc),
                 req: Some(req),
                 permit: Some(permit),
             },
-            Admission::Refused(err) => State::Refused { err: Some(err) },
+            Admission::Refused(err) => State::Refused {
+                err: Some(err.into()),
+            },
             Admission::Wait(ticket, acquire) => {
                 let config = ticket.scope().config();
                 let deadline = RequestDeadline::of(&req);
@@ -214,7 +253,7 @@ where
                 StateProj::Refused { err } => {
                     let err = err.take().expect("refused with an error");
                     state.set(State::Done);
-                    return Poll::Ready(Err(err.into()));
+                    return Poll::Ready(Err(err));
                 }
                 StateProj::Done => panic!("LimitFuture polled after completion"),
             }

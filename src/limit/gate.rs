@@ -202,7 +202,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.waiting.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, key, host) => h.gave_up(key, host),
+            Scope::Host(h, _, host) => h.gave_up(host),
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
@@ -215,7 +215,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.in_flight.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, key, host) => h.left(key, host),
+            Scope::Host(h, _, host) => h.left(host),
         }
         if let Some(stats) = self.config().in_flight_stats() {
             stats.in_flight_add(-1);

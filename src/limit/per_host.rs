@@ -1,19 +1,23 @@
-//! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request
-//! and removed the moment the host has nothing in flight and nothing waiting.
+//! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request.
 //!
 //! The map sits behind one mutex, taken once to admit a request (find or create the entry and
-//! count the request as one of its users) and once more only by the last user to leave, which
-//! removes the entry if it still has no user. Users are added only under the lock, so a request
-//! arriving at the same time either finds the entry before the check (and keeps it alive) or
-//! creates a fresh one after. Tickets and permits hold an `Arc` of their entry, so their counts
-//! change without the lock. A permit released into the semaphore of an entry already removed
-//! goes nowhere: nobody was waiting on it.
+//! count the request as one of its users) and once more by the last user to leave. An entry
+//! with no user stays in the map (so a host that sends one request at a time does not build
+//! and drop its entry on every request) until idle entries outnumber both the hosts in use and
+//! [`MIN_IDLE`]; then every idle entry is removed at once. Memory follows the hosts in use,
+//! plus at most that many idle ones. Users are added and the last one leaves only under the
+//! lock, so an entry seen with no user under the lock has none and none can appear. Tickets and
+//! permits hold an `Arc` of their entry, so their counts change without the lock.
+//!
+//! The key's hash is computed once per request (SipHash with a per-process random key, as
+//! std's `HashMap`), not on every probe of the map.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::uri::{Authority, Scheme};
 use http::Request;
@@ -28,9 +32,11 @@ pub(crate) struct HostKey {
     scheme: Option<Scheme>,
     authority: Option<Authority>,
     /// Where the host is in `authority`, and the port (the scheme's default filled in): parsed
-    /// once here, not again on every hash and comparison of the map's lookups.
+    /// once here, not again on every comparison of the map's lookups.
     host: std::ops::Range<usize>,
     port: Option<u16>,
+    /// The hash of the lower-cased scheme and host and the port, computed once.
+    hash: u64,
 }
 
 fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
@@ -39,6 +45,32 @@ fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
         Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => Some(443),
         _ => None,
     }
+}
+
+/// Where the host is in an authority (`[userinfo@]host[:port]`, host possibly an `[IPv6]`),
+/// and its port: one pass over bytes `http` has already validated.
+fn split_authority(a: &str) -> (std::ops::Range<usize>, Option<u16>) {
+    let b = a.as_bytes();
+    let start = b.iter().rposition(|&c| c == b'@').map_or(0, |i| i + 1);
+    let rest = &b[start..];
+    let host_len = if rest.first() == Some(&b'[') {
+        rest.iter()
+            .position(|&c| c == b']')
+            .map_or(rest.len(), |i| i + 1)
+    } else {
+        rest.iter().position(|&c| c == b':').unwrap_or(rest.len())
+    };
+    let port = rest[host_len..]
+        .strip_prefix(b":")
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse().ok());
+    (start..start + host_len, port)
+}
+
+/// The process's random hashing key for host keys.
+fn hash_state() -> &'static RandomState {
+    static STATE: OnceLock<RandomState> = OnceLock::new();
+    STATE.get_or_init(RandomState::new)
 }
 
 impl HostKey {
@@ -58,22 +90,54 @@ impl HostKey {
     }
 
     fn new(scheme: Option<Scheme>, authority: Option<Authority>) -> HostKey {
-        let host = authority.as_ref().map_or(0..0, |a| {
-            // `Authority::host` is a slice of `as_str`: keep its position.
-            let host = a.host();
-            let start = host.as_ptr() as usize - a.as_str().as_ptr() as usize;
-            start..start + host.len()
-        });
-        let port = authority
+        let (host, port) = authority
             .as_ref()
-            .and_then(Authority::port_u16)
-            .or_else(|| default_port(scheme.as_ref()));
-        HostKey {
+            .map_or((0..0, None), |a| split_authority(a.as_str()));
+        let mut key = HostKey {
+            port: port.or_else(|| default_port(scheme.as_ref())),
             scheme,
             authority,
             host,
-            port,
+            hash: 0,
+        };
+        key.hash = key.hash_parts();
+        key
+    }
+
+    /// SipHash of `scheme 0xff host 0xff port`, lower-cased, written in one piece from a stack
+    /// buffer when it fits (one call of the hasher costs about as much as many bytes).
+    fn hash_parts(&self) -> u64 {
+        let (scheme, host) = (self.scheme().as_bytes(), self.host().as_bytes());
+        let mut buf = [0u8; 96];
+        let len = scheme.len() + host.len() + 5;
+        if len <= buf.len() {
+            let (a, rest) = buf.split_at_mut(scheme.len());
+            a.copy_from_slice(scheme);
+            rest[0] = 0xff;
+            rest[1..=host.len()].copy_from_slice(host);
+            rest[host.len() + 1] = 0xff;
+            let port = self.port.map_or([0xff; 3], |p| {
+                let [hi, lo] = p.to_be_bytes();
+                [0, hi, lo]
+            });
+            rest[host.len() + 2..host.len() + 5].copy_from_slice(&port);
+            let out = &mut buf[..len];
+            out.make_ascii_lowercase();
+            return hash_state().hash_one(&*out);
         }
+        // A long name: lower-cased in stack chunks, no allocation.
+        let mut h = hash_state().build_hasher();
+        for part in [scheme, host] {
+            for chunk in part.chunks(buf.len()) {
+                let out = &mut buf[..chunk.len()];
+                out.copy_from_slice(chunk);
+                out.make_ascii_lowercase();
+                h.write(out);
+            }
+            h.write_u8(0xff);
+        }
+        self.port.hash(&mut h);
+        h.finish()
     }
 
     fn scheme(&self) -> &str {
@@ -93,9 +157,14 @@ impl HostKey {
 
 impl PartialEq for HostKey {
     fn eq(&self, other: &Self) -> bool {
-        self.scheme().eq_ignore_ascii_case(other.scheme())
-            && self.host().eq_ignore_ascii_case(other.host())
+        fn same(a: &str, b: &str) -> bool {
+            // Usually spelled alike: compare the bytes first, the case-folded ones only if not.
+            a == b || a.eq_ignore_ascii_case(b)
+        }
+        self.hash == other.hash
             && self.port() == other.port()
+            && same(self.host(), other.host())
+            && same(self.scheme(), other.scheme())
     }
 }
 
@@ -103,18 +172,28 @@ impl Eq for HostKey {}
 
 impl Hash for HostKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Lower-cased in small stack chunks: no allocation per request.
-        for part in [self.scheme(), self.host()] {
-            let mut buf = [0u8; 32];
-            for chunk in part.as_bytes().chunks(buf.len()) {
-                let out = &mut buf[..chunk.len()];
-                out.copy_from_slice(chunk);
-                out.make_ascii_lowercase();
-                state.write(out);
-            }
-            state.write_u8(0xff);
+        state.write_u64(self.hash);
+    }
+}
+
+/// The map's hasher: takes the hash a [`HostKey`] computed once.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `HostKey`; fold anything else in, to stay a hasher.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
-        self.port().hash(state);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -131,20 +210,27 @@ impl fmt::Display for HostKey {
 
 /// One host's limit. Its counts are atomics, so a request that holds the entry (through its
 /// ticket or permit) updates them without the map's lock; only finding or creating the entry,
-/// and removing it, take the lock.
+/// the last user leaving, and removing idle entries take the lock.
 pub(crate) struct Host {
     sem: Arc<Semaphore>,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
-    /// Tickets and permits holding this entry. Raised only under the map's lock, so an entry
-    /// seen at zero under the lock has no user and none can appear.
+    /// Tickets and permits holding this entry. Raised only under the map's lock, and lowered to
+    /// zero only under it, so an entry seen at zero under the lock has no user and none can
+    /// appear.
     users: AtomicUsize,
+}
+
+/// The map and how many of its entries have no user.
+struct Map {
+    hosts: HashMap<HostKey, Arc<Host>, BuildHasherDefault<KeyHasher>>,
+    idle: usize,
 }
 
 /// Every host's limit, shared by every service a layer makes.
 pub(crate) struct Hosts {
     pub(crate) config: Config,
-    map: Mutex<HashMap<HostKey, Arc<Host>>>,
+    map: Mutex<Map>,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
 }
@@ -163,28 +249,42 @@ impl fmt::Debug for Hosts {
 /// Below this capacity the map is never shrunk.
 const MIN_CAPACITY: usize = 64;
 
+/// Idle entries are kept until they outnumber this and the hosts in use.
+pub(crate) const MIN_IDLE: usize = 64;
+
 impl Hosts {
     pub(crate) fn new(config: Config) -> Hosts {
         Hosts {
             config,
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Map {
+                hosts: HashMap::default(),
+                idle: 0,
+            }),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<HostKey, Arc<Host>>> {
+    fn lock(&self) -> MutexGuard<'_, Map> {
         // Nothing panics while the lock is held; a release path must never panic.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Hosts with a request in flight or waiting.
     pub(crate) fn hosts(&self) -> usize {
-        self.lock().len()
+        let map = self.lock();
+        map.hosts.len() - map.idle
+    }
+
+    /// Entries in the map, idle ones included.
+    #[cfg(test)]
+    pub(crate) fn entries(&self) -> usize {
+        self.lock().hosts.len()
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().capacity()
+        self.lock().hosts.capacity()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -197,7 +297,7 @@ impl Hosts {
 
     /// (in flight, waiting) for one host.
     pub(crate) fn counts(&self, key: &HostKey) -> (usize, usize) {
-        self.lock().get(key).map_or((0, 0), |h| {
+        self.lock().hosts.get(key).map_or((0, 0), |h| {
             (h.in_flight.load(Acquire), h.waiting.load(Acquire))
         })
     }
@@ -205,19 +305,23 @@ impl Hosts {
     pub(crate) fn admit(self: &Arc<Self>, key: HostKey) -> Admission {
         let limit = self.config.limit;
         let mut map = self.lock();
-        let host = map
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(Host {
+        let host = match map.hosts.get(&key) {
+            Some(host) => host.clone(),
+            None => {
+                let host = Arc::new(Host {
                     sem: Arc::new(Semaphore::new(limit)),
                     in_flight: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
                     users: AtomicUsize::new(0),
-                })
-            })
-            .clone();
+                });
+                // A new entry counts as idle until its first user is added below.
+                map.hosts.insert(key.clone(), host.clone());
+                map.idle += 1;
+                host
+            }
+        };
         if let Ok(permit) = host.sem.clone().try_acquire_owned() {
-            host.users.fetch_add(1, AcqRel);
+            add_user(&mut map, &host);
             drop(map);
             host.in_flight.fetch_add(1, AcqRel);
             self.in_flight.fetch_add(1, AcqRel);
@@ -226,14 +330,14 @@ impl Hosts {
             }
             return Admission::Now(Permit::new(Scope::Host(self.clone(), key, host), permit));
         }
-        // No permit free means a permit holder uses this entry: it stays, nothing to remove.
+        // No permit free means a permit holder uses this entry: it is not idle.
         // `waiting` is raised only here, under the lock, so it never passes the bound.
         let waiting = host.waiting.load(Acquire);
         if waiting >= self.config.max_waiting {
             drop(map);
             return Admission::Refused(self.config.refuse(waiting, &key));
         }
-        host.users.fetch_add(1, AcqRel);
+        add_user(&mut map, &host);
         host.waiting.fetch_add(1, AcqRel);
         drop(map);
         self.waiting.fetch_add(1, AcqRel);
@@ -254,34 +358,50 @@ impl Hosts {
         self.in_flight.fetch_add(1, AcqRel);
     }
 
-    pub(crate) fn gave_up(&self, key: &HostKey, host: &Arc<Host>) {
+    pub(crate) fn gave_up(&self, host: &Arc<Host>) {
         host.waiting.fetch_sub(1, AcqRel);
         self.waiting.fetch_sub(1, AcqRel);
-        self.release(key, host);
+        self.release(host);
     }
 
-    pub(crate) fn left(&self, key: &HostKey, host: &Arc<Host>) {
+    pub(crate) fn left(&self, host: &Arc<Host>) {
         host.in_flight.fetch_sub(1, AcqRel);
         self.in_flight.fetch_sub(1, AcqRel);
-        self.release(key, host);
+        self.release(host);
     }
 
-    /// One user fewer; the last one removes the entry — unless a new user arrived meanwhile
-    /// (checked under the lock, where users are added) or the entry was already replaced.
-    fn release(&self, key: &HostKey, host: &Arc<Host>) {
-        if host.users.fetch_sub(1, AcqRel) != 1 {
+    /// One user fewer. All but the last leave without the lock; the last one leaves under it,
+    /// marks the entry idle, and removes every idle entry once they are too many.
+    fn release(&self, host: &Arc<Host>) {
+        if host
+            .users
+            .fetch_update(AcqRel, Acquire, |u| (u > 1).then(|| u - 1))
+            .is_ok()
+        {
             return;
         }
         let mut map = self.lock();
-        let ours = map.get(key).is_some_and(|h| Arc::ptr_eq(h, host));
-        if ours && host.users.load(Acquire) == 0 {
-            map.remove(key);
+        if host.users.fetch_sub(1, AcqRel) != 1 {
+            return; // a new user arrived between the check and the lock
+        }
+        map.idle += 1;
+        let in_use = map.hosts.len() - map.idle;
+        if map.idle > MIN_IDLE && map.idle > in_use {
+            map.hosts.retain(|_, h| h.users.load(Acquire) > 0);
+            map.idle = 0;
             // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
-            let (len, cap) = (map.len(), map.capacity());
+            let (len, cap) = (map.hosts.len(), map.hosts.capacity());
             if cap > MIN_CAPACITY && len * 4 < cap {
-                map.shrink_to((len * 2).max(MIN_CAPACITY));
+                map.hosts.shrink_to((len * 2).max(MIN_CAPACITY));
             }
         }
+    }
+}
+
+/// Adds a user to `host` (under the map's lock); an idle entry is idle no more.
+fn add_user(map: &mut Map, host: &Host) {
+    if host.users.fetch_add(1, AcqRel) == 0 {
+        map.idle -= 1;
     }
 }
 
@@ -311,6 +431,28 @@ mod key_tests {
     }
 
     #[test]
+    fn authority_split_matches_http() {
+        for a in [
+            "example.com",
+            "example.com:8080",
+            "EXAMPLE.com:1",
+            "user@example.com",
+            "user:pw@example.com:81",
+            "user:p@ss@example.com:82",
+            "[::1]",
+            "[::1]:443",
+            "u@[fe80::1%25eth0]:9",
+            "127.0.0.1:0",
+            "h:65535",
+        ] {
+            let auth: http::uri::Authority = a.parse().unwrap();
+            let (host, port) = super::split_authority(auth.as_str());
+            assert_eq!(&auth.as_str()[host], auth.host(), "host of {a}");
+            assert_eq!(port, auth.port_u16(), "port of {a}");
+        }
+    }
+
+    #[test]
     fn host_and_port_are_parsed_once_and_compared_as_before() {
         assert!(same("http://Example.COM/", "http://example.com:80/x"));
         assert!(same("https://example.com", "https://EXAMPLE.com:443"));
@@ -323,6 +465,16 @@ mod key_tests {
         assert!(!same("http://example.com:8080/", "http://example.com/"));
         assert!(!same("http://a.example/", "http://b.example/"));
         assert!(!same("http://[::1]:8080/", "http://[::2]:8080/"));
+        // Longer than the one-piece hashing buffer: hashed in chunks, same rules.
+        let long = "a".repeat(120);
+        assert!(same(
+            &format!("http://{long}.Example/"),
+            &format!("http://{}.example:80/", long.to_uppercase())
+        ));
+        assert!(!same(
+            &format!("http://{long}.example/"),
+            &format!("http://{long}.example:81/")
+        ));
         let k = key("http://user@Host.example:81/");
         assert_eq!((k.host(), k.port()), ("Host.example", Some(81)));
         let none = HostKey::of_uri(&"/path".parse().unwrap());

@@ -13,10 +13,12 @@ use crate::error::BoxError;
 /// [`ConcurrencyLimitLayer`].
 ///
 /// `poll_ready` is always ready: the wait for a permit happens in the [`LimitFuture`], where
-/// the request's deadline and the acquire timeout bound it. So each `call` moves a **clone** of
-/// the inner service into its future (`S: Clone`), which the future drives to readiness once it
-/// holds a permit. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks are
-/// cheap to clone; wrap anything else in tower's `Buffer`.
+/// the request's deadline and the acquire timeout bound it. A request that gets a permit at
+/// once, on an inner service that is ready at once (hyper-util's legacy `Client` always is),
+/// is sent from `call` itself. Otherwise `call` moves a **clone** of the inner service into
+/// its future (`S: Clone`), which the future drives to readiness once it holds a permit, still
+/// under those bounds. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
+/// are cheap to clone; wrap anything else in tower's `Buffer`.
 ///
 /// # Example
 ///
@@ -76,9 +78,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // `self.inner` was never polled ready by us, so a plain clone is the right one to move
-        // (no readiness reserved by `self.inner` is lost or duplicated).
-        LimitFuture::new(self.layer.gate_admit(), self.inner.clone(), req)
+        LimitFuture::start(self.layer.gate_admit(), &mut self.inner, req)
     }
 }
 
@@ -87,8 +87,9 @@ where
 ///
 /// Keyed by the request URI's scheme and authority (the `Host` header when the URI has none);
 /// the host is compared without case and the scheme's default port is filled in. Like
-/// [`ConcurrencyLimit`], `poll_ready` is always ready and each `call` moves a clone of the
-/// inner service into its future (`S: Clone`).
+/// [`ConcurrencyLimit`], `poll_ready` is always ready, and a request that must wait (for a
+/// permit or for the inner service) moves a clone of the inner service into its future
+/// (`S: Clone`).
 ///
 /// # Example
 ///
@@ -163,6 +164,6 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let admission = self.layer.gate_admit(HostKey::of(&req));
-        LimitFuture::new(admission, self.inner.clone(), req)
+        LimitFuture::start(admission, &mut self.inner, req)
     }
 }

@@ -527,10 +527,32 @@ async fn many_distinct_hosts_leave_nothing_behind() {
     held.clear();
     assert_eq!((h.hosts(), h.in_flight()), (0, 0));
     assert!(
+        h.gate.entries() <= super::per_host::MIN_IDLE,
+        "at most MIN_IDLE idle entries are kept: {}",
+        h.gate.entries()
+    );
+    assert!(
         h.gate.capacity() < cap_full / 4,
         "the map shrinks with its hosts: {} of {cap_full}",
         h.gate.capacity()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_request_at_a_time_keeps_one_entry() {
+    let layer = PerHostLimitLayer::new(2);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    for i in 0..10 {
+        let mut f = call(&mut svc, &format!("http://Same.example/{i}"));
+        assert_pending!(f.poll());
+        let (_, tx) = answer(&mut handle).await;
+        let resp = assert_ready_ok!(f.poll());
+        assert_eq!((h.hosts(), h.gate.entries()), (1, 1));
+        drop((resp, tx));
+        // Idle, but kept for the next request: not rebuilt per request.
+        assert_eq!((h.hosts(), h.gate.entries(), h.in_flight()), (0, 1, 0));
+    }
 }
 
 #[test]
