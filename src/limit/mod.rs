@@ -23,8 +23,10 @@
 //!    taken.
 //!
 //! [`PerHostLimitLayer`] applies the same rules per scheme + authority. A host's state is
-//! created with its first request and removed as soon as it has nothing in flight and nothing
-//! waiting, so memory follows the hosts in use, not every host ever seen. Counts are readable
+//! created with its first request and kept while the host is idle (so a host used one request
+//! at a time does not rebuild it on every request) until idle hosts outnumber both 64 and the
+//! hosts in use; then every idle one is removed. Memory follows the hosts in use, not every
+//! host ever seen. Counts are readable
 //! from [`LimitHandle`] / [`PerHostHandle`] and, for the whole stack, from a shared
 //! [`Stats`](crate::Stats) (`in_flight`, `waiting`, `overloads`, acquire timeouts).
 //!

@@ -123,7 +123,7 @@ where
 /// let b = svc.ready().await?.call(Request::get(uri).body(())?).await?;
 /// assert_eq!(handle.in_flight_for(&uri.parse()?), 2);
 /// assert_eq!(handle.hosts(), 1);
-/// drop((a, b)); // bodies dropped: permits released, the host forgotten
+/// drop((a, b)); // bodies dropped: permits released, the host no longer in use
 /// assert_eq!(handle.hosts(), 0);
 /// # Ok(()) }
 /// ```
