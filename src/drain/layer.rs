@@ -117,7 +117,7 @@ impl DrainOnDropLayer {
         self.with(|c| c.max_drains = n)
     }
 
-    /// Reports (once, with `tracing::warn!`: method, URI, age; and in
+    /// Reports (once, with `tracing::warn!`: method, URI without userinfo and query, age; and in
     /// [`StatsSnapshot::leaks`](crate::StatsSnapshot::leaks)) every response body neither
     /// finished nor dropped `threshold` after its headers arrived. Off by default.
     ///

@@ -149,6 +149,7 @@ impl Registry {
             if let Some(stats) = &self.stats {
                 stats.leak();
             }
+            let uri = redacted(&uri);
             tracing::warn!(
                 %method,
                 %uri,
@@ -159,6 +160,25 @@ impl Registry {
         }
         earliest
     }
+}
+
+/// The URI as logged: scheme, host, port and path. Userinfo and the query are left out (they
+/// may carry credentials or tokens); a query is shown as `?…`.
+fn redacted(uri: &Uri) -> String {
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(a) = uri.authority() {
+        let host_port = a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, hp)| hp);
+        out.push_str(host_port);
+    }
+    out.push_str(uri.path());
+    if uri.query().is_some() {
+        out.push_str("?…");
+    }
+    out
 }
 
 impl Drop for Registry {
@@ -191,5 +211,23 @@ async fn sweeper(registry: Weak<Registry>) {
         };
         last = Some(next);
         tokio::time::sleep_until(next).await;
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn userinfo_and_query_are_not_logged() {
+        for (uri, logged) in [
+            ("http://example.com/held?id=7", "http://example.com/held?…"),
+            (
+                "https://user:secret@example.com:8443/a/b?token=x#f",
+                "https://example.com:8443/a/b?…",
+            ),
+            ("http://[::1]:80/", "http://[::1]:80/"),
+            ("/relative/only", "/relative/only"),
+        ] {
+            assert_eq!(super::redacted(&uri.parse().unwrap()), logged, "{uri}");
+        }
     }
 }

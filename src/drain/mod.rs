@@ -29,8 +29,8 @@
 //! `await`. The connection stays checked out and nothing in Rust tells you (OkHttp logs "A
 //! connection was leaked", HikariCP has `leakDetectionThreshold`). With
 //! [`leak_threshold`](DrainOnDropLayer::leak_threshold) set, a body neither finished nor dropped
-//! that long after its headers is reported once: a `tracing::warn!` with the method, URI and
-//! age, and [`StatsSnapshot::leaks`](crate::StatsSnapshot::leaks). It is a wall-clock watchdog:
+//! that long after its headers is reported once: a `tracing::warn!` with the method, URI (userinfo and
+//! query left out: they may carry secrets) and age, and [`StatsSnapshot::leaks`](crate::StatsSnapshot::leaks). It is a wall-clock watchdog:
 //! it fires even when nobody polls the body. There is no task or timer per request: bodies are
 //! registered in a slab under one mutex (one lock on the response, one when the body ends or is
 //! dropped) and one sweeper task per layer, holding a `Weak`, sleeps until the earliest body is
