@@ -38,17 +38,18 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        // The service and the request are boxed while they wait: only a request that waits pays
+        // for it, and inline they would make every limit future (and every future around it)
+        // as large as the whole client stack plus a request, moved at every layer.
         Waiting {
             acquire: AcquireFuture,
             ticket: Option<Ticket>,
             #[pin]
             timer: Timer,
-            svc: Option<S>,
-            req: Option<Request<B>>,
+            call: Option<Box<(S, Request<B>)>>,
         },
         Ready {
-            svc: Option<S>,
-            req: Option<Request<B>>,
+            call: Option<Box<(S, Request<B>)>>,
             permit: Option<Permit>,
         },
         Calling {
@@ -125,8 +126,7 @@ where
                 err: Some(e.into()),
             },
             Poll::Pending => State::Ready {
-                svc: Some(svc.clone()),
-                req: Some(req),
+                call: Some(Box::new((svc.clone(), req))),
                 permit: Some(permit),
             },
         };
@@ -136,8 +136,7 @@ where
     fn new(admission: Admission, svc: S, req: Request<B>) -> Self {
         let state = match admission {
             Admission::Now(permit) => State::Ready {
-                svc: Some(svc),
-                req: Some(req),
+                call: Some(Box::new((svc, req))),
                 permit: Some(permit),
             },
             Admission::Refused(err) => State::Refused {
@@ -171,8 +170,7 @@ where
                     acquire,
                     ticket: Some(ticket),
                     timer,
-                    svc: Some(svc),
-                    req: Some(req),
+                    call: Some(Box::new((svc, req))),
                 }
             }
         };
@@ -196,15 +194,14 @@ where
                     acquire,
                     ticket,
                     timer,
-                    svc,
-                    req,
+                    call,
                 } => {
                     // The timer first: at the deadline a free permit is no use any more.
                     let mut bound_at = None;
                     if let TimerProj::On { sleep, bound } = timer.project() {
                         bound_at = Some(*bound);
                         if sleep.as_mut().poll(cx).is_ready() {
-                            let err = give_up(ticket.take(), req.as_ref(), *bound);
+                            let err = give_up(ticket.take(), call.as_deref(), *bound);
                             state.set(State::Done);
                             return Poll::Ready(Err(err));
                         }
@@ -218,25 +215,25 @@ where
                     // to the next waiter.
                     if let Some(bound) = bound_at.filter(|b| Instant::now() >= b.at) {
                         drop(permit);
-                        let err = give_up(ticket.take(), req.as_ref(), bound);
+                        let err = give_up(ticket.take(), call.as_deref(), bound);
                         state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
                     let permit = ticket.take().expect("waiting with a ticket").admit(permit);
-                    let (svc, req) = (svc.take(), req.take());
+                    let call = call.take();
                     state.set(State::Ready {
-                        svc,
-                        req,
+                        call,
                         permit: Some(permit),
                     });
                 }
-                StateProj::Ready { svc, req, permit } => {
-                    let inner = svc.as_mut().expect("ready with a service");
+                StateProj::Ready { call, permit } => {
+                    let (inner, _) = &mut **call.as_mut().expect("ready with a service");
                     if let Err(e) = ready!(inner.poll_ready(cx)) {
                         state.set(State::Done);
                         return Poll::Ready(Err(e.into()));
                     }
-                    let fut = inner.call(req.take().expect("ready with a request"));
+                    let (mut inner, req) = *call.take().expect("ready with a request");
+                    let fut = inner.call(req);
                     let permit = permit.take();
                     state.set(State::Calling { fut, permit });
                 }
@@ -262,13 +259,13 @@ where
 }
 
 /// Leaves the queue at the bound (a permit handed over meanwhile goes back) and reports it.
-fn give_up<B>(ticket: Option<Ticket>, req: Option<&Request<B>>, bound: Bound) -> BoxError {
+fn give_up<S, B>(ticket: Option<Ticket>, call: Option<&(S, Request<B>)>, bound: Bound) -> BoxError {
     let err = bound.error();
     let stats = ticket
         .as_ref()
         .and_then(|t| t.scope().config().stats.clone());
     drop(ticket);
-    let authority = req.and_then(|r| r.uri().authority());
+    let authority = call.and_then(|(_, r)| r.uri().authority());
     crate::deadline::fired(stats.as_ref(), authority, &err);
     err.into()
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
-use super::per_host::{Host, HostKey, Hosts};
+use super::per_host::{Host, Hosts};
 use crate::error::{Error, Phase};
 use crate::stats::Stats;
 
@@ -168,14 +168,14 @@ impl Global {
 /// Which limiter a ticket or permit belongs to.
 pub(crate) enum Scope {
     Global(Arc<Global>),
-    Host(Arc<Hosts>, HostKey, Arc<Host>),
+    Host(Arc<Hosts>, Arc<Host>),
 }
 
 impl Scope {
     pub(crate) fn config(&self) -> &Config {
         match self {
             Scope::Global(g) => &g.config,
-            Scope::Host(h, _, _) => &h.config,
+            Scope::Host(h, _) => &h.config,
         }
     }
 
@@ -186,7 +186,7 @@ impl Scope {
                 g.waiting.fetch_sub(1, AcqRel);
                 g.in_flight.fetch_add(1, AcqRel);
             }
-            Scope::Host(h, _, host) => h.waited_in(host),
+            Scope::Host(h, host) => h.waited_in(host),
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
@@ -202,7 +202,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.waiting.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, _, host) => h.gave_up(host),
+            Scope::Host(h, host) => h.gave_up(host),
         }
         if let Some(stats) = &self.config().stats {
             stats.waiting_add(-1);
@@ -215,7 +215,7 @@ impl Scope {
             Scope::Global(g) => {
                 g.in_flight.fetch_sub(1, AcqRel);
             }
-            Scope::Host(h, _, host) => h.left(host),
+            Scope::Host(h, host) => h.left(host),
         }
         if let Some(stats) = self.config().in_flight_stats() {
             stats.in_flight_add(-1);
@@ -227,7 +227,7 @@ impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scope::Global(_) => f.write_str("global"),
-            Scope::Host(_, key, _) => fmt::Display::fmt(key, f),
+            Scope::Host(_, host) => fmt::Display::fmt(host.key(), f),
         }
     }
 }

@@ -212,6 +212,8 @@ impl fmt::Display for HostKey {
 /// ticket or permit) updates them without the map's lock; only finding or creating the entry,
 /// the last user leaving, and removing idle entries take the lock.
 pub(crate) struct Host {
+    /// Kept here, once per host, for reports: tickets and permits hold the entry, not a key.
+    key: HostKey,
     sem: Arc<Semaphore>,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
@@ -219,6 +221,12 @@ pub(crate) struct Host {
     /// zero only under it, so an entry seen at zero under the lock has no user and none can
     /// appear.
     users: AtomicUsize,
+}
+
+impl Host {
+    pub(crate) fn key(&self) -> &HostKey {
+        &self.key
+    }
 }
 
 /// The map and how many of its entries have no user.
@@ -309,13 +317,14 @@ impl Hosts {
             Some(host) => host.clone(),
             None => {
                 let host = Arc::new(Host {
+                    key: key.clone(),
                     sem: Arc::new(Semaphore::new(limit)),
                     in_flight: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
                     users: AtomicUsize::new(0),
                 });
                 // A new entry counts as idle until its first user is added below.
-                map.hosts.insert(key.clone(), host.clone());
+                map.hosts.insert(key, host.clone());
                 map.idle += 1;
                 host
             }
@@ -328,14 +337,14 @@ impl Hosts {
             if let Some(stats) = self.config.in_flight_stats() {
                 stats.in_flight_add(1);
             }
-            return Admission::Now(Permit::new(Scope::Host(self.clone(), key, host), permit));
+            return Admission::Now(Permit::new(Scope::Host(self.clone(), host), permit));
         }
         // No permit free means a permit holder uses this entry: it is not idle.
         // `waiting` is raised only here, under the lock, so it never passes the bound.
         let waiting = host.waiting.load(Acquire);
         if waiting >= self.config.max_waiting {
             drop(map);
-            return Admission::Refused(self.config.refuse(waiting, &key));
+            return Admission::Refused(self.config.refuse(waiting, &host.key));
         }
         add_user(&mut map, &host);
         host.waiting.fetch_add(1, AcqRel);
@@ -346,7 +355,7 @@ impl Hosts {
         }
         let acquire = Box::pin(host.sem.clone().acquire_owned());
         let ticket = Ticket {
-            scope: Some(Scope::Host(self.clone(), key, host)),
+            scope: Some(Scope::Host(self.clone(), host)),
         };
         Admission::enqueue(ticket, acquire)
     }
