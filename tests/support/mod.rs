@@ -310,13 +310,25 @@ fn script(chunk: usize, left: Option<u64>, every_ms: Option<u64>, then: Then) ->
     .boxed()
 }
 
+/// `n` bytes of `x`: a slice of one shared buffer up to 1 MiB (no allocation and fill per
+/// request, so the server's cost stays small and the same for every client measured against it).
+fn xs(n: usize) -> Bytes {
+    const SHARED: usize = 1 << 20;
+    static XS: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    if n > SHARED {
+        return Bytes::from(vec![b'x'; n]);
+    }
+    XS.get_or_init(|| Bytes::from(vec![b'x'; SHARED]))
+        .slice(..n)
+}
+
 async fn handle(req: Request<Incoming>) -> Result<Response<ServerBody>, std::io::Error> {
     let path = req.uri().path().to_owned();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let num = |i: usize| -> u64 { parts.get(i).and_then(|s| s.parse().ok()).unwrap_or(0) };
     let body = match parts[0] {
         "ok" => full("ok"),
-        "bytes" => full(vec![b'x'; num(1) as usize]),
+        "bytes" => full(xs(num(1) as usize)),
         "upload-stall" if num(1) > 0 => {
             // Stop reading the upload for a while, then read (and drop) whatever comes until the
             // client ends or abandons it: a client that gave up closes the connection, and the

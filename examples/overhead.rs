@@ -1,0 +1,126 @@
+//! A load driver for measuring what this crate costs per request, in CPU instructions, with
+//! `valgrind --tool=callgrind` (deterministic: the same count run after run, unlike time on a
+//! shared machine). Not a showcase: see `BENCHMARKS.md` for how its numbers are used.
+//!
+//! ```text
+//! cargo build --release --example overhead
+//! valgrind --tool=callgrind target/release/examples/overhead preset 1000   # -> "Collected : A"
+//! valgrind --tool=callgrind target/release/examples/overhead preset 3000   # -> "Collected : B"
+//! # instructions per request: (B - A) / 2000 (start-up cost cancels out)
+//! ```
+//!
+//! Arguments: `bare | pool | layers | preset`, the number of requests, the number of concurrent
+//! callers (default 1), the path on the test server (default `/ok`). With `DROP=1` in the
+//! environment each body is dropped unread instead of read to its end.
+//! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
+//! - `pool`: [`PoolClientBuilder`](tower_hardened::PoolClientBuilder) with the preset's pool
+//!   settings and no request layers.
+//! - `layers`: `Hardened::layer()` around a bare client.
+//! - `preset`: `Hardened::new().client()`.
+//!
+//! The server is the crate's test server on its own thread; the count covers both, and the
+//! server's share is the same for every mode. Also prints wall time and the client thread's CPU
+//! time per request (Linux), which are noisy.
+#![allow(unreachable_pub)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use tower::{Layer, Service, ServiceExt};
+use tower_hardened::{Hardened, PoolClientBuilder, RequestWriteBody};
+
+async fn run<S, B>(svc: S, uri: http::Uri, n: usize, callers: usize, drop_unread: bool)
+where
+    S: Service<http::Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (mut svc, uri) = (svc.clone(), uri.clone());
+            tokio::spawn(async move {
+                for _ in 0..n / callers {
+                    let req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+                    let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+                    if drop_unread {
+                        drop(resp);
+                    } else {
+                        resp.into_body().collect().await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// CPU time of the calling thread, from `/proc` (Linux), in nanoseconds.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: overhead bare|pool|layers|preset REQUESTS [CALLERS] [PATH]";
+    let mode = args.next().expect(usage);
+    let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
+    let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
+    let path = args.next().unwrap_or_else(|| "/ok".into());
+    let drop_unread = std::env::var_os("DROP").is_some();
+
+    let server = support::TestServer::start_on_own_thread();
+    let uri = server.uri(&path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (cpu, wall) = (thread_cpu_ns(), std::time::Instant::now());
+        match mode.as_str() {
+            "bare" => {
+                let c = support::bare_client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "pool" => {
+                let c = PoolClientBuilder::new()
+                    .max_idle_per_host(16)
+                    .max_conns_per_host(128)
+                    .build_http::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "layers" => {
+                let c = support::bare_client::<RequestWriteBody<Empty<Bytes>>>();
+                run(
+                    Hardened::new().layer().layer(c),
+                    uri,
+                    n,
+                    callers,
+                    drop_unread,
+                )
+                .await
+            }
+            "preset" => {
+                let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            _ => panic!("{usage}"),
+        }
+        let per = |ns: f64| ns / 1e3 / n as f64;
+        let cpu = cpu.zip(thread_cpu_ns()).map(|(a, b)| per((b - a) as f64));
+        println!(
+            "{mode}: {n} requests, {callers} callers, {path}: {:.2} µs/request wall, client \
+             thread CPU {} µs/request, {} connections",
+            per(wall.elapsed().as_nanos() as f64),
+            cpu.map_or("?".into(), |c| format!("{c:.2}")),
+            server.accepted(),
+        );
+    });
+}
