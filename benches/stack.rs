@@ -298,7 +298,7 @@ fn drop_unread(c: &mut Criterion) {
 /// Where the preset's time goes: the same workloads through each half of the stack alone, each
 /// paired with the bare client. `pool_client` is the connection machinery without the request
 /// layers (`PoolClientBuilder` with the preset's settings: connector caps, lifetime tagging,
-/// `capture_connection` per request, 64 KiB header buffer); `layers_over_bare` is
+/// `capture_connection` per request, the preset's 400 KiB header buffer); `layers_over_bare` is
 /// `Hardened::layer()` around a bare client.
 fn breakdown(c: &mut Criterion) {
     let server = servers(1).remove(0);
@@ -311,7 +311,7 @@ fn breakdown(c: &mut Criterion) {
                 .max_idle_per_host(16)
                 .max_conns_per_host(128)
                 .configure(|b| {
-                    b.http1_max_buf_size(64 * 1024);
+                    b.http1_max_buf_size(400 * 1024);
                 })
                 .build_http::<Empty<Bytes>>(),
             hardened
