@@ -106,8 +106,9 @@ where
     /// waker, as hyper-util's client and most client stacks always are), the request is sent
     /// now, with no clone of `svc`. Otherwise a clone of `svc` goes into the future, which
     /// waits for the permit and then drives the clone to readiness under the request's bounds.
-    /// A `svc` that answered `Pending` here keeps what it reserved for the next call; one that
-    /// failed gets no request and the error is the response.
+    /// A `svc` that answered `Pending` here goes into the future itself (it may have queued for
+    /// readiness) and a fresh clone takes its place; one that failed gets no request and the
+    /// error is the response.
     pub(crate) fn start(admission: Admission, svc: &mut S, req: Request<B>) -> Self
     where
         S: Clone,
@@ -125,10 +126,17 @@ where
             Poll::Ready(Err(e)) => State::Refused {
                 err: Some(e.into()),
             },
-            Poll::Pending => State::Ready {
-                call: Some(Box::new((svc.clone(), req))),
-                permit: Some(permit),
-            },
+            Poll::Pending => {
+                // `svc` may now hold a place in a queue of its own (tower's `Buffer` does): the
+                // instance that queued is the one to poll again, so it goes into the future and
+                // a fresh clone stays behind. Driving a clone instead would leave that place
+                // stranded and the request waiting for a second one.
+                let fresh = svc.clone();
+                State::Ready {
+                    call: Some(Box::new((std::mem::replace(svc, fresh), req))),
+                    permit: Some(permit),
+                }
+            }
         };
         LimitFuture { state }
     }

@@ -15,9 +15,10 @@ use crate::error::BoxError;
 /// `poll_ready` is always ready: the wait for a permit happens in the [`LimitFuture`], where
 /// the request's deadline and the acquire timeout bound it. A request that gets a permit at
 /// once, on an inner service that is ready at once (hyper-util's legacy `Client` always is),
-/// is sent from `call` itself. Otherwise `call` moves a **clone** of the inner service into
-/// its future (`S: Clone`), which the future drives to readiness once it holds a permit, still
-/// under those bounds. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
+/// is sent from `call` itself. Otherwise the future gets an inner service of its own
+/// (`S: Clone`: a clone when it must wait for a permit, or the instance that answered
+/// `Pending`, with a clone left in its place) and drives it to readiness once it holds a
+/// permit, still under those bounds. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
 /// are cheap to clone; wrap anything else in tower's `Buffer`.
 ///
 /// # Example

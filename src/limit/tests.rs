@@ -1,8 +1,14 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, SizeHint};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
@@ -693,4 +699,89 @@ async fn per_host_entry_removal_races_new_arrivals_safely() {
     assert_eq!(peak.load(SeqCst), 1, "two requests to one host at once");
     assert_eq!((h.hosts(), h.in_flight(), h.waiting()), (0, 0, 0));
     assert_eq!(active.load(SeqCst), 0);
+}
+
+/// An inner service whose readiness is a place in a FIFO queue, like tower's `Buffer`: a
+/// `poll_ready` that returns `Pending` leaves *that instance* queued, and a freed slot goes to
+/// the first instance queued, whoever polls it next. A clone starts outside the queue.
+type SlotWait = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
+struct Queued {
+    slots: Arc<Semaphore>,
+    waiting: Option<SlotWait>,
+    ready: Option<OwnedSemaphorePermit>,
+    called: Arc<AtomicUsize>,
+}
+
+impl Queued {
+    fn new(slots: usize) -> Queued {
+        Queued {
+            slots: Arc::new(Semaphore::new(slots)),
+            waiting: None,
+            ready: None,
+            called: Arc::default(),
+        }
+    }
+}
+
+impl Clone for Queued {
+    fn clone(&self) -> Self {
+        Queued {
+            slots: self.slots.clone(),
+            waiting: None,
+            ready: None,
+            called: self.called.clone(),
+        }
+    }
+}
+
+impl tower_service::Service<Request<()>> for Queued {
+    type Response = Response<http_body_util::Empty<Bytes>>;
+    type Error = crate::BoxError;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.ready.is_none() {
+            let slots = self.slots.clone();
+            let waiting = self
+                .waiting
+                .get_or_insert_with(|| Box::pin(slots.acquire_owned()));
+            let permit = std::task::ready!(waiting.as_mut().poll(cx)).expect("open");
+            self.waiting = None;
+            self.ready = Some(permit);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: Request<()>) -> Self::Future {
+        // The slot is used by the call only for a moment: given back at once.
+        drop(self.ready.take().expect("called when ready"));
+        self.called.fetch_add(1, SeqCst);
+        std::future::ready(Ok(Response::new(http_body_util::Empty::new())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_service_not_ready_at_once_is_driven_by_the_instance_that_queued() {
+    use tower_layer::Layer;
+    use tower_service::Service;
+    for per_host_layer in [false, true] {
+        let inner = Queued::new(1);
+        let (slots, called) = (inner.slots.clone(), inner.called.clone());
+        let taken = slots.clone().try_acquire_owned().unwrap(); // the only slot, held elsewhere
+        let mut svc: tower::util::BoxService<Request<()>, _, crate::BoxError> = if per_host_layer {
+            tower::util::BoxService::new(PerHostLimitLayer::new(4).layer(inner))
+        } else {
+            tower::util::BoxService::new(ConcurrencyLimitLayer::new(4).layer(inner))
+        };
+        let mut f = task::spawn(svc.call(req("http://a/1")));
+        assert_pending!(f.poll());
+        assert_eq!(called.load(SeqCst), 0);
+        // The slot frees up: it goes to whichever instance queued first. The request must get
+        // it without anyone calling the service again.
+        drop(taken);
+        assert_ready_ok!(f.poll());
+        assert_eq!(called.load(SeqCst), 1);
+        drop(svc);
+    }
 }
