@@ -18,11 +18,12 @@ pin_project! {
     /// [`PerHostLimit`](super::PerHostLimit).
     ///
     /// It waits for a permit (in arrival order, bounded by the acquire timeout and the request's
-    /// [`RequestDeadline`]), then drives its own clone of the inner service to readiness, calls
-    /// it, and hands the permit to the response body ([`LimitBody`]). (A request with a permit
-    /// at once, on an inner service ready at once, was already sent by `call`: this future then
-    /// only awaits the response.) Dropped at any point, it gives back whatever it holds: its
-    /// place in the queue or its permit.
+    /// [`RequestDeadline`]), then drives its own instance of the inner service to readiness
+    /// (bounded only by a deadline layer around it), calls it, and hands the permit to the
+    /// response body ([`LimitBody`]). A request with a permit at once, on an inner service
+    /// ready at once, was already sent by `call`: this future then only awaits the response.
+    /// Dropped at any point, it gives back whatever it holds: its place in the queue or its
+    /// permit.
     pub struct LimitFuture<S, B>
     where
         S: Service<Request<B>>,
@@ -99,44 +100,47 @@ impl<S, B> LimitFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// Starts a request on `svc` (the service's own inner service, never polled ready by the
-    /// caller: the limiters' `poll_ready` does not wait).
+    /// Starts a request. `template` is the limiter's inner service, never polled; `active` is
+    /// the instance the limiter sends on, cloned from `template` when there is none.
     ///
-    /// The fast path: with a permit at once and `svc` ready at once (polled here with a no-op
-    /// waker, as hyper-util's client and most client stacks always are), the request is sent
-    /// now, with no clone of `svc`. Otherwise a clone of `svc` goes into the future, which
-    /// waits for the permit and then drives the clone to readiness under the request's bounds.
-    /// A `svc` that answered `Pending` here goes into the future itself (it may have queued for
-    /// readiness) and a fresh clone takes its place; one that failed gets no request and the
-    /// error is the response.
-    pub(crate) fn start(admission: Admission, svc: &mut S, req: Request<B>) -> Self
+    /// The fast path: with a permit at once and `active` ready at once (polled here with a
+    /// no-op waker; hyper-util's client and most client stacks are always ready), the request
+    /// is sent now, with no clone per request. If `active` answers `Pending` it may hold a
+    /// place in a queue of its own (tower's `Buffer` does): that instance goes into the future,
+    /// which polls it again with the task's waker, and the next request clones a new one. If
+    /// it fails, it is dropped, never polled again (tower's rule for a failed service), and the
+    /// error is this request's response. A request that must wait for a permit gets a clone of
+    /// `template` in its future, driven to readiness once it holds a permit.
+    pub(crate) fn start(
+        admission: Admission,
+        template: &S,
+        active: &mut Option<S>,
+        req: Request<B>,
+    ) -> Self
     where
         S: Clone,
         S::Error: Into<BoxError>,
     {
         let Admission::Now(permit) = admission else {
-            return LimitFuture::new(admission, svc.clone(), req);
+            return LimitFuture::new(admission, template.clone(), req);
         };
+        let svc = active.get_or_insert_with(|| template.clone());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let state = match svc.poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => State::Calling {
                 fut: svc.call(req),
                 permit: Some(permit),
             },
-            Poll::Ready(Err(e)) => State::Refused {
-                err: Some(e.into()),
-            },
-            Poll::Pending => {
-                // `svc` may now hold a place in a queue of its own (tower's `Buffer` does): the
-                // instance that queued is the one to poll again, so it goes into the future and
-                // a fresh clone stays behind. Driving a clone instead would leave that place
-                // stranded and the request waiting for a second one.
-                let fresh = svc.clone();
-                State::Ready {
-                    call: Some(Box::new((std::mem::replace(svc, fresh), req))),
-                    permit: Some(permit),
+            Poll::Ready(Err(e)) => {
+                *active = None;
+                State::Refused {
+                    err: Some(e.into()),
                 }
             }
+            Poll::Pending => State::Ready {
+                call: active.take().map(|svc| Box::new((svc, req))),
+                permit: Some(permit),
+            },
         };
         LimitFuture { state }
     }

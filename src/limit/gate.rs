@@ -209,7 +209,7 @@ impl Scope {
         }
     }
 
-    /// A permit was released.
+    /// A permit is being released: its counts go first.
     fn left(&self) {
         match self {
             Scope::Global(g) => {
@@ -219,6 +219,13 @@ impl Scope {
         }
         if let Some(stats) = self.config().in_flight_stats() {
             stats.in_flight_add(-1);
+        }
+    }
+
+    /// A permit's semaphore permit is back: it no longer uses its host's entry.
+    fn gone(&self) {
+        if let Scope::Host(h, host) = self {
+            h.release(host);
         }
     }
 }
@@ -261,9 +268,7 @@ impl Drop for Ticket {
 /// A place in flight: a semaphore permit plus the counts it keeps. Released on drop.
 pub(crate) struct Permit {
     scope: Scope,
-    // Dropped after `Drop::drop` has lowered the counts, so a waiter woken by this release is
-    // never counted while this one still is: the in-flight count never exceeds the limit.
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Permit {
@@ -271,14 +276,20 @@ impl Permit {
     pub(crate) fn new(scope: Scope, permit: OwnedSemaphorePermit) -> Permit {
         Permit {
             scope,
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        // In this order: the counts first, so a waiter woken by the release is never counted
+        // while this one still is (the in-flight count never exceeds the limit); then the
+        // semaphore permit; then the use of the host's entry, so an entry seen idle has all its
+        // permits back (a request finding it idle is never refused for a permit on its way).
         self.scope.left();
+        drop(self.permit.take());
+        self.scope.gone();
     }
 }
 

@@ -62,8 +62,9 @@ impl PerHostHandle {
         self.gate.config.limit
     }
 
-    /// Hosts with state now: those with a request in flight or waiting. Goes back to zero when
-    /// every request is done.
+    /// Hosts in use now: those with a request in flight or waiting. Goes back to zero when
+    /// every request is done (some idle hosts' state is kept: see
+    /// [`PerHostLimitLayer`](super::PerHostLimitLayer)).
     pub fn hosts(&self) -> usize {
         self.gate.hosts()
     }

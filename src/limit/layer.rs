@@ -110,8 +110,10 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 /// counted until its response body ends: [`PerHostLimit`].
 ///
 /// Like [`ConcurrencyLimitLayer`], one layer is one set of limits shared by every service it
-/// makes. A host's state exists only while it has requests in flight or waiting, so any number
-/// of distinct hosts costs memory only for those in use. The waiting queue is bounded per host.
+/// makes. A host's state exists while it has requests in flight or waiting, and is kept while
+/// idle until idle hosts outnumber both 64 and the hosts in use, so any number of distinct hosts
+/// costs memory only for those in use and a bounded number of idle ones. The waiting queue is
+/// bounded per host.
 ///
 /// Defaults: at most 1024 requests waiting per host, no acquire timeout of its own.
 ///

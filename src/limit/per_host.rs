@@ -48,7 +48,8 @@ fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
 }
 
 /// Where the host is in an authority (`[userinfo@]host[:port]`, host possibly an `[IPv6]`),
-/// and its port: one pass over bytes `http` has already validated.
+/// and its port, read exactly as `http`'s `Authority::host` and `Authority::port_u16` read
+/// them (the port is what follows the last `:`, as the connector dials it), in one cheap pass.
 fn split_authority(a: &str) -> (std::ops::Range<usize>, Option<u16>) {
     let b = a.as_bytes();
     let start = b.iter().rposition(|&c| c == b'@').map_or(0, |i| i + 1);
@@ -60,10 +61,7 @@ fn split_authority(a: &str) -> (std::ops::Range<usize>, Option<u16>) {
     } else {
         rest.iter().position(|&c| c == b':').unwrap_or(rest.len())
     };
-    let port = rest[host_len..]
-        .strip_prefix(b":")
-        .and_then(|p| std::str::from_utf8(p).ok())
-        .and_then(|p| p.parse().ok());
+    let port = a.rfind(':').and_then(|i| a[i + 1..].parse().ok());
     (start..start + host_len, port)
 }
 
@@ -120,10 +118,10 @@ impl HostKey {
                 let [hi, lo] = p.to_be_bytes();
                 [0, hi, lo]
             });
-            rest[host.len() + 2..host.len() + 5].copy_from_slice(&port);
-            let out = &mut buf[..len];
-            out.make_ascii_lowercase();
-            return hash_state().hash_one(&*out);
+            // Scheme and host are case-folded; the port's bytes are a number, left as they are.
+            buf[..scheme.len() + host.len() + 1].make_ascii_lowercase();
+            buf[scheme.len() + host.len() + 2..len].copy_from_slice(&port);
+            return hash_state().hash_one(&buf[..len]);
         }
         // A long name: lower-cased in stack chunks, no allocation.
         let mut h = hash_state().build_hasher();
@@ -373,15 +371,16 @@ impl Hosts {
         self.release(host);
     }
 
+    /// A permit is being released (its use of the entry ends with [`Hosts::release`], once its
+    /// semaphore permit is back).
     pub(crate) fn left(&self, host: &Arc<Host>) {
         host.in_flight.fetch_sub(1, AcqRel);
         self.in_flight.fetch_sub(1, AcqRel);
-        self.release(host);
     }
 
     /// One user fewer. All but the last leave without the lock; the last one leaves under it,
     /// marks the entry idle, and removes every idle entry once they are too many.
-    fn release(&self, host: &Arc<Host>) {
+    pub(crate) fn release(&self, host: &Arc<Host>) {
         if host
             .users
             .fetch_update(AcqRel, Acquire, |u| (u > 1).then(|| u - 1))
@@ -453,6 +452,8 @@ mod key_tests {
             "u@[fe80::1%25eth0]:9",
             "127.0.0.1:0",
             "h:65535",
+            "[::1]x:8080",
+            "h:99999",
         ] {
             let auth: http::uri::Authority = a.parse().unwrap();
             let (host, port) = super::split_authority(auth.as_str());
@@ -474,6 +475,15 @@ mod key_tests {
         assert!(!same("http://example.com:8080/", "http://example.com/"));
         assert!(!same("http://a.example/", "http://b.example/"));
         assert!(!same("http://[::1]:8080/", "http://[::2]:8080/"));
+        // Port numbers whose bytes are ASCII letters are not case-folded into each other.
+        let (a, b) = (
+            key("http://h.example:16705/"),
+            key("http://h.example:24929/"),
+        );
+        assert!(a != b);
+        assert_ne!(a.hash, b.hash, "0x4141 and 0x6161 hash apart");
+        // What follows the last ':' is the port, as `http` (and the connector) read it.
+        assert!(!same("http://[::1]x:8080/", "http://[::1]/"));
         // Longer than the one-piece hashing buffer: hashed in chunks, same rules.
         let long = "a".repeat(120);
         assert!(same(

@@ -15,10 +15,10 @@ use crate::error::BoxError;
 /// `poll_ready` is always ready: the wait for a permit happens in the [`LimitFuture`], where
 /// the request's deadline and the acquire timeout bound it. A request that gets a permit at
 /// once, on an inner service that is ready at once (hyper-util's legacy `Client` always is),
-/// is sent from `call` itself. Otherwise the future gets an inner service of its own
-/// (`S: Clone`: a clone when it must wait for a permit, or the instance that answered
-/// `Pending`, with a clone left in its place) and drives it to readiness once it holds a
-/// permit, still under those bounds. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
+/// is sent from `call` itself, on an instance cloned once and reused. Otherwise the future gets
+/// an inner service of its own (`S: Clone`: a clone when it must wait for a permit, or the
+/// instance that answered `Pending`) and drives it to readiness once it holds a permit. An
+/// instance whose `poll_ready` failed is never used again: the next request gets a new clone. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
 /// are cheap to clone; wrap anything else in tower's `Buffer`.
 ///
 /// # Example
@@ -43,16 +43,28 @@ use crate::error::BoxError;
 /// assert_eq!(handle.in_flight(), 0); // released at the end of the body
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConcurrencyLimit<S> {
     inner: S,
+    /// The instance requests are sent on (see [`LimitFuture`]); `inner` is never polled.
+    active: Option<S>,
     layer: ConcurrencyLimitLayer,
+}
+
+impl<S: Clone> Clone for ConcurrencyLimit<S> {
+    fn clone(&self) -> Self {
+        ConcurrencyLimit::new(self.inner.clone(), self.layer.clone())
+    }
 }
 
 impl<S> ConcurrencyLimit<S> {
     /// Wraps `inner` with the limit of `layer` (shared with every other service of `layer`).
     pub fn new(inner: S, layer: ConcurrencyLimitLayer) -> Self {
-        ConcurrencyLimit { inner, layer }
+        ConcurrencyLimit {
+            inner,
+            active: None,
+            layer,
+        }
     }
 
     /// A handle to read the counts of this limit.
@@ -60,7 +72,7 @@ impl<S> ConcurrencyLimit<S> {
         self.layer.handle()
     }
 
-    inner_accessors!(S);
+    limiter_accessors!(S);
 }
 
 impl<S, B, RB> Service<Request<B>> for ConcurrencyLimit<S>
@@ -79,7 +91,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        LimitFuture::start(self.layer.gate_admit(), &mut self.inner, req)
+        LimitFuture::start(self.layer.gate_admit(), &self.inner, &mut self.active, req)
     }
 }
 
@@ -89,8 +101,8 @@ where
 /// Keyed by the request URI's scheme and authority (the `Host` header when the URI has none);
 /// the host is compared without case and the scheme's default port is filled in. Like
 /// [`ConcurrencyLimit`], `poll_ready` is always ready, and a request that must wait (for a
-/// permit or for the inner service) moves a clone of the inner service into its future
-/// (`S: Clone`).
+/// permit or for the inner service) takes an instance of the inner service of its own into
+/// its future (`S: Clone`).
 ///
 /// # Example
 ///
@@ -128,17 +140,29 @@ where
 /// assert_eq!(handle.hosts(), 0);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PerHostLimit<S> {
     inner: S,
+    /// The instance requests are sent on (see [`LimitFuture`]); `inner` is never polled.
+    active: Option<S>,
     layer: PerHostLimitLayer,
+}
+
+impl<S: Clone> Clone for PerHostLimit<S> {
+    fn clone(&self) -> Self {
+        PerHostLimit::new(self.inner.clone(), self.layer.clone())
+    }
 }
 
 impl<S> PerHostLimit<S> {
     /// Wraps `inner` with the per-host limits of `layer` (shared with every other service of
     /// `layer`).
     pub fn new(inner: S, layer: PerHostLimitLayer) -> Self {
-        PerHostLimit { inner, layer }
+        PerHostLimit {
+            inner,
+            active: None,
+            layer,
+        }
     }
 
     /// A handle to read the per-host counts.
@@ -146,7 +170,7 @@ impl<S> PerHostLimit<S> {
         self.layer.handle()
     }
 
-    inner_accessors!(S);
+    limiter_accessors!(S);
 }
 
 impl<S, B, RB> Service<Request<B>> for PerHostLimit<S>
@@ -165,6 +189,6 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let admission = self.layer.gate_admit(HostKey::of(&req));
-        LimitFuture::start(admission, &mut self.inner, req)
+        LimitFuture::start(admission, &self.inner, &mut self.active, req)
     }
 }

@@ -785,3 +785,41 @@ async fn an_inner_service_not_ready_at_once_is_driven_by_the_instance_that_queue
         drop(svc);
     }
 }
+
+#[tokio::test]
+async fn an_inner_service_that_failed_is_never_used_again() {
+    use tower::{Layer, Service, ServiceExt};
+    // Each instance fails once, then panics if polled again (as a used-up `FutureService`).
+    #[derive(Clone, Default)]
+    struct FailsOnce(bool);
+    impl tower_service::Service<Request<()>> for FailsOnce {
+        type Response = Response<http_body_util::Empty<Bytes>>;
+        type Error = crate::BoxError;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+            assert!(!self.0, "polled again after it failed");
+            self.0 = true;
+            Poll::Ready(Err("connect failed".into()))
+        }
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            unreachable!("never ready")
+        }
+    }
+    let stats = Stats::new();
+    let mut global = ConcurrencyLimitLayer::new(4)
+        .stats(stats.clone())
+        .layer(FailsOnce::default());
+    let mut per_host = PerHostLimitLayer::new(4).layer(FailsOnce::default());
+    for i in 0..3 {
+        let uri = format!("http://a/{i}");
+        let err = global.ready().await.unwrap().call(req(&uri)).await;
+        assert_eq!(err.unwrap_err().to_string(), "connect failed");
+        let err = per_host.ready().await.unwrap().call(req(&uri)).await;
+        assert_eq!(err.unwrap_err().to_string(), "connect failed");
+    }
+    assert_eq!(
+        stats.snapshot().in_flight,
+        0,
+        "the permit went back each time"
+    );
+}
