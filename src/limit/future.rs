@@ -23,7 +23,9 @@ pin_project! {
     /// response body ([`LimitBody`]). A request with a permit at once, on an inner service
     /// ready at once, was already sent by `call`: this future then only awaits the response.
     /// Dropped at any point, it gives back whatever it holds: its place in the queue or its
-    /// permit.
+    /// permit. (Dropped unpolled after `call` sent the request, its permit goes back at once;
+    /// an inner service that starts work in `call` itself, as tower's `Buffer` queues it, goes
+    /// on with that request uncounted. hyper-util's client starts nothing until polled.)
     pub struct LimitFuture<S, B>
     where
         S: Service<Request<B>>,
