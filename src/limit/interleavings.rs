@@ -1,9 +1,12 @@
 //! Random interleavings of call, poll, cancel, read-to-end, error, drop and time passing,
-//! through both limiters stacked (in both orders). Checked after every step: what the inner
-//! service sees in flight never exceeds the global limit nor any host's limit, and the queues
-//! never exceed their bound. Checked at the end: every waiter is woken and served (no lost
-//! wake-up, no leaked permit), and every count — handles, `Stats`, tracked hosts — is back to
-//! zero.
+//! through both limiters stacked (in both orders), over eight hosts spelled two ways (case,
+//! explicit default port), with an inner service whose readiness can close (instances then
+//! answer `Pending` and are woken when it opens) or fail once. Checked after every step: what
+//! the inner service sees in flight never exceeds the global limit nor any host's limit, and the
+//! queues never exceed their bound. Checked at the end: every waiter is woken and served (no
+//! lost wake-up, no leaked permit), every count — handles, `Stats`, tracked hosts — is back to
+//! zero, and no more idle per-host entries are kept than the bound (the sweep runs: the bound is
+//! 4 in tests).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,9 +122,21 @@ impl Future for Answer {
     }
 }
 
+/// The inner service's readiness, shared by every instance: closed, instances answer `Pending`
+/// (and are woken when it opens); `fail_next` makes the next `poll_ready` of any instance fail,
+/// after which that instance must never be polled again.
+#[derive(Default)]
+struct Readiness {
+    closed: bool,
+    fail_next: bool,
+    wakers: Vec<std::task::Waker>,
+}
+
 #[derive(Clone)]
 struct Inner {
     seen: Arc<Mutex<Seen>>,
+    ready: Arc<Mutex<Readiness>>,
+    failed: bool,
 }
 
 impl Service<Request<()>> for Inner {
@@ -129,12 +144,26 @@ impl Service<Request<()>> for Inner {
     type Error = BoxError;
     type Future = Answer;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        assert!(
+            !self.failed,
+            "an instance polled again after its poll_ready failed"
+        );
+        let mut r = self.ready.lock().unwrap();
+        if std::mem::take(&mut r.fail_next) {
+            self.failed = true;
+            return Poll::Ready(Err("inner not ready: failed".into()));
+        }
+        if r.closed {
+            r.wakers.push(cx.waker().clone());
+            return Poll::Pending;
+        }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<()>) -> Answer {
-        let host = req.uri().host().unwrap().to_string();
+        assert!(!self.failed, "called after its poll_ready failed");
+        let host = req.uri().host().unwrap().to_ascii_lowercase();
         Answer {
             lease: Some(Lease::new(&self.seen, host)),
             polled: false,
@@ -145,22 +174,32 @@ impl Service<Request<()>> for Inner {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Call { host: u8, fail: bool },
+    Call {
+        host: u8,
+        fail: bool,
+    },
     Poll(usize),
     Cancel(usize),
     Read(usize),
     DropBody(usize),
     Advance(u8),
+    /// Close (`false`) or open (`true`, waking every instance that answered `Pending`) the inner
+    /// service's readiness.
+    Readiness(bool),
+    /// The next `poll_ready` of the inner service fails.
+    FailReady,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u8..3, any::<bool>()).prop_map(|(host, fail)| Op::Call { host, fail }),
+        4 => (0u8..16, any::<bool>()).prop_map(|(host, fail)| Op::Call { host, fail }),
         4 => any::<usize>().prop_map(Op::Poll),
         1 => any::<usize>().prop_map(Op::Cancel),
         2 => any::<usize>().prop_map(Op::Read),
         1 => any::<usize>().prop_map(Op::DropBody),
         1 => (1u8..40).prop_map(Op::Advance),
+        1 => any::<bool>().prop_map(Op::Readiness),
+        1 => Just(Op::FailReady),
     ]
 }
 
@@ -202,7 +241,22 @@ struct Check {
     hosts: PerHostHandle,
     stats: Stats,
     seen: Arc<Mutex<Seen>>,
+    ready: Arc<Mutex<Readiness>>,
     setup: Setup,
+}
+
+impl Check {
+    fn set_ready(&self, open: bool) {
+        let mut r = self.ready.lock().unwrap();
+        r.closed = !open;
+        let wakers = if open {
+            std::mem::take(&mut r.wakers)
+        } else {
+            Vec::new()
+        };
+        drop(r);
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
 }
 
 impl Check {
@@ -215,7 +269,7 @@ impl Check {
         drop(s);
         assert!(self.global.in_flight() <= self.setup.global);
         assert!(self.global.waiting() <= self.setup.max_waiting);
-        assert!(self.hosts.waiting() <= self.setup.max_waiting * 3);
+        assert!(self.hosts.waiting() <= self.setup.max_waiting * 8);
         // The limiter's own count covers at least what the inner service sees.
         assert!(self.global.in_flight() >= self.seen.lock().unwrap().total);
     }
@@ -241,6 +295,11 @@ impl Check {
         );
         let snap = self.stats.snapshot();
         assert_eq!((snap.in_flight, snap.waiting), (0, 0), "stats");
+        let entries = self.hosts.gate.entries();
+        assert!(
+            entries <= super::per_host::MIN_IDLE,
+            "{entries} idle per-host entries kept"
+        );
     }
 }
 
@@ -277,7 +336,12 @@ where
         match op {
             Op::Call { host, fail } => {
                 let path = if fail { "fail" } else { "ok" };
-                let uri = format!("http://h{host}.example/{path}");
+                // Eight hosts, each spelled two ways that must share one limit.
+                let uri = if host % 2 == 0 {
+                    format!("http://h{}.example/{path}", host / 2)
+                } else {
+                    format!("http://H{}.EXAMPLE:80/{path}", host / 2)
+                };
                 std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
                 let f = task::spawn(svc.call(Request::get(uri).body(()).unwrap()));
                 let mut slot = Slot::Waiting(f);
@@ -314,6 +378,8 @@ where
                     }
                 }
             }
+            Op::Readiness(open) => check.set_ready(open),
+            Op::FailReady => check.ready.lock().unwrap().fail_next = true,
             Op::Advance(ms) => {
                 tokio::time::advance(Duration::from_millis(ms.into())).await;
                 // Timers fire only when their futures are polled: poll the woken ones.
@@ -332,7 +398,9 @@ where
     }
 
     // Drain: read every body; poll only futures that were woken. Every waiter must be served
-    // or time out; none may be left pending without a wake-up.
+    // or time out; none may be left pending without a wake-up. The inner service is ready
+    // from here on (a failure still pending may hit one more request).
+    check.set_ready(true);
     for _round in 0..10_000 {
         slots.retain_mut(|slot| match slot {
             Slot::Body(b) => {
@@ -397,12 +465,14 @@ proptest! {
             // Stats on one layer only (see `ConcurrencyLimitLayer::stats`).
             let g = g.stats(stats.clone());
             let seen = Arc::new(Mutex::new(Seen::default()));
-            let inner = Inner { seen: seen.clone() };
+            let ready = Arc::new(Mutex::new(Readiness::default()));
+            let inner = Inner { seen: seen.clone(), ready: ready.clone(), failed: false };
             let check = Check {
                 global: g.handle(),
                 hosts: h.handle(),
                 stats,
                 seen,
+                ready,
                 setup: setup.clone(),
             };
             if setup.per_host_outside {
