@@ -112,9 +112,10 @@ impl DrainOnDropLayer {
     /// At most `n` drains run at once; a body dropped while `n` run is dropped at once (its
     /// connection closes) and counted as
     /// [`DrainAbandon::Concurrency`](crate::DrainAbandon::Concurrency). Zero turns draining off
-    /// (leak detection alone).
+    /// (leak detection alone). Values above tokio's `Semaphore::MAX_PERMITS` (about 2^61) are
+    /// taken as that.
     pub fn max_concurrent_drains(self, n: usize) -> Self {
-        self.with(|c| c.max_drains = n)
+        self.with(|c| c.max_drains = n.min(tokio::sync::Semaphore::MAX_PERMITS))
     }
 
     /// Reports (once, with `tracing::warn!`: method, URI without userinfo and query, age; and in

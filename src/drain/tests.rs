@@ -574,3 +574,13 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<DrainOnDropFuture<<Mock as tower_service::Service<Request<()>>>::Future>>();
     assert_send_sync::<DrainOnDropBody<ChannelBody>>();
 }
+
+#[test]
+fn a_huge_drain_cap_is_taken_as_the_largest_one() {
+    let layer = crate::DrainOnDropLayer::new().max_concurrent_drains(usize::MAX);
+    assert_eq!(
+        layer.get_max_concurrent_drains(),
+        tokio::sync::Semaphore::MAX_PERMITS
+    );
+    assert_eq!(layer.drains_running(), 0);
+}

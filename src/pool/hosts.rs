@@ -23,6 +23,11 @@ pub(crate) struct HostState {
     pub(crate) sem: Option<Arc<Semaphore>>,
     /// Connections dialing or open (the permits taken out of `sem`, or what they would be).
     pub(crate) open: AtomicUsize,
+    /// Handles on this state. Changed only under the map's lock, so the last handle to go
+    /// knows it is the last (an `Arc` count would not: a handle's own reference is released
+    /// after its `drop`, outside the lock, so two last handles dropped at once each saw the
+    /// other's).
+    handles: AtomicUsize,
 }
 
 /// Every host with a dial waiting or a connection open.
@@ -58,16 +63,20 @@ impl Hosts {
     pub(crate) fn handle(self: &Arc<Self>, key: HostKey) -> HostHandle {
         let state = {
             let mut map = self.lock();
-            map.entry(key.clone())
+            let state = map
+                .entry(key.clone())
                 .or_insert_with(|| {
                     Arc::new(HostState {
                         sem: self
                             .max
                             .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))),
                         open: AtomicUsize::new(0),
+                        handles: AtomicUsize::new(0),
                     })
                 })
-                .clone()
+                .clone();
+            state.handles.fetch_add(1, Relaxed);
+            state
         };
         HostHandle {
             hosts: self.clone(),
@@ -111,9 +120,8 @@ impl HostHandle {
 impl Drop for HostHandle {
     fn drop(&mut self) {
         let mut map = self.hosts.lock();
-        // Handles are only cloned out of the map under this lock, so the count is exact here:
-        // the map's own reference plus this handle's means nobody else uses the host.
-        if Arc::strong_count(&self.state) == 2 {
+        // Handles are counted only under this lock, so the last one knows it is.
+        if self.state.handles.fetch_sub(1, Relaxed) == 1 {
             if let Some(s) = map.get(&self.key) {
                 if Arc::ptr_eq(s, &self.state) {
                     map.remove(&self.key);
@@ -181,6 +189,41 @@ mod tests {
         assert_eq!(hosts.open(&key("http://a:80")), 0);
         drop(b);
         assert_eq!(hosts.len(), 0);
+    }
+
+    #[test]
+    fn concurrent_drops_of_the_last_two_handles_forget_the_host() {
+        use std::sync::Barrier;
+        const ROUNDS: usize = 5_000;
+        let hosts = Hosts::new(Some(2));
+        let barrier = Arc::new(Barrier::new(2));
+        let other = {
+            let (hosts, barrier) = (hosts.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut stale = 0;
+                for _ in 0..ROUNDS {
+                    let h = hosts.handle(key("http://a:80/"));
+                    barrier.wait();
+                    drop(h);
+                    barrier.wait();
+                    if hosts.len() != 0 {
+                        stale += 1;
+                        // Clean up for the next round (a fresh handle is the only one now).
+                        drop(hosts.handle(key("http://a:80/")));
+                    }
+                    barrier.wait();
+                }
+                stale
+            })
+        };
+        for _ in 0..ROUNDS {
+            let h = hosts.handle(key("http://a:80/"));
+            barrier.wait();
+            drop(h);
+            barrier.wait();
+            barrier.wait();
+        }
+        assert_eq!(other.join().unwrap(), 0, "rounds that left the host behind");
     }
 
     #[test]

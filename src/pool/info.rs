@@ -47,8 +47,17 @@ pub(crate) struct Shared {
     poisoned: AtomicBool,
     /// A captured `Connected` of this connection: the only handle on hyper-util's poison pill.
     /// Taken out when the connection's IO is dropped, which breaks the cycle
-    /// `Connected -> extra -> ConnectionInfo -> pill -> Connected`.
-    pill: Mutex<Option<CaptureConnection>>,
+    /// `Connected -> extra -> ConnectionInfo -> pill -> Connected`; after that (`Pill::gone`)
+    /// none is stored again, since a response can be seen after its connection closed
+    /// (`Connection: close` with an empty body, HTTP/2 streams in flight).
+    pill: Mutex<Pill>,
+}
+
+/// The poison pill's handle, and whether the connection is gone.
+#[derive(Default)]
+struct Pill {
+    capture: Option<CaptureConnection>,
+    gone: bool,
 }
 
 impl fmt::Debug for ConnectionInfo {
@@ -75,7 +84,7 @@ impl ConnectionInfo {
                 requests: AtomicU64::new(0),
                 expired: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
-                pill: Mutex::new(None),
+                pill: Mutex::new(Pill::default()),
             }),
         }
     }
@@ -137,8 +146,8 @@ impl ConnectionInfo {
         }
         if let Some(capture) = capture {
             let mut pill = self.lock_pill();
-            if pill.is_none() && capture.connection_metadata().is_some() {
-                *pill = Some(capture);
+            if !pill.gone && pill.capture.is_none() && capture.connection_metadata().is_some() {
+                pill.capture = Some(capture);
             }
         }
         if self.is_expired() {
@@ -147,13 +156,15 @@ impl ConnectionInfo {
         }
     }
 
-    fn lock_pill(&self) -> std::sync::MutexGuard<'_, Option<CaptureConnection>> {
+    fn lock_pill(&self) -> std::sync::MutexGuard<'_, Pill> {
         self.shared.pill.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn try_poison(&self) {
         let pill = self.lock_pill();
-        let Some(capture) = pill.as_ref() else { return };
+        let Some(capture) = pill.capture.as_ref() else {
+            return;
+        };
         let meta = capture.connection_metadata();
         if let Some(connected) = meta.as_ref() {
             if !self.shared.poisoned.swap(true, Relaxed) {
@@ -167,8 +178,12 @@ impl ConnectionInfo {
         }
     }
 
-    /// The connection's IO is gone: drop the pill (and with it the reference cycle).
+    /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good.
     pub(crate) fn release(&self) {
-        drop(self.lock_pill().take());
+        let mut pill = self.lock_pill();
+        pill.gone = true;
+        let capture = pill.capture.take();
+        drop(pill);
+        drop(capture);
     }
 }

@@ -142,6 +142,14 @@ async fn handle(
         .split('/')
         .filter_map(|s| s.parse().ok())
         .collect();
+    if req.uri().path() == "/close" {
+        // The connection ends with this response: hyper's connection task drops the IO in the
+        // same poll that hands the response over.
+        let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, "close".parse().unwrap());
+        return Ok(resp);
+    }
     let body = if req.uri().path().starts_with("/hold") {
         tokio::time::sleep(Duration::from_millis(parts[0])).await;
         Full::new(Bytes::from("ok")).boxed()
@@ -605,4 +613,23 @@ async fn connection_tags_are_freed_when_the_client_is_dropped() {
     MemConnector::settle().await;
     assert_eq!(conn.open(), 0);
     assert!(weak.upgrade().is_none(), "tag freed with the connection");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tag_is_freed_when_the_connection_closed_before_its_response_was_seen() {
+    let conn = MemConnector::default();
+    let builder = PoolClientBuilder::new().max_lifetime(Duration::from_secs(60));
+    let client = client(&builder, &conn);
+    let (info, n) = get(&client, "/close").await.unwrap();
+    assert_eq!(n, 0);
+    let weak = Arc::downgrade(&info.shared);
+    drop(info);
+    MemConnector::settle().await;
+    assert_eq!(conn.open(), 0, "the server closed it");
+    drop(client);
+    MemConnector::settle().await;
+    assert!(
+        weak.upgrade().is_none(),
+        "the connection's tag outlived it (Connected -> tag -> captured Connected cycle)"
+    );
 }
