@@ -216,7 +216,14 @@ where
         let res = match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let now = Instant::now();
-                if this.bound.phase == Phase::Total && now >= this.bound.at {
+                if let Some(d) = this.config.deadline.filter(|d| now >= d.instant()) {
+                    // Past the request's deadline (whatever the idle bound was when the last
+                    // frame came): the deadline is what fails it.
+                    *this.bound = Bound {
+                        at: d.instant(),
+                        phase: Phase::Total,
+                        limit: d.budget(),
+                    };
                     None
                 } else {
                     // The idle clock restarts when a frame is handed to the caller.

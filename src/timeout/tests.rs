@@ -171,6 +171,29 @@ async fn body_idle_is_cut_by_an_earlier_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn body_idle_never_delivers_a_frame_past_the_deadline() {
+    let (mut svc, mut handle) =
+        mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
+    let (tx, mut body) = idle_body(
+        &mut svc,
+        &mut handle,
+        with_deadline((), Duration::from_secs(5)),
+    )
+    .await;
+    tx.send(Ok(Bytes::from("a"))).unwrap();
+    assert!(assert_ready!(body.enter(|cx, b| b.poll_frame(cx))).is_some());
+    // Nobody polls for 6 s (a slow caller is not the peer's fault, so no idle error), and a
+    // frame is ready by then: the request's deadline has passed, so it is not delivered.
+    advance(Duration::from_secs(6)).await;
+    tx.send(Ok(Bytes::from("b"))).unwrap();
+    let err = assert_ready!(body.enter(|cx, b| b.poll_frame(cx)))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(err.to_string(), "request deadline of 5s exceeded");
+}
+
+#[tokio::test(start_paused = true)]
 async fn body_idle_passes_a_body_to_its_end() {
     let (mut svc, mut handle) =
         mock::spawn_layer(BodyIdleTimeoutLayer::new(Duration::from_secs(1)));
