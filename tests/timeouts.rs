@@ -148,6 +148,66 @@ async fn a_normal_upload_and_download_pass_through_every_layer() {
     let _: Option<Incoming> = None;
 }
 
+/// A request body of one large frame (a `Full` body, the usual kind): hyper takes the frame into
+/// its write queue at once and drops the body, but the upload is not done until the peer has
+/// read it. The response-header clock must not run meanwhile, and a stall in it must be a
+/// request-write stall.
+#[tokio::test]
+async fn a_one_frame_upload_is_watched_until_it_is_taken() {
+    let server = TestServer::start().await;
+    let svc = || {
+        ServiceBuilder::new()
+            .layer(DeadlineLayer::new(Duration::from_secs(20)))
+            .layer(ResponseHeaderTimeoutLayer::new(Duration::from_millis(300)))
+            .layer(RequestWriteTimeoutLayer::new(Duration::from_secs(5)))
+            .service(support::bare_client::<
+                tower_hardened::RequestWriteBody<http_body_util::Full<Bytes>>,
+            >())
+    };
+    let big = || http_body_util::Full::new(Bytes::from(vec![7u8; 32 << 20]));
+    // The server reads nothing for 1.5 s, then reads it all and answers: not a header stall.
+    let req = Request::post(server.uri("/upload-stall/1500"))
+        .body(big())
+        .unwrap();
+    let resp: Result<Response<_>, BoxError> = svc().oneshot(req).await;
+    let resp = resp.unwrap_or_else(|e| panic!("a slow reader is not a header stall: {e}"));
+    assert!(resp.status().is_success());
+
+    // A server that never reads: the stall is the upload's, at the request-write limit.
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(3)))
+        .layer(RequestWriteTimeoutLayer::new(Duration::from_millis(300)))
+        .service(support::bare_client::<
+            tower_hardened::RequestWriteBody<http_body_util::Full<Bytes>>,
+        >());
+    let req = Request::post(server.uri("/upload-stall"))
+        .body(big())
+        .unwrap();
+    let err: BoxError = svc.oneshot(req).await.map(|_: Response<_>| ()).unwrap_err();
+    assert_eq!(
+        Error::find(&*err).and_then(Error::phase),
+        Some(Phase::RequestWrite),
+        "{err}"
+    );
+}
+
+/// The same through the preset, whose response-header limit is shorter than the upload.
+#[cfg(feature = "preset")]
+#[tokio::test]
+async fn the_preset_does_not_time_a_one_frame_upload_as_waiting_for_headers() {
+    let server = TestServer::start().await;
+    let client = tower_hardened::Hardened::new()
+        .response_headers(Duration::from_millis(300))
+        .client::<http_body_util::Full<Bytes>>();
+    let body = http_body_util::Full::new(Bytes::from(vec![7u8; 32 << 20]));
+    let req = Request::post(server.uri("/upload-stall/1500"))
+        .body(body)
+        .unwrap();
+    let resp = client.oneshot(req).await;
+    let resp = resp.unwrap_or_else(|e| panic!("a slow reader is not a header stall: {e}"));
+    assert!(resp.status().is_success());
+}
+
 /// A peer that never reads the upload and never closes: after the request-write timeout, the
 /// client's connection must not stay stuck flushing into a full socket.
 #[cfg(feature = "preset")]

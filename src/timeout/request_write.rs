@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use http::uri::Authority;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -28,7 +29,11 @@ use crate::stats::Stats;
 /// stopped reading, its receive window and our send buffers are full. Time during which the
 /// request body itself has nothing to give (a slow producer) is **not** counted: that is the
 /// caller's own pace, not the peer's fault. The clock only runs while the body is unfinished; a
-/// request without a body costs nothing.
+/// request without a body costs nothing. The connection takes data in pieces of at most 64 KiB
+/// (a larger frame is handed over in slices, zero-copy for `Bytes`), so one large frame — a
+/// `Full` body — is watched while it goes out, not only until hyper queues it; the last piece
+/// is watched until the connection asks for the end of the body, after which only the
+/// connection's own write buffers are left to drain.
 ///
 /// When it fires, the response future (or the response body, if the headers came first) fails,
 /// and the request body answers the connection's next pull with the same error, so hyper closes
@@ -160,6 +165,7 @@ where
             inner,
             guard: DoneOnDrop(shared),
             reported: false,
+            rest: Bytes::new(),
         });
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
@@ -234,14 +240,26 @@ impl Watchdog {
     }
 }
 
+/// The largest data frame handed to the connection at once. A larger frame is handed over in
+/// slices of this size, so the connection asks for each slice when it has room for it and the
+/// watch (and the hold on the response-header clock) lasts until the last slice is asked for:
+/// a `Full` body of 32 MiB is not "sent" the moment hyper takes it into its write queue. What
+/// stays unwatched is the connection's write buffer (hyper's, up to its `max_buf_size`, and the
+/// kernel's socket buffer) at the very end.
+const SLICE: usize = 64 * 1024;
+
 pin_project! {
     /// The request body as the inner service sees it: records when the connection takes each
-    /// frame. Forwards `size_hint` and `is_end_stream`.
+    /// frame, and hands data frames over in slices of at most 64 KiB (zero-copy for `Bytes`;
+    /// other data types are copied into `Bytes`). `size_hint` and `is_end_stream` are the inner
+    /// body's, plus what is left of a sliced frame.
     pub struct RequestWriteBody<B> {
         #[pin]
         inner: B,
         guard: DoneOnDrop,
         reported: bool,
+        // What is left of a frame larger than a slice.
+        rest: Bytes,
     }
 }
 
@@ -251,21 +269,27 @@ impl<B> std::fmt::Debug for RequestWriteBody<B> {
     }
 }
 
+/// A frame with its data as `Bytes` (a no-op for `Bytes`, a copy for other data types).
+fn into_bytes<D: Buf>(frame: Frame<D>) -> Frame<Bytes> {
+    frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))
+}
+
 impl<B> Body for RequestWriteBody<B>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    type Data = B::Data;
+    type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let Some(shared) = &this.guard.0 else {
-            return this.inner.poll_frame(cx).map_err(Into::into);
+            let res = ready!(this.inner.poll_frame(cx));
+            return Poll::Ready(res.map(|r| r.map(into_bytes).map_err(Into::into)));
         };
         {
             let mut st = lock(shared);
@@ -279,7 +303,21 @@ where
             // The connection asks for more: whatever was handed over has been taken.
             st.waiting_since = None;
         }
-        let res = ready!(this.inner.poll_frame(cx));
+        let res = if this.rest.is_empty() {
+            ready!(this.inner.poll_frame(cx)).map(|r| {
+                r.map(|frame| {
+                    let mut frame = into_bytes(frame);
+                    if let Some(data) = frame.data_mut().filter(|d| d.len() > SLICE) {
+                        *this.rest = data.split_off(SLICE);
+                    }
+                    frame
+                })
+                .map_err(Into::into)
+            })
+        } else {
+            let n = this.rest.len().min(SLICE);
+            Some(Ok(Frame::data(this.rest.split_to(n))))
+        };
         let mut st = lock(shared);
         match &res {
             Some(Ok(_)) => st.waiting_since = Some(Instant::now()),
@@ -289,15 +327,26 @@ where
             w.wake();
         }
         drop(st);
-        Poll::Ready(res.map(|r| r.map_err(Into::into)))
+        Poll::Ready(res)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let hint = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        if rest == 0 {
+            return hint;
+        }
+        // Upper first: `set_lower` checks against it.
+        let mut out = SizeHint::new();
+        if let Some(upper) = hint.upper() {
+            out.set_upper(upper.saturating_add(rest));
+        }
+        out.set_lower(hint.lower().saturating_add(rest));
+        out
     }
 }
 

@@ -23,8 +23,9 @@ use crate::stats::Stats;
 ///
 /// Go's `Transport.ResponseHeaderTimeout`. The clock starts when the request enters this layer,
 /// or later when layers of this crate inside it can tell that the request is on its way: with
-/// [`RequestWriteTimeoutLayer`](crate::RequestWriteTimeoutLayer) inside, once the request body is
-/// sent; with [`RetireLayer`](crate::RetireLayer) (and so the preset's client) inside, once the
+/// [`RequestWriteTimeoutLayer`](crate::RequestWriteTimeoutLayer) inside, once the connection has
+/// asked for the last piece of the request body (it hands large frames over in 64 KiB slices,
+/// so what is still unsent then is at most the connection's write buffer); with [`RetireLayer`](crate::RetireLayer) (and so the preset's client) inside, once the
 /// connection is obtained. Connecting, the TLS handshake and the upload have limits of their own
 /// and are then not counted twice, so a stall there is named by its own phase. Put the layer
 /// inside the concurrency limits so that queue waits are not counted against it (they are

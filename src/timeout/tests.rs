@@ -260,6 +260,52 @@ fn write_setup(layer: RequestWriteTimeoutLayer) -> (WriteSvc, WriteHandle) {
 }
 
 #[tokio::test(start_paused = true)]
+async fn request_write_hands_a_large_frame_over_in_slices_and_watches_each() {
+    let (mut svc, mut handle) = write_setup(RequestWriteTimeoutLayer::new(Duration::from_secs(1)));
+    let (tx, up) = ChannelBody::new();
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(up)));
+    let (req, _send) = handle.next_request().await.unwrap();
+    let mut conn = task::spawn(req.into_body());
+    assert_pending!(fut.poll());
+    // One frame of 150 KiB, and the end of the body: 64 + 64 + 22 KiB.
+    tx.send(Ok(Bytes::from(vec![1u8; 150 * 1024]))).unwrap();
+    drop(tx);
+    let mut got = Vec::new();
+    for left in [86 * 1024u64, 22 * 1024, 0] {
+        let frame = assert_ready!(conn.enter(|cx, b| b.poll_frame(cx)))
+            .unwrap()
+            .unwrap();
+        got.push(frame.into_data().unwrap().len());
+        // What is left of the frame counts in the hint, and the body is not over before it.
+        assert_eq!(conn.enter(|_, b| b.size_hint().lower()), left);
+        if left > 0 {
+            assert!(!conn.enter(|_, b| b.is_end_stream()));
+            // Still watched: a slice not taken for the limit is a stall.
+            advance(Duration::from_millis(999)).await;
+            assert_pending!(fut.poll());
+        }
+    }
+    assert_eq!(got, [64 * 1024, 64 * 1024, 22 * 1024]);
+    assert!(assert_ready!(conn.enter(|cx, b| b.poll_frame(cx))).is_none());
+    // The last slice was taken (the end asked for): nothing is watched any more.
+    advance(Duration::from_secs(10)).await;
+    assert_pending!(fut.poll());
+
+    // A slice the connection does not come back for fails the exchange at the limit.
+    let (tx, up) = ChannelBody::new();
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(up)));
+    let (req, _send) = handle.next_request().await.unwrap();
+    let mut conn = task::spawn(req.into_body());
+    tx.send(Ok(Bytes::from(vec![1u8; 100 * 1024]))).unwrap();
+    assert!(assert_ready!(conn.enter(|cx, b| b.poll_frame(cx))).is_some());
+    advance(Duration::from_secs(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::RequestWrite));
+}
+
+#[tokio::test(start_paused = true)]
 async fn request_write_fires_when_the_peer_stops_taking_frames() {
     let stats = Stats::new();
     let (mut svc, mut handle) =
