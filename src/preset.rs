@@ -7,9 +7,11 @@
 //! ```
 //!
 //! gives a hyper-util legacy client with every layer of this crate in the right order, every
-//! default below, and one shared [`Stats`] handle. Every default can be changed with a setter of
-//! the same name; use [`Hardened::layer`] to put the request-side stack around any other client
-//! (a tonic channel, your own stack), or [`ServiceBuilderExt`] to compose by hand.
+//! default below, and one shared [`Stats`] handle. Every default can be changed: with a setter
+//! of the same name, and for the drain and pool rows through [`Hardened::drain_with`] and
+//! [`Hardened::pool_with`] (which keep the defaults you do not set); use [`Hardened::layer`] to
+//! put the request-side stack around any other client (a tonic channel, your own stack), or
+//! [`ServiceBuilderExt`] to compose by hand.
 //!
 //! # The stack, outer to inner
 //!
@@ -47,7 +49,7 @@
 //! | request write | 10 s | ∞ | 10 s (`writeTimeout`) | — | OkHttp's; also bounds a socket write that makes no progress ([`PoolConnectorLayer::write_stall_timeout`](crate::PoolConnectorLayer::write_stall_timeout)), so a peer that never reads cannot pin a connection task |
 //! | requests in flight | 256 | ∞ | 64 (`maxRequests`) | HikariCP pool 10 | OkHttp's is tuned for phones; 256 bounds a server's fan-out |
 //! | requests per host | 64 | ∞ (`MaxConnsPerHost`) | 5 (`maxRequestsPerHost`) | — | 5 throttles service-to-service traffic; 64 still stops one slow host from taking everything |
-//! | waiting requests | 1024 | — | ∞ | Envoy pending queue 1024 | Envoy's: then fail fast with `Overloaded` |
+//! | waiting requests, per queue (global, each host) | 1024 | — | ∞ | Envoy pending queue 1024 | Envoy's: then fail fast with `Overloaded` |
 //! | permit wait (acquire) | 10 s | — | — | HikariCP 30 s | fail a request that cannot start in a third of its deadline |
 //! | drain of a dropped body | 256 KiB / 100 ms / 64 at once | — (must read yourself) | ≤ 100 ms | — | see [`DrainOnDropLayer`] |
 //! | held-body report | 60 s | — | — | HikariCP leak threshold off (≥ 2 s) | twice the deadline: a body nobody reads for that long is a leak |
@@ -55,7 +57,7 @@
 //! | idle connections per host | 16 | 2 | 5 (in all) | — | Go's 2 causes connection churn under load |
 //! | connections per host | 128 | ∞ | — | — | in-flight per host plus idle, with room for background dials |
 //! | max connection lifetime | 30 min − ≤ 2.5 % | ∞ | ∞ | HikariCP 30 min − ≤ 2.5 % | HikariCP's: DNS changes and server rotation are picked up |
-//! | response header bytes | 400 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | hyper's own default, made explicit: hyper has no separate HTTP/1 head limit, its read-buffer ceiling is the cap, and a 64 KiB ceiling made 64 KiB bodies 1.21x slower (BENCHMARKS.md) |
+//! | response header bytes | 400 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | HTTP/1: hyper's own read-buffer ceiling (408 KiB) rounded down — hyper has no separate HTTP/1 head limit, that ceiling is the cap, and a 64 KiB one made 64 KiB bodies 1.21x slower (BENCHMARKS.md); HTTP/2: the same 400 KiB (hyper's client default is 16 KiB), so both protocols accept the same heads |
 //! | response body bytes | unlimited | ∞ | ∞ | — | streams are legitimate; set [`Hardened::max_response_body`] when you collect |
 
 use std::time::Duration;
@@ -181,6 +183,7 @@ impl Hardened {
                 .max_idle_per_host(16)
                 .max_conns_per_host(128)
                 .acquire_timeout(Duration::from_secs(10))
+                .write_stall_timeout(Duration::from_secs(10))
                 .stats(stats.clone()),
             max_response_header_bytes: 400 * 1024,
             stats,
@@ -198,23 +201,45 @@ impl Hardened {
         response_headers;
         /// The longest gap between two frames of a response body (phase `BodyIdle`).
         body_idle;
-        /// The longest time the peer may leave a request body frame untaken (phase `RequestWrite`).
-        request_write;
-        /// The longest wait for a concurrency permit (phase `Acquire`).
-        acquire_timeout;
+    }
+
+    /// The longest time the peer may leave a request body frame untaken (phase
+    /// `RequestWrite`); also the pool's write-stall timeout
+    /// ([`PoolClientBuilder::write_stall_timeout`]).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn request_write(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::request_write", limit);
+        self.request_write = limit;
+        self.pool = self.pool.write_stall_timeout(limit);
+        self
+    }
+
+    /// The longest wait for a concurrency permit, and for a connection slot under the pool's
+    /// per-host connection cap (phase `Acquire` for both).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn acquire_timeout(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::acquire_timeout", limit);
+        self.acquire_timeout = limit;
+        self.pool = self.pool.acquire_timeout(limit);
+        self
     }
 
     /// At most `n` requests in flight at once, bodies included.
     ///
     /// # Panics
     ///
-    /// When `n` is zero.
+    /// When `n` is zero or above tokio's `Semaphore::MAX_PERMITS`.
     #[track_caller]
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        assert!(
-            n > 0,
-            "tower-hardened: Hardened::max_in_flight must be greater than zero"
-        );
+        check_limit("Hardened::max_in_flight", n);
         self.max_in_flight = n;
         self
     }
@@ -223,27 +248,35 @@ impl Hardened {
     ///
     /// # Panics
     ///
-    /// When `n` is zero.
+    /// When `n` is zero or above tokio's `Semaphore::MAX_PERMITS`.
     #[track_caller]
     pub fn max_per_host(mut self, n: usize) -> Self {
-        assert!(
-            n > 0,
-            "tower-hardened: Hardened::max_per_host must be greater than zero"
-        );
+        check_limit("Hardened::max_per_host", n);
         self.max_per_host = n;
         self
     }
 
-    /// At most `n` requests waiting for a permit; more fail at once with `Overloaded`.
+    /// At most `n` requests waiting in each queue — the global one, and each host's — for a
+    /// permit; more fail at once with `Overloaded`. (A request waits in one queue at a time:
+    /// first its host's, then the global one.)
     pub fn max_waiting(mut self, n: usize) -> Self {
         self.max_waiting = n;
         self
     }
 
-    /// Replaces the drain-on-drop settings (caps, held-body threshold). The preset's stats
-    /// handle is given to it.
+    /// Replaces the drain-on-drop settings (caps, held-body threshold) with `drain` as it is:
+    /// none of the preset's drain defaults are kept (the held-body report is off unless `drain`
+    /// sets it). To change some and keep the others, use [`Hardened::drain_with`]. The preset's
+    /// stats handle is given to it.
     pub fn drain(mut self, drain: DrainOnDropLayer) -> Self {
         self.drain = drain.stats(self.stats.clone());
+        self
+    }
+
+    /// Changes the preset's drain-on-drop settings, keeping the ones `f` does not set:
+    /// `.drain_with(|d| d.max_drain_bytes(1 << 20))`.
+    pub fn drain_with(mut self, f: impl FnOnce(DrainOnDropLayer) -> DrainOnDropLayer) -> Self {
+        self.drain = f(self.drain).stats(self.stats.clone());
         self
     }
 
@@ -259,10 +292,19 @@ impl Hardened {
         self
     }
 
-    /// Replaces the pool settings (idle timeout, idle and connection caps, lifetime). The
-    /// preset's stats handle is given to it.
+    /// Replaces the pool settings (idle timeout, idle and connection caps, lifetime, acquire and
+    /// write-stall timeouts) with `pool` as it is: none of the preset's pool defaults are kept.
+    /// To change some and keep the others, use [`Hardened::pool_with`]. The preset's stats
+    /// handle is given to it.
     pub fn pool(mut self, pool: PoolClientBuilder) -> Self {
         self.pool = pool.stats(self.stats.clone());
+        self
+    }
+
+    /// Changes the preset's pool settings, keeping the ones `f` does not set:
+    /// `.pool_with(|p| p.idle_timeout(Duration::from_secs(30)))`.
+    pub fn pool_with(mut self, f: impl FnOnce(PoolClientBuilder) -> PoolClientBuilder) -> Self {
+        self.pool = f(self.pool).stats(self.stats.clone());
         self
     }
 
@@ -338,16 +380,28 @@ impl Hardened {
         B::Error: Into<crate::BoxError>,
     {
         let header_bytes = self.max_response_header_bytes;
-        let pool = self
-            .pool
-            .clone()
-            .write_stall_timeout(self.request_write)
-            .configure(move |b| {
-                b.http1_max_buf_size(header_bytes)
-                    .http2_max_header_list_size(header_bytes as u32);
-            });
+        let mut pool = self.pool.clone();
+        if pool.connector_layer().write_stall.is_none() {
+            // A pool given whole by `Hardened::pool` without one: a peer that never reads must
+            // still not pin a connection task (see `PoolConnectorLayer::write_stall_timeout`).
+            pool = pool.write_stall_timeout(self.request_write);
+        }
+        let pool = pool.configure(move |b| {
+            b.http1_max_buf_size(header_bytes)
+                .http2_max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX));
+        });
         self.layer().layer(pool.build(connector))
     }
+}
+
+#[track_caller]
+fn check_limit(what: &str, n: usize) {
+    assert!(n > 0, "tower-hardened: {what} must be greater than zero");
+    assert!(
+        n <= tokio::sync::Semaphore::MAX_PERMITS,
+        "tower-hardened: {what} must be at most {}",
+        tokio::sync::Semaphore::MAX_PERMITS
+    );
 }
 
 /// The request-side stack of a [`Hardened`] preset as a [`Layer`].

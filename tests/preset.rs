@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceExt};
 use tower_hardened::{
     BoxError, CloseReason, Error, ErrorKind, Hardened, HardenedService, LimitHandle, PerHostHandle,
-    Phase, PoolClient, PoolClientBuilder, RequestWriteBody, Stats,
+    Phase, PoolClient, RequestWriteBody, Stats,
 };
 
 use support::{hanging_listener, live_tasks, tcp_states_to, TestServer};
@@ -318,6 +318,16 @@ mod tls {
     }
 
     #[tokio::test]
+    async fn a_huge_header_cap_is_not_wrapped_for_http2() {
+        let (server_cfg, client_cfg) = tls_configs();
+        let server = TestServer::start_tls_apart(server_cfg).await;
+        // Accepted by the setter; HTTP/2's setting is a u32 and must saturate, not wrap to 0.
+        let rig = https_rig(preset().max_response_header_bytes(1usize << 32), client_cfg);
+        let resp = rig.send(get(server.https_uri("/ok"))).await;
+        assert!(resp.is_ok(), "{:?}", resp.err());
+    }
+
+    #[tokio::test]
     async fn stalled_tls_handshake_is_tls_handshake_and_closes_our_socket() {
         let (addr, counters) = silent_listener_apart().await;
         let ours = || {
@@ -577,6 +587,7 @@ async fn dropped_64k_bodies_give_their_connections_back() {
         .await
     );
     let snap = rig.stats.snapshot();
+    assert!(snap.drains_started > 0, "no body was drained: {snap:?}");
     assert_eq!(server.requests(), N);
     assert!(
         server.accepted() <= 4,
@@ -667,7 +678,7 @@ async fn idle_connections_are_reaped_by_the_pool() {
     const CONNS: usize = 3;
     let idle = ms(300);
     let server = TestServer::start_apart().await;
-    let rig = http_rig(preset().pool(PoolClientBuilder::new().idle_timeout(idle)));
+    let rig = http_rig(preset().pool_with(|p| p.idle_timeout(idle)));
     // Overlapping requests, so each needs a connection of its own.
     let all = (0..CONNS)
         .map(|_| fetch(&rig, get(server.uri("/slow-chunks/100/3"))))

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 use tower::{Service, ServiceExt};
-use tower_hardened::{DrainOnDropLayer, Hardened, Stats};
+use tower_hardened::{Hardened, Stats};
 
 use crate::support::{bare_client, TestServer};
 use crate::Row;
@@ -97,7 +97,7 @@ pub async fn rows() -> Vec<Row> {
     rows.push(bare);
     let mut hardened = Row::new("held body", "hardened");
     let preset = Hardened::new()
-        .drain(DrainOnDropLayer::new().leak_threshold(Duration::from_millis(500)))
+        .drain_with(|d| d.leak_threshold(Duration::from_millis(500)))
         .body_idle(Duration::from_secs(30));
     let stats = preset.stats_handle();
     hold(

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceExt};
-use tower_hardened::{BoxError, Hardened, PoolClientBuilder};
+use tower_hardened::{BoxError, Hardened};
 
 use crate::Row;
 
@@ -105,18 +105,17 @@ pub async fn rows() -> Vec<Row> {
             .pool_idle_timeout(IDLE)
             .build_http::<Empty<Bytes>>();
     let hardened_idle = Hardened::new()
-        .pool(PoolClientBuilder::new().idle_timeout(IDLE))
+        .pool_with(|p| p.idle_timeout(IDLE))
         .client::<Empty<Bytes>>();
     let hardened_cap = Hardened::new()
         .max_per_host(BURST)
-        .pool(
-            PoolClientBuilder::new()
-                .max_conns_per_host(CAP)
+        .pool_with(|p| {
+            p.max_conns_per_host(CAP)
                 .max_idle_per_host(CAP)
                 // hyper-util finishes a dial in the background when a pooled connection frees
                 // up first; under the cap such a dial waits for a slot at most this long.
-                .acquire_timeout(Duration::from_secs(1)),
-        )
+                .acquire_timeout(Duration::from_secs(1))
+        })
         .client::<Empty<Bytes>>();
     vec![
         idle_row("bare", bare_idle).await,

@@ -167,9 +167,16 @@ impl PoolClientBuilder {
     }
 
     /// Further settings of hyper-util's builder (HTTP/2, HTTP/1 options, ...), applied before
-    /// the pool settings of this builder, which therefore always win.
+    /// the pool settings of this builder, which therefore always win. Each call adds to the
+    /// earlier ones, applied in the order given.
     pub fn configure(mut self, f: impl Fn(&mut Builder) + Send + Sync + 'static) -> Self {
-        self.configure = Some(Arc::new(f));
+        self.configure = Some(match self.configure.take() {
+            None => Arc::new(f),
+            Some(earlier) => Arc::new(move |b: &mut Builder| {
+                earlier(b);
+                f(b);
+            }),
+        });
         self
     }
 

@@ -191,3 +191,66 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<HardenedClient<http_body_util::Empty<Bytes>>>();
     assert_clone::<HardenedClient<http_body_util::Empty<Bytes>>>();
 }
+
+#[tokio::test]
+async fn a_configure_on_the_pool_is_kept_by_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let preset =
+        Hardened::new().pool_with(|p| p.configure(move |_b| seen.store(true, Ordering::SeqCst)));
+    let _client = preset.client::<http_body_util::Empty<Bytes>>();
+    assert!(
+        called.load(Ordering::SeqCst),
+        "the user's configure was replaced by the preset's own"
+    );
+}
+
+#[test]
+fn pool_with_and_drain_with_keep_the_defaults_they_do_not_set() {
+    let preset = Hardened::new()
+        .pool_with(|p| p.idle_timeout(Duration::from_secs(60)))
+        .drain_with(|d| d.max_drain_bytes(1 << 20));
+    let c = preset.pool.connector_layer();
+    assert_eq!(c.idle_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(c.max_per_host, Some(128), "connections per host kept");
+    assert_eq!(c.acquire_timeout, Duration::from_secs(10), "acquire kept");
+    assert_eq!(
+        c.write_stall,
+        Some(Duration::from_secs(10)),
+        "write stall kept"
+    );
+    assert!(format!("{:?}", preset.pool).contains("max_idle_per_host: 16"));
+    assert_eq!(preset.drain.get_max_drain_bytes(), 1 << 20);
+    assert_eq!(
+        preset.drain.get_leak_threshold(),
+        Some(Duration::from_secs(60)),
+        "held-body report kept"
+    );
+    // `pool` and `drain` replace them whole, as documented.
+    let replaced = Hardened::new().drain(DrainOnDropLayer::new());
+    assert_eq!(replaced.drain.get_leak_threshold(), None);
+}
+
+#[test]
+fn acquire_and_request_write_reach_the_pool() {
+    let preset = Hardened::new()
+        .acquire_timeout(Duration::from_secs(60))
+        .request_write(Duration::from_secs(3));
+    let c = preset.pool.connector_layer();
+    assert_eq!(c.acquire_timeout, Duration::from_secs(60));
+    assert_eq!(c.write_stall, Some(Duration::from_secs(3)));
+}
+
+#[test]
+#[should_panic(expected = "Hardened::max_in_flight must be at most")]
+fn a_limit_too_large_is_refused_by_its_setter() {
+    let _ = Hardened::new().max_in_flight(usize::MAX);
+}
+
+#[test]
+#[should_panic(expected = "Hardened::max_per_host must be at most")]
+fn a_per_host_limit_too_large_is_refused_by_its_setter() {
+    let _ = Hardened::new().max_per_host(usize::MAX);
+}
