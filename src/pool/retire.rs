@@ -30,9 +30,11 @@ use crate::stats::Stats;
 ///
 /// It uses hyper-util's `capture_connection`, which keeps one capture per request: a
 /// `capture_connection` of your own made *before* this layer is replaced by this layer's (it
-/// will never be filled), and one made *after* it replaces this layer's (lifetimes are then
-/// not enforced for that request). Capture inside, and read [`ConnectionInfo`] from the
-/// response extensions where you can.
+/// will never be filled), and one made *after* it replaces this layer's: lifetimes are then not
+/// enforced for that request, and an outer
+/// [`ResponseHeaderTimeoutLayer`](crate::ResponseHeaderTimeoutLayer), which waits for this
+/// layer to see the connection before its clock starts, does not start (the deadline still
+/// applies). Read [`ConnectionInfo`] from the response extensions instead of capturing.
 ///
 /// # Example
 ///
