@@ -301,7 +301,11 @@ async fn leave_a_connect_behind<C>(
     let accepted = server.accepted();
     let first = client.get(server.uri("/slow-chunks/300/1")).await.unwrap();
     let second = tokio::spawn(client.get(server.uri("/ok")));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait (bounded) until request 2's connect has started, rather than for a fixed time.
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while alive.load(SeqCst) == 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(alive.load(SeqCst), 1, "request 2 is connecting");
     first.into_body().collect().await.unwrap();
     let resp = second.await.unwrap().unwrap();

@@ -148,8 +148,8 @@ async fn a_flood_at_a_silent_server_fails_on_time_with_bounded_connections() {
         .layer(limit)
         .service(bare_client::<Empty<Bytes>>());
 
-    let rss_before = support::rss_kib();
-    let tasks_before = support::live_tasks();
+    let rss_before = support::rss_kib().expect("RSS from /proc/self/status");
+    let tasks_before = support::live_tasks().expect("live task count");
     let start = Instant::now();
     // 2,000 requests issued at one moment with one 800 ms budget: the deadline is put in each
     // request (DeadlineLayer keeps an earlier one already there), so every request, waiting or
@@ -178,7 +178,7 @@ async fn a_flood_at_a_silent_server_fails_on_time_with_bounded_connections() {
         last = last.max(at);
     }
     let took = last - start;
-    let rss_after = support::rss_kib();
+    let rss_after = support::rss_kib().expect("RSS from /proc/self/status");
 
     // Every request failed with the deadline, waiting ones included, in about a second.
     assert_eq!(phases.get(&Some(Phase::Total)), Some(&FLOOD), "{phases:?}");
@@ -201,26 +201,22 @@ async fn a_flood_at_a_silent_server_fails_on_time_with_bounded_connections() {
     assert_eq!((snap.in_flight, snap.waiting), (0, 0));
 
     // Memory: a few KiB per queued request at most, and the tasks are gone.
-    if let (Some(before), Some(after)) = (rss_before, rss_after) {
-        let grew = after.saturating_sub(before);
-        assert!(
-            grew < 32 * 1024,
-            "RSS grew by {grew} KiB for {FLOOD} requests"
-        );
-        eprintln!("flood of {FLOOD}: {took:?}, RSS +{grew} KiB, peak open {}, server requests {}, peak waiting {peak_waiting}",
-            server.peak_open(), server.requests());
-    }
+    let grew = rss_after.saturating_sub(rss_before);
+    assert!(
+        grew < 32 * 1024,
+        "RSS grew by {grew} KiB for {FLOOD} requests"
+    );
+    eprintln!("flood of {FLOOD}: {took:?}, RSS +{grew} KiB, peak open {}, server requests {}, peak waiting {peak_waiting}",
+        server.peak_open(), server.requests());
     drop(svc);
     assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    if let (Some(before), Some(_)) = (tasks_before, support::live_tasks()) {
-        assert!(
-            eventually(Duration::from_secs(5), || support::live_tasks().unwrap()
-                <= before)
-            .await,
-            "live tasks: {:?} > {before}",
-            support::live_tasks()
-        );
-    }
+    assert!(
+        eventually(Duration::from_secs(5), || support::live_tasks().unwrap()
+            <= tasks_before)
+        .await,
+        "live tasks: {:?} > {tasks_before}",
+        support::live_tasks()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +259,13 @@ async fn per_host_limits_are_seen_by_each_server() {
         );
         assert_eq!(s.requests(), REQUESTS / HOSTS);
     }
-    assert!(peak_hosts <= HOSTS);
+    // The bound was reached, not just respected by a load too light to test it: requests to
+    // one host did overlap up to the limit, and several hosts were busy at once.
+    assert!(
+        servers.iter().any(|s| s.peak_active() == PER_HOST),
+        "no server ever had {PER_HOST} requests at once"
+    );
+    assert!(peak_hosts >= 2, "hosts never overlapped");
     assert_eq!(
         (handle.hosts(), handle.in_flight(), handle.waiting()),
         (0, 0, 0)
@@ -283,7 +285,7 @@ async fn a_hundred_thousand_distinct_hosts_leave_no_state_behind() {
         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"x"))))
     });
     let mut svc = limit.layer(inner);
-    let rss_before = support::rss_kib();
+    let rss_before = support::rss_kib().expect("RSS from /proc/self/status");
     let mut wave = Vec::with_capacity(WAVE);
     for i in 0..HOSTS {
         let uri = format!("http://host-{i}.example:{}/", 1 + i % 60_000);
@@ -299,9 +301,8 @@ async fn a_hundred_thousand_distinct_hosts_leave_no_state_behind() {
         }
     }
     assert_eq!((handle.hosts(), handle.in_flight()), (0, 0));
-    if let (Some(before), Some(after)) = (rss_before, support::rss_kib()) {
-        let grew = after.saturating_sub(before);
-        eprintln!("{HOSTS} hosts: RSS +{grew} KiB");
-        assert!(grew < 8 * 1024, "RSS grew by {grew} KiB over {HOSTS} hosts");
-    }
+    let after = support::rss_kib().expect("RSS from /proc/self/status");
+    let grew = after.saturating_sub(rss_before);
+    eprintln!("{HOSTS} hosts: RSS +{grew} KiB");
+    assert!(grew < 8 * 1024, "RSS grew by {grew} KiB over {HOSTS} hosts");
 }

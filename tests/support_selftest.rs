@@ -57,3 +57,52 @@ async fn stalls_stall_and_resets_fail() {
     let resp = client.get(server.uri("/reset-body")).await.unwrap();
     assert!(resp.into_body().collect().await.is_err());
 }
+
+/// The helpers every "nothing left behind" check relies on must see what is there: each is
+/// checked here against a case where the answer is not zero.
+#[tokio::test]
+async fn the_measuring_helpers_see_what_is_there() {
+    let server = TestServer::start().await;
+    let client = support::bare_client::<Empty<Bytes>>();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut body = client
+            .get(server.uri("/stall-body"))
+            .await
+            .unwrap()
+            .into_body();
+        body.frame().await.unwrap().unwrap();
+        held.push(body);
+    }
+    assert_eq!((server.active(), server.peak_active()), (3, 3));
+    assert_eq!((server.open(), server.peak_open()), (3, 3));
+    let established = support::tcp_states_to(server.addr)
+        .iter()
+        .filter(|s| **s == 1)
+        .count();
+    assert_eq!(
+        established, 3,
+        "our three sockets to the server, established"
+    );
+
+    let base = support::live_tasks().unwrap();
+    let task = tokio::spawn(std::future::pending::<()>());
+    assert_eq!(support::live_tasks().unwrap(), base + 1);
+    task.abort();
+
+    assert!(support::rss_kib().expect("RSS from /proc/self/status") > 0);
+
+    let hanging = support::hanging_listener().await;
+    let dial = tokio::spawn(tokio::net::TcpStream::connect(hanging.addr));
+    let mut syn_sent = false;
+    for _ in 0..200 {
+        if support::tcp_states_to(hanging.addr).contains(&2) {
+            syn_sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(syn_sent, "a connect that hangs is seen in SYN_SENT");
+    dial.abort();
+    drop(held);
+}
