@@ -375,7 +375,9 @@ async fn handle(req: Request<Incoming>) -> Result<Response<ServerBody>, std::io:
 
 /// A TCP listener that accepts connections and never says a word (a TLS server that never
 /// answers the ClientHello, a server that never sends headers at the socket level). Counts and
-/// holds the accepted sockets until the runtime ends.
+/// holds the accepted sockets until the runtime ends: only `accepted` (and `open`, which never
+/// goes down here) mean anything; to see a client give up, look at its socket states
+/// ([`tcp_states_to`]).
 pub async fn silent_listener() -> (SocketAddr, Arc<Counters>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
