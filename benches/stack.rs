@@ -322,8 +322,8 @@ fn breakdown(c: &mut Criterion) {
                 .build_http::<Empty<Bytes>>(),
         )
     });
-    // Each request-side layer alone around a bare client (boxed to one type: the box costs the
-    // same small amount on every row, and `bare_again` in `loopback` shows the method's noise).
+    // Each request-side layer alone around a bare client, boxed to one type; `boxed_bare` is the
+    // box alone, so each layer's own cost is its row's minus that one.
     type Boxed = tower::util::BoxCloneService<
         Request<Empty<Bytes>>,
         http::Response<http_body_util::combinators::UnsyncBoxBody<Bytes, tower_hardened::BoxError>>,
@@ -351,6 +351,8 @@ fn breakdown(c: &mut Criterion) {
             )
         }
         vec![
+            // The box alone: what every single-layer row below pays on top of its layer.
+            ("boxed_bare", boxed(b())),
             ("deadline", boxed(DeadlineLayer::new(d).layer(b()))),
             (
                 "response_headers",
@@ -417,6 +419,7 @@ fn breakdown(c: &mut Criterion) {
             "pool_client",
             "layers_over_bare",
             "bare_64KiB_header_buffer",
+            "boxed_bare",
             "deadline",
             "response_headers",
             "body_idle",

@@ -14,7 +14,7 @@
 //! environment each body is dropped unread instead of read to its end.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
 //! - `pool`: [`PoolClientBuilder`](tower_hardened::PoolClientBuilder) with the preset's pool
-//!   settings and no request layers.
+//!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
 //! - `preset`: `Hardened::new().client()`.
 //!
@@ -93,6 +93,9 @@ fn main() {
                 let c = PoolClientBuilder::new()
                     .max_idle_per_host(16)
                     .max_conns_per_host(128)
+                    .configure(|b| {
+                        b.http1_max_buf_size(400 * 1024);
+                    })
                     .build_http::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }

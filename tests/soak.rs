@@ -67,7 +67,7 @@ fn server() -> TestServer {
 }
 
 #[test]
-#[ignore = "soak: a million requests, about a minute in release (52 s measured); run it with --release --ignored"]
+#[ignore = "soak: a million requests, 23-52 s in release on 2 cores; run it with --release --ignored"]
 fn a_million_requests_through_the_preset_keep_rss_flat() {
     let total: u64 = std::env::var("SOAK_REQUESTS")
         .ok()

@@ -6,22 +6,32 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-static TALLY: Mutex<BTreeMap<String, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+/// How many samples criterion takes per benchmark (its default `sample_size`). Criterion also
+/// calls the routine during warm-up (with 1, 2, 4, … iterations, on cold pools); only the last
+/// `SAMPLES` calls of each benchmark are its measured samples, and only they are used here.
+pub const SAMPLES: usize = 100;
 
-/// Adds one of criterion's samples (`iters` iterations that took `elapsed`) to `name`'s tally.
+static TALLY: Mutex<BTreeMap<String, Vec<(Duration, u64)>>> = Mutex::new(BTreeMap::new());
+
+/// Records one call of criterion's routine (`iters` iterations that took `elapsed`) for `name`.
 pub fn record(name: &str, iters: u64, elapsed: Duration) -> Duration {
     let mut t = TALLY.lock().unwrap();
-    let e = t.entry(name.to_owned()).or_default();
-    e.0 += elapsed;
-    e.1 += iters;
+    t.entry(name.to_owned()).or_default().push((elapsed, iters));
     elapsed
 }
 
-/// Mean time per iteration of `name` over every sample of this run.
+/// The last `n` of `v`: criterion's measured samples, warm-up calls dropped.
+fn measured<T>(v: &[T], n: usize) -> &[T] {
+    &v[v.len().saturating_sub(n)..]
+}
+
+/// Mean time per iteration of `name` over its measured samples in this run.
 pub fn mean(name: &str) -> Option<Duration> {
     let t = TALLY.lock().unwrap();
-    let (total, iters) = t.get(name)?;
-    (*iters > 0).then(|| *total / (*iters as u32).max(1))
+    let (total, iters) = measured(t.get(name)?, SAMPLES)
+        .iter()
+        .fold((Duration::ZERO, 0u64), |(d, n), (e, i)| (d + *e, n + i));
+    (iters > 0).then(|| total / (iters as u32).max(1))
 }
 
 /// Prints `name: X ns/iter, ratio R against baseline` for each of `names`.
@@ -43,8 +53,9 @@ pub fn print_ratios(title: &str, baseline: &str, names: &[&str]) {
     }
 }
 
-/// Per-sample ratios (subject time / baseline time) of paired benches, by subject name.
-static RATIOS: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+/// Per-sample ratios (subject time / baseline time) and per-iteration differences (subject
+/// minus baseline, in seconds) of paired benches, by subject name.
+static RATIOS: Mutex<BTreeMap<String, Vec<(f64, f64)>>> = Mutex::new(BTreeMap::new());
 
 /// Benches `name` **paired** with `base_name`: every criterion sample runs `iters` iterations of
 /// the baseline and `iters` of the subject back to back, in alternating order from sample to
@@ -85,15 +96,32 @@ pub fn paired<FB, FS, OB, OS>(
                 .unwrap()
                 .entry(name.to_owned())
                 .or_default()
-                .push(t_subject.as_secs_f64() / t_base.as_secs_f64());
+                .push((
+                    t_subject.as_secs_f64() / t_base.as_secs_f64(),
+                    (t_subject.as_secs_f64() - t_base.as_secs_f64()) / iters as f64,
+                ));
             record(name, iters, t_subject)
         })
     });
 }
 
-/// Median of the per-sample ratios of `name` (see [`paired`]), and how many pairs it is over.
+/// Median of the per-sample ratios of `name` (see [`paired`]) over its measured samples, and
+/// how many pairs that is.
 pub fn median_ratio(name: &str) -> Option<(f64, usize)> {
-    let mut v = RATIOS.lock().unwrap().get(name)?.clone();
+    median_of(name, |(r, _)| r)
+}
+
+/// Median over the measured pairs of `name` of the time the subject added per iteration.
+pub fn median_added(name: &str) -> Option<Duration> {
+    median_of(name, |(_, d)| d).map(|(d, _)| Duration::from_secs_f64(d.max(0.0)))
+}
+
+fn median_of(name: &str, f: impl Fn((f64, f64)) -> f64) -> Option<(f64, usize)> {
+    let all = RATIOS.lock().unwrap();
+    let mut v: Vec<f64> = measured(all.get(name)?, SAMPLES)
+        .iter()
+        .map(|p| f(*p))
+        .collect();
     if v.is_empty() {
         return None;
     }
@@ -102,29 +130,31 @@ pub fn median_ratio(name: &str) -> Option<(f64, usize)> {
 }
 
 /// Prints, for each `(baseline, subject)` pair benched with [`paired`]: the mean time per
-/// iteration of both, the median over pairs of subject/baseline time, and its inverse (the
-/// subject's throughput as a fraction of the baseline's).
+/// iteration of both, the median over pairs of subject/baseline time, its inverse (the
+/// subject's throughput as a fraction of the baseline's), and the median over pairs of the time
+/// the subject added per iteration. Warm-up calls are left out (see [`SAMPLES`]).
 pub fn print_paired(title: &str, rows: &[(&str, &str)]) {
     let rows: Vec<_> = rows
         .iter()
-        .filter_map(|(b, s)| Some((b, s, mean(b)?, mean(s)?, median_ratio(s)?)))
+        .filter_map(|(b, s)| Some((b, s, mean(b)?, mean(s)?, median_ratio(s)?, median_added(s)?)))
         .collect();
     if rows.is_empty() {
         return; // filtered out on the command line
     }
     println!("\n{title} (paired in this run: median over pairs)");
     println!(
-        "{:<34} {:>12} {:>12} {:>10} {:>11} {:>6}",
-        "subject vs baseline", "baseline", "subject", "time", "throughput", "pairs"
+        "{:<34} {:>12} {:>12} {:>10} {:>11} {:>12} {:>6}",
+        "subject vs baseline", "baseline", "subject", "time", "throughput", "added/iter", "pairs"
     );
-    for (b, s, mb, ms, (r, n)) in rows {
+    for (b, s, mb, ms, (r, n), added) in rows {
         println!(
-            "{:<34} {:>12} {:>12} {:>9.3}x {:>10.3}x {:>6}",
+            "{:<34} {:>12} {:>12} {:>9.3}x {:>10.3}x {:>12} {:>6}",
             format!("{s} vs {b}"),
             format!("{mb:.2?}"),
             format!("{ms:.2?}"),
             r,
             1.0 / r,
+            format!("{added:.2?}"),
             n
         );
     }
