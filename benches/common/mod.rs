@@ -111,9 +111,10 @@ pub fn median_ratio(name: &str) -> Option<(f64, usize)> {
     median_of(name, |(r, _)| r)
 }
 
-/// Median over the measured pairs of `name` of the time the subject added per iteration.
-pub fn median_added(name: &str) -> Option<Duration> {
-    median_of(name, |(_, d)| d).map(|(d, _)| Duration::from_secs_f64(d.max(0.0)))
+/// Median over the measured pairs of `name` of the time the subject added per iteration, in
+/// seconds (negative when the subject was faster).
+pub fn median_added(name: &str) -> Option<f64> {
+    median_of(name, |(_, d)| d).map(|(d, _)| d)
 }
 
 fn median_of(name: &str, f: impl Fn((f64, f64)) -> f64) -> Option<(f64, usize)> {
@@ -154,7 +155,7 @@ pub fn print_paired(title: &str, rows: &[(&str, &str)]) {
             format!("{ms:.2?}"),
             r,
             1.0 / r,
-            format!("{added:.2?}"),
+            format!("{:+.2}µs", added * 1e6),
             n
         );
     }
