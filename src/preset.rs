@@ -144,8 +144,9 @@ impl Default for Hardened {
     }
 }
 
+/// A duration setter each; `name => pool_setter` also passes the limit on to the pool builder.
 macro_rules! duration_setters {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident $(=> $pool:ident)?;)*) => {$(
         $(#[$doc])*
         ///
         /// # Panics
@@ -155,6 +156,7 @@ macro_rules! duration_setters {
         pub fn $name(mut self, limit: Duration) -> Self {
             crate::clock::check_duration(concat!("Hardened::", stringify!($name)), limit);
             self.$name = limit;
+            $(self.pool = self.pool.$pool(limit);)?
             self
         }
     )*};
@@ -201,35 +203,13 @@ impl Hardened {
         response_headers;
         /// The longest gap between two frames of a response body (phase `BodyIdle`).
         body_idle;
-    }
-
-    /// The longest time the peer may leave a request body frame untaken (phase
-    /// `RequestWrite`); also the pool's write-stall timeout
-    /// ([`PoolClientBuilder::write_stall_timeout`]).
-    ///
-    /// # Panics
-    ///
-    /// When the duration is zero (use a very large one to mean "no limit").
-    #[track_caller]
-    pub fn request_write(mut self, limit: Duration) -> Self {
-        crate::clock::check_duration("Hardened::request_write", limit);
-        self.request_write = limit;
-        self.pool = self.pool.write_stall_timeout(limit);
-        self
-    }
-
-    /// The longest wait for a concurrency permit, and for a connection slot under the pool's
-    /// per-host connection cap (phase `Acquire` for both).
-    ///
-    /// # Panics
-    ///
-    /// When the duration is zero (use a very large one to mean "no limit").
-    #[track_caller]
-    pub fn acquire_timeout(mut self, limit: Duration) -> Self {
-        crate::clock::check_duration("Hardened::acquire_timeout", limit);
-        self.acquire_timeout = limit;
-        self.pool = self.pool.acquire_timeout(limit);
-        self
+        /// The longest time the peer may leave a request body frame untaken (phase
+        /// `RequestWrite`); also the pool's write-stall timeout
+        /// ([`PoolClientBuilder::write_stall_timeout`]).
+        request_write => write_stall_timeout;
+        /// The longest wait for a concurrency permit, and for a connection slot under the pool's
+        /// per-host connection cap (phase `Acquire` for both).
+        acquire_timeout => acquire_timeout;
     }
 
     /// At most `n` requests in flight at once, bodies included.
