@@ -13,31 +13,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::{HttpConnector, HttpInfo};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tower_hardened::{ConnectTimeoutLayer, Error, Phase, Stats};
 use tower_layer::Layer;
 
-use support::{hanging_listener, live_tasks, tcp_states_to, TestServer};
+use support::{
+    client_over, hanging_listener, live_tasks, tcp_states_to, wait_tasks_at_most, TestServer,
+};
 
 const SYN_SENT: u8 = 2;
-
-fn client<C>(connector: C) -> Client<C, Empty<Bytes>>
-where
-    C: hyper_util::client::legacy::connect::Connect + Clone,
-{
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-async fn wait_tasks_at_most(n: usize) -> usize {
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        let now = live_tasks().unwrap();
-        if now <= n || Instant::now() >= end {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_hanging_tcp_connect_is_a_connect_timeout() {
@@ -47,14 +30,14 @@ async fn a_hanging_tcp_connect_is_a_connect_timeout() {
 
     // The bare client really hangs on it (the kernel drops the SYNs; it would give up after
     // minutes of retries).
-    let bare = client(HttpConnector::new());
+    let bare = client_over(HttpConnector::new());
     let waited = tokio::time::timeout(Duration::from_secs(1), bare.get(uri.clone())).await;
     assert!(waited.is_err(), "the bare client was expected to hang");
     drop(bare);
 
     let stats = Stats::new();
     let limit = Duration::from_millis(300);
-    let hardened = client(
+    let hardened = client_over(
         ConnectTimeoutLayer::new(limit)
             .stats(stats.clone())
             .layer(HttpConnector::new()),
@@ -108,13 +91,14 @@ async fn name_resolution_is_covered_where_set_connect_timeout_is_not() {
     // hyper-util's own connect timeout covers TCP only: a hung resolver still hangs.
     let mut own = HttpConnector::new_with_resolver(HungResolver);
     own.set_connect_timeout(Some(Duration::from_millis(200)));
-    let waited = tokio::time::timeout(Duration::from_secs(1), client(own).get(uri.clone())).await;
+    let waited =
+        tokio::time::timeout(Duration::from_secs(1), client_over(own).get(uri.clone())).await;
     assert!(
         waited.is_err(),
         "set_connect_timeout was expected not to cover DNS"
     );
 
-    let hardened = client(
+    let hardened = client_over(
         ConnectTimeoutLayer::new(Duration::from_millis(200))
             .layer(HttpConnector::new_with_resolver(HungResolver)),
     );
@@ -131,7 +115,7 @@ async fn name_resolution_is_covered_where_set_connect_timeout_is_not() {
 async fn connection_info_and_pooling_survive_the_layer() {
     let server = TestServer::start().await;
     let stats = Stats::new();
-    let hardened = client(
+    let hardened = client_over(
         ConnectTimeoutLayer::new(Duration::from_secs(5))
             .stats(stats.clone())
             .layer(HttpConnector::new()),
@@ -166,7 +150,7 @@ async fn refused_connections_keep_hyper_utils_error() {
         l.local_addr().unwrap()
     };
     let hardened =
-        client(ConnectTimeoutLayer::new(Duration::from_secs(5)).layer(HttpConnector::new()));
+        client_over(ConnectTimeoutLayer::new(Duration::from_secs(5)).layer(HttpConnector::new()));
     let err = hardened
         .get(format!("http://{addr}/").parse().unwrap())
         .await
@@ -269,9 +253,9 @@ async fn a_connect_left_in_the_background_by_hyper_util_is_bounded_too() {
             let layered = ConnectTimeoutLayer::new(limit)
                 .stats(stats.clone())
                 .layer(connector);
-            leave_a_connect_behind(client(layered), &server, &alive).await;
+            leave_a_connect_behind(client_over(layered), &server, &alive).await;
         } else {
-            leave_a_connect_behind(client(connector), &server, &alive).await;
+            leave_a_connect_behind(client_over(connector), &server, &alive).await;
         }
         tokio::time::sleep(limit + Duration::from_millis(500)).await;
         if hardened {
@@ -302,10 +286,7 @@ async fn leave_a_connect_behind<C>(
     let first = client.get(server.uri("/slow-chunks/300/1")).await.unwrap();
     let second = tokio::spawn(client.get(server.uri("/ok")));
     // Wait (bounded) until request 2's connect has started, rather than for a fixed time.
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while alive.load(SeqCst) == 0 && tokio::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::eventually(Duration::from_secs(2), || alive.load(SeqCst) > 0).await;
     assert_eq!(alive.load(SeqCst), 1, "request 2 is connecting");
     first.into_body().collect().await.unwrap();
     let resp = second.await.unwrap().unwrap();

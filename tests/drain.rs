@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_hardened::{DrainAbandon, DrainOnDropLayer, Stats};
 
-use support::TestServer;
+use support::{eventually, TestServer};
 
 type Client = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
@@ -23,18 +23,6 @@ type Client = hyper_util::client::legacy::Client<
 
 fn get(server: &TestServer, path: &str) -> Request<Empty<Bytes>> {
     Request::get(server.uri(path)).body(Empty::new()).unwrap()
-}
-
-/// Polls `cond` every 5 ms for up to `limit` of real time.
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
 }
 
 /// Sends `n` requests one after the other through `svc` and drops every body unread.

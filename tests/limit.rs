@@ -14,7 +14,7 @@ use tower_hardened::{
     RequestDeadline, Stats,
 };
 
-use support::{bare_client, TestServer};
+use support::{bare_client, eventually, TestServer};
 
 fn get(uri: http::Uri) -> Request<Empty<Bytes>> {
     Request::get(uri).body(Empty::new()).unwrap()
@@ -23,18 +23,6 @@ fn get(uri: http::Uri) -> Request<Empty<Bytes>> {
 /// The tests of this file run one at a time: they measure process-wide numbers (RSS, live
 /// tasks) and time, which other tests running alongside would disturb.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Polls `cond` every 5 ms for up to `limit` (real time).
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_limit_one_the_second_request_waits_for_the_first_body() {

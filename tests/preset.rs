@@ -31,7 +31,7 @@ use tower_hardened::{
     Phase, PoolClient, RequestWriteBody, Stats,
 };
 
-use support::{hanging_listener, live_tasks, tcp_states_to, TestServer};
+use support::{eventually, hanging_listener, live_tasks, tcp_states_to, TestServer};
 
 /// One request body type for every test: empty GETs and endless uploads alike.
 type ReqBody = BoxBody<Bytes, BoxError>;
@@ -93,18 +93,6 @@ fn assert_fired_at(took: Duration, limit: Duration, what: &str) {
         took < limit + Duration::from_secs(2),
         "{what}: fired late, after {took:?}"
     );
-}
-
-/// Polls `cond` every 5 ms for up to `limit` of real time.
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(ms(5)).await;
-    }
-    true
 }
 
 /// Reads a body to its end, dropping the data; the byte count.

@@ -94,14 +94,10 @@ async fn the_measuring_helpers_see_what_is_there() {
 
     let hanging = support::hanging_listener().await;
     let dial = tokio::spawn(tokio::net::TcpStream::connect(hanging.addr));
-    let mut syn_sent = false;
-    for _ in 0..200 {
-        if support::tcp_states_to(hanging.addr).contains(&2) {
-            syn_sent = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let syn_sent = support::eventually(Duration::from_secs(2), || {
+        support::tcp_states_to(hanging.addr).contains(&2)
+    })
+    .await;
     assert!(syn_sent, "a connect that hangs is seen in SYN_SENT");
     dial.abort();
     drop(held);

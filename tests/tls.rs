@@ -7,13 +7,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Uri, Version};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio_rustls::rustls::ClientConfig;
 use tower_hardened::{
     ConnectTimeout, ConnectTimeoutLayer, Error, Phase, Stats, TlsHandshakeTimeout,
@@ -22,7 +19,8 @@ use tower_hardened::{
 use tower_layer::Layer;
 
 use support::{
-    hanging_listener, live_tasks, silent_listener, tcp_states_to, tls_configs, TestServer,
+    client_over, hanging_listener, live_tasks, silent_listener, tcp_states_to, tls_configs,
+    wait_tasks_at_most, TestServer,
 };
 
 const ESTABLISHED: u8 = 1;
@@ -57,31 +55,13 @@ fn stack(cfg: ClientConfig, h2: bool, connect: Duration, tls: Duration, stats: &
         .layer(https(cfg, h2, tcp))
 }
 
-fn client<C>(connector: C) -> Client<C, Empty<Bytes>>
-where
-    C: hyper_util::client::legacy::connect::Connect + Clone,
-{
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-async fn wait_tasks_at_most(n: usize) -> usize {
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        let now = live_tasks().unwrap();
-        if now <= n || Instant::now() >= end {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn full_stack_completes_requests_over_real_tls_with_alpn_and_pooling() {
     let (server_cfg, client_cfg) = tls_configs();
     for (h2, version) in [(false, Version::HTTP_11), (true, Version::HTTP_2)] {
         let server = TestServer::start_tls(server_cfg.clone()).await;
         let stats = Stats::new();
-        let hardened = client(stack(
+        let hardened = client_over(stack(
             client_cfg.clone(),
             h2,
             Duration::from_secs(5),
@@ -120,7 +100,7 @@ async fn a_silent_server_is_a_tls_handshake_timeout_after_a_good_connect() {
     let baseline = live_tasks().unwrap();
 
     // The bare TLS client waits for the ServerHello forever.
-    let bare = client(https(client_cfg.clone(), false, tcp()));
+    let bare = client_over(https(client_cfg.clone(), false, tcp()));
     let waited = tokio::time::timeout(Duration::from_secs(1), bare.get(uri.clone())).await;
     assert!(waited.is_err(), "the bare client was expected to hang");
     drop(bare);
@@ -131,7 +111,7 @@ async fn a_silent_server_is_a_tls_handshake_timeout_after_a_good_connect() {
 
     let stats = Stats::new();
     let limit = Duration::from_millis(300);
-    let hardened = client(stack(
+    let hardened = client_over(stack(
         client_cfg,
         false,
         Duration::from_secs(2),
@@ -175,7 +155,7 @@ async fn a_hanging_tcp_connect_is_not_blamed_on_tls() {
     let stats = Stats::new();
     // The TLS limit is shorter than the connect limit: it must not fire while connecting.
     let connect = Duration::from_millis(500);
-    let hardened = client(stack(
+    let hardened = client_over(stack(
         client_cfg,
         false,
         connect,
@@ -203,7 +183,10 @@ async fn without_connect_timeout_inside_the_tls_limit_bounds_the_whole_call() {
     let limit = Duration::from_millis(300);
     let connector = TlsHandshakeTimeoutLayer::new(limit).layer(https(client_cfg, false, tcp()));
     let start = Instant::now();
-    let err = client(connector).get(uri).await.expect_err("must time out");
+    let err = client_over(connector)
+        .get(uri)
+        .await
+        .expect_err("must time out");
     let took = start.elapsed();
     assert_eq!(
         Error::find(&err).and_then(Error::phase),

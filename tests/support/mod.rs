@@ -147,15 +147,21 @@ impl TestServer {
     /// Waits (real time, up to `limit`) until the server sees at most `n` open connections.
     /// Returns whether it got there.
     pub async fn wait_open_at_most(&self, n: usize, limit: Duration) -> bool {
-        let end = tokio::time::Instant::now() + limit;
-        while self.open() > n {
-            if tokio::time::Instant::now() >= end {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        eventually(limit, || self.open() <= n).await
     }
+}
+
+/// Polls `cond` every 5 ms for up to `limit` (tokio's clock: real time in these tests); whether
+/// it came true.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + limit;
+    while !cond() {
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 /// Counts a request as active from arrival until its response body ends or is dropped (or the
@@ -403,6 +409,22 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A plain hyper-util legacy client over `connector` (empty request bodies).
+pub fn client_over<C>(
+    connector: C,
+) -> hyper_util::client::legacy::Client<C, http_body_util::Empty<Bytes>>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Waits up to 3 s for the current runtime's live tasks to fall to `n` or fewer; the count then.
+pub async fn wait_tasks_at_most(n: usize) -> usize {
+    eventually(Duration::from_secs(3), || live_tasks().unwrap() <= n).await;
+    live_tasks().unwrap()
 }
 
 /// Live tokio tasks of the current runtime (`num_alive_tasks`, stable since tokio 1.39): always
