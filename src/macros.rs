@@ -61,3 +61,22 @@ macro_rules! limit_and_stats {
         }
     };
 }
+
+/// `is_end_stream` and `size_hint` of a body wrapper with fields `inner` (the body it wraps)
+/// and `done` (it ended the body itself: a timeout, a cap, an error, the end): over when either
+/// says so, and the inner body's hint until then.
+macro_rules! done_or_inner_hints {
+    () => {
+        fn is_end_stream(&self) -> bool {
+            self.done || self.inner.is_end_stream()
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            if self.done {
+                http_body::SizeHint::with_exact(0)
+            } else {
+                self.inner.size_hint()
+            }
+        }
+    };
+}

@@ -42,7 +42,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -224,17 +224,7 @@ where
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        if self.done {
-            SizeHint::with_exact(0)
-        } else {
-            self.inner.size_hint()
-        }
-    }
+    done_or_inner_hints!();
 }
 
 #[cfg(test)]
@@ -243,6 +233,7 @@ mod tests {
     use crate::test_util::*;
     use crate::ErrorKind;
     use bytes::Bytes;
+    use http_body::SizeHint;
     use http_body_util::{BodyExt, Full};
 
     fn kind(err: &BoxError) -> Option<ErrorKind> {

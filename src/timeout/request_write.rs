@@ -446,15 +446,5 @@ where
         Poll::Ready(res.map(|r| r.map_err(Into::into)))
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        if self.done {
-            SizeHint::with_exact(0)
-        } else {
-            self.inner.size_hint()
-        }
-    }
+    done_or_inner_hints!();
 }
