@@ -60,25 +60,13 @@ const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
 /// Starts `n` test servers on a thread of their own, with their own runtime, for the life of
 /// the process.
 fn servers(n: usize) -> Vec<TestServer> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("test-server".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut v = Vec::new();
-                for _ in 0..n {
-                    v.push(TestServer::start().await);
-                }
-                tx.send(v).unwrap();
-                std::future::pending::<()>().await
-            })
-        })
-        .unwrap();
-    rx.recv().unwrap()
+    support::on_own_thread(move || async move {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(TestServer::start().await);
+        }
+        v
+    })
 }
 
 /// `rounds` requests from each of `callers` concurrent callers; each body read to its end of

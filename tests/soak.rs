@@ -21,7 +21,6 @@
 
 mod support;
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -48,24 +47,6 @@ const RSS_GROWTH_BOUND_KIB: u64 = 8 * 1024;
 /// 0.1 per 1,000 over a full run, 1.3 over a 100,000-request one).
 const MAX_CONNECTIONS_PER_1000: usize = 10;
 
-fn server() -> TestServer {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("soak-server".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                tx.send(TestServer::start().await).unwrap();
-                std::future::pending::<()>().await
-            })
-        })
-        .unwrap();
-    rx.recv().unwrap()
-}
-
 #[test]
 #[ignore = "soak: a million requests, 23-52 s in release on 2 cores; run it with --release --ignored"]
 fn a_million_requests_through_the_preset_keep_rss_flat() {
@@ -75,7 +56,7 @@ fn a_million_requests_through_the_preset_keep_rss_flat() {
         .unwrap_or(1_000_000);
     let per_checkpoint = total / CHECKPOINTS / CALLERS;
     assert!(per_checkpoint > 0, "SOAK_REQUESTS must be at least 160");
-    let server = server();
+    let server = TestServer::start_on_own_thread();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -60,19 +60,7 @@ impl Row {
 /// Starts a fresh misbehaving server on a runtime of its own (one thread), so its tasks are not
 /// counted with the client's.
 pub fn fresh_server() -> support::TestServer {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        rt.block_on(async move {
-            tx.send(support::TestServer::start().await)
-                .expect("send server");
-            std::future::pending::<()>().await
-        });
-    });
-    rx.recv().expect("server started")
+    support::TestServer::start_on_own_thread()
 }
 
 /// What a row measures around a scenario: resident memory and live tasks before it, and the

@@ -99,18 +99,7 @@ impl TestServer {
     /// Starts the server on a runtime of its own (one thread, alive until the process ends), so
     /// that the current runtime's live-task count is the client's alone.
     pub fn start_on_own_thread() -> TestServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                tx.send(TestServer::start().await).expect("send server");
-                std::future::pending::<()>().await
-            });
-        });
-        rx.recv().expect("server started")
+        on_own_thread(TestServer::start)
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -606,6 +595,34 @@ where
     T: Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    spawn_runtime_thread(make, move |out| {
+        let _ = tx.send(out);
+    });
+    rx.await.expect("the server thread started")
+}
+
+/// [`apart`] for callers outside any runtime (benches, `main`): blocks until `make` is done.
+pub fn on_own_thread<F, Fut, T>(make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawn_runtime_thread(make, move |out| {
+        let _ = tx.send(out);
+    });
+    rx.recv().expect("the server thread started")
+}
+
+/// A thread with a current-thread runtime that runs `make`, hands its output to `done`, and
+/// then serves whatever `make` spawned until the process ends.
+fn spawn_runtime_thread<F, Fut, T>(make: F, done: impl FnOnce(T) + Send + 'static)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
     std::thread::Builder::new()
         .name("test-server".into())
         .spawn(move || {
@@ -614,12 +631,11 @@ where
                 .build()
                 .expect("server runtime");
             rt.block_on(async move {
-                let _ = tx.send(make().await);
+                done(make().await);
                 std::future::pending::<()>().await
             })
         })
         .expect("server thread");
-    rx.await.expect("the server thread started")
 }
 
 impl TestServer {
