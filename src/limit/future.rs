@@ -112,7 +112,8 @@ where
     /// which polls it again with the task's waker, and the next request clones a new one. If
     /// it fails, it is dropped, never polled again (tower's rule for a failed service), and the
     /// error is this request's response. A request that must wait for a permit gets a clone of
-    /// `template` in its future, driven to readiness once it holds a permit.
+    /// `template` in its future, driven to readiness once it holds a permit; one refused (a
+    /// full queue) gets nothing.
     pub(crate) fn start(
         admission: Admission,
         template: &S,
@@ -123,8 +124,17 @@ where
         S: Clone,
         S::Error: Into<BoxError>,
     {
-        let Admission::Now(permit) = admission else {
-            return LimitFuture::new(admission, template.clone(), req);
+        let permit = match admission {
+            Admission::Now(permit) => permit,
+            Admission::Refused(err) => {
+                let err = Some(err.into());
+                return LimitFuture {
+                    state: State::Refused { err },
+                };
+            }
+            Admission::Wait(ticket, acquire) => {
+                return LimitFuture::waiting(ticket, acquire, template.clone(), req)
+            }
         };
         let svc = active.get_or_insert_with(|| template.clone());
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -147,48 +157,39 @@ where
         LimitFuture { state }
     }
 
-    fn new(admission: Admission, svc: S, req: Request<B>) -> Self {
-        let state = match admission {
-            Admission::Now(permit) => State::Ready {
-                call: Some(Box::new((svc, req))),
-                permit: Some(permit),
-            },
-            Admission::Refused(err) => State::Refused {
-                err: Some(err.into()),
-            },
-            Admission::Wait(ticket, acquire) => {
-                let config = ticket.scope().config();
-                let deadline = RequestDeadline::of(&req);
-                let bound = match (config.acquire_timeout, deadline) {
-                    (Some(limit), d) => Some(Bound::new(
-                        Instant::now(),
-                        limit,
-                        Phase::Acquire,
-                        d.as_ref(),
-                    )),
-                    (None, Some(d)) => Some(Bound {
-                        at: d.instant(),
-                        phase: Phase::Total,
-                        limit: d.budget(),
-                    }),
-                    (None, None) => None,
-                };
-                let timer = match bound {
-                    Some(bound) => Timer::On {
-                        sleep: Box::pin(tokio::time::sleep_until(bound.at)),
-                        bound,
-                    },
-                    None => Timer::Off,
-                };
-                State::Waiting {
-                    acquire,
-                    ticket: Some(ticket),
-                    timer,
-                    call: Some(Box::new((svc, req))),
-                }
-            }
+    /// A request queued for a permit, bounded by the acquire timeout and its deadline.
+    fn waiting(ticket: Ticket, acquire: AcquireFuture, svc: S, req: Request<B>) -> Self {
+        let config = ticket.scope().config();
+        let deadline = RequestDeadline::of(&req);
+        let bound = match (config.acquire_timeout, deadline) {
+            (Some(limit), d) => Some(Bound::new(
+                Instant::now(),
+                limit,
+                Phase::Acquire,
+                d.as_ref(),
+            )),
+            (None, Some(d)) => Some(Bound {
+                at: d.instant(),
+                phase: Phase::Total,
+                limit: d.budget(),
+            }),
+            (None, None) => None,
         };
-        LimitFuture { state }
+        let timer = match bound {
+            Some(bound) => Timer::On {
+                sleep: Box::pin(tokio::time::sleep_until(bound.at)),
+                bound,
+            },
+            None => Timer::Off,
+        };
+        LimitFuture {
+            state: State::Waiting {
+                acquire,
+                ticket: Some(ticket),
+                timer,
+                call: Some(Box::new((svc, req))),
+            },
+        }
     }
 }
 
