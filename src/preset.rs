@@ -219,7 +219,7 @@ impl Hardened {
     /// When `n` is zero or above tokio's `Semaphore::MAX_PERMITS`.
     #[track_caller]
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        check_limit("Hardened::max_in_flight", n);
+        crate::limit::check_limit("Hardened::max_in_flight", n);
         self.max_in_flight = n;
         self
     }
@@ -231,7 +231,7 @@ impl Hardened {
     /// When `n` is zero or above tokio's `Semaphore::MAX_PERMITS`.
     #[track_caller]
     pub fn max_per_host(mut self, n: usize) -> Self {
-        check_limit("Hardened::max_per_host", n);
+        crate::limit::check_limit("Hardened::max_per_host", n);
         self.max_per_host = n;
         self
     }
@@ -372,16 +372,6 @@ impl Hardened {
         });
         self.layer().layer(pool.build(connector))
     }
-}
-
-#[track_caller]
-fn check_limit(what: &str, n: usize) {
-    assert!(n > 0, "tower-hardened: {what} must be greater than zero");
-    assert!(
-        n <= tokio::sync::Semaphore::MAX_PERMITS,
-        "tower-hardened: {what} must be at most {}",
-        tokio::sync::Semaphore::MAX_PERMITS
-    );
 }
 
 /// The request-side stack of a [`Hardened`] preset as a [`Layer`].

@@ -33,21 +33,27 @@ pub(crate) struct Config {
     pub(crate) count_in_flight: bool,
 }
 
+/// Refuses a concurrency limit no semaphore can hold: zero, or above tokio's `MAX_PERMITS`.
+#[track_caller]
+pub(crate) fn check_limit(what: &str, limit: usize) {
+    assert!(
+        limit > 0,
+        "tower-hardened: {what} must be greater than zero (a limit of zero would make every request wait forever)"
+    );
+    assert!(
+        limit <= Semaphore::MAX_PERMITS,
+        "tower-hardened: {what} must be at most {}",
+        Semaphore::MAX_PERMITS
+    );
+}
+
 /// Envoy's default pending-request queue per cluster (`max_pending_requests`).
 pub(crate) const DEFAULT_MAX_WAITING: usize = 1024;
 
 impl Config {
     #[track_caller]
     pub(crate) fn new(what: &str, limit: usize) -> Config {
-        assert!(
-            limit > 0,
-            "tower-hardened: {what} must be greater than zero (a limit of zero would make every request wait forever)"
-        );
-        assert!(
-            limit <= Semaphore::MAX_PERMITS,
-            "tower-hardened: {what} must be at most {}",
-            Semaphore::MAX_PERMITS
-        );
+        check_limit(what, limit);
         Config {
             limit,
             max_waiting: DEFAULT_MAX_WAITING,

@@ -135,6 +135,8 @@ mod service;
 
 pub use self::body::LimitBody;
 pub use self::future::LimitFuture;
+#[cfg(feature = "preset")]
+pub(crate) use self::gate::check_limit;
 pub use self::handle::{LimitHandle, PerHostHandle};
 pub use self::layer::{ConcurrencyLimitLayer, PerHostLimitLayer};
 pub use self::service::{ConcurrencyLimit, PerHostLimit};
