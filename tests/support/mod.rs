@@ -55,6 +55,31 @@ pub struct TestServer {
 
 struct OpenGuard(Arc<Counters>);
 
+impl OpenGuard {
+    /// Counts a connection accepted and open; dropping the guard counts it closed.
+    fn opened(c: &Arc<Counters>) -> OpenGuard {
+        c.accepted.fetch_add(1, SeqCst);
+        let now = c.open.fetch_add(1, SeqCst) + 1;
+        c.peak_open.fetch_max(now, SeqCst);
+        OpenGuard(c.clone())
+    }
+}
+
+/// Serves one connection (HTTP/1 or HTTP/2) with the misbehaving handler, counting requests
+/// and the ones being served. Shared by the plain and the TLS server, so both count alike.
+async fn serve<I>(io: I, counters: Arc<Counters>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        counters.requests.fetch_add(1, SeqCst);
+        track_active(counters.clone(), handle(req))
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, SeqCst);
@@ -76,20 +101,11 @@ impl TestServer {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                c.accepted.fetch_add(1, SeqCst);
-                let now = c.open.fetch_add(1, SeqCst) + 1;
-                c.peak_open.fetch_max(now, SeqCst);
-                let guard = OpenGuard(c.clone());
+                let guard = OpenGuard::opened(&c);
                 let counters = c.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
-                    let svc = hyper::service::service_fn(move |req| {
-                        counters.requests.fetch_add(1, SeqCst);
-                        track_active(counters.clone(), handle(req))
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    serve(stream, counters).await;
                 });
             }
         });
@@ -560,18 +576,8 @@ impl TestServer {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
-                    c.accepted.fetch_add(1, SeqCst);
-                    let now = c.open.fetch_add(1, SeqCst) + 1;
-                    c.peak_open.fetch_max(now, SeqCst);
-                    let _guard = OpenGuard(c.clone());
-                    let counters = c.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        counters.requests.fetch_add(1, SeqCst);
-                        track_active(counters.clone(), handle(req))
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                    let _guard = OpenGuard::opened(&c);
+                    serve(tls, c).await;
                 });
             }
         });
