@@ -68,7 +68,10 @@ use tower_layer::Layer;
 use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitLayer};
 use crate::deadline::{Deadline, DeadlineLayer};
 use crate::drain::{DrainOnDrop, DrainOnDropLayer};
-use crate::limit::{ConcurrencyLimit, ConcurrencyLimitLayer, PerHostLimit, PerHostLimitLayer};
+use crate::limit::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimit,
+    PerHostLimitLayer,
+};
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
 use crate::stats::Stats;
 use crate::timeout::{
@@ -129,9 +132,12 @@ pub struct Hardened {
     body_idle: Duration,
     request_write: Duration,
     max_in_flight: usize,
-    max_per_host: usize,
+    max_requests_per_host: usize,
     max_waiting: usize,
     acquire_timeout: Duration,
+    /// The global and per-host limits: built from the four fields above whenever one of them (or
+    /// the stats handle) changes, and shared by every layer, client and clone made from here.
+    limits: Limits,
     drain: DrainOnDropLayer,
     max_response_body: u64,
     pool: PoolClientBuilder,
@@ -144,72 +150,171 @@ impl Default for Hardened {
     }
 }
 
-/// A duration setter each; `name => pool_setter` also passes the limit on to the pool builder.
-macro_rules! duration_setters {
-    ($($(#[$doc:meta])* $name:ident $(=> $pool:ident)?;)*) => {$(
-        $(#[$doc])*
-        ///
-        /// # Panics
-        ///
-        /// When the duration is zero (use a very large one to mean "no limit").
-        #[track_caller]
-        pub fn $name(mut self, limit: Duration) -> Self {
-            crate::clock::check_duration(concat!("Hardened::", stringify!($name)), limit);
-            self.$name = limit;
-            $(self.pool = self.pool.$pool(limit);)?
-            self
-        }
-    )*};
-}
-
 impl Hardened {
+    /// Default of [`total`](Self::total).
+    pub const DEFAULT_TOTAL: Duration = Duration::from_secs(30);
+    /// Default of [`connect`](Self::connect).
+    pub const DEFAULT_CONNECT: Duration = Duration::from_secs(10);
+    /// Default of [`tls_handshake`](Self::tls_handshake).
+    pub const DEFAULT_TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+    /// Default of [`response_headers`](Self::response_headers).
+    pub const DEFAULT_RESPONSE_HEADERS: Duration = Duration::from_secs(10);
+    /// Default of [`body_idle`](Self::body_idle).
+    pub const DEFAULT_BODY_IDLE: Duration = Duration::from_secs(30);
+    /// Default of [`request_write`](Self::request_write).
+    pub const DEFAULT_REQUEST_WRITE: Duration = Duration::from_secs(10);
+    /// Default of [`max_in_flight`](Self::max_in_flight).
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+    /// Default of [`max_requests_per_host`](Self::max_requests_per_host).
+    pub const DEFAULT_MAX_REQUESTS_PER_HOST: usize = 64;
+    /// Default of [`max_waiting`](Self::max_waiting).
+    pub const DEFAULT_MAX_WAITING: usize = 1024;
+    /// Default of [`acquire_timeout`](Self::acquire_timeout).
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default held-body report threshold of the drain settings ([`drain_with`](Self::drain_with)).
+    pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(60);
+    /// Default idle connections kept per host ([`pool_with`](Self::pool_with)).
+    pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 16;
+    /// Default connections per host, dialing + in use + idle ([`pool_with`](Self::pool_with)).
+    pub const DEFAULT_MAX_CONNS_PER_HOST: usize = 128;
+    /// Default of [`max_response_header_bytes`](Self::max_response_header_bytes).
+    pub const DEFAULT_MAX_RESPONSE_HEADER_BYTES: usize = 400 * 1024;
+
     /// The stack with every default of the [module docs](self).
     pub fn new() -> Self {
         let stats = Stats::new();
         Hardened {
-            total: Duration::from_secs(30),
-            connect: Duration::from_secs(10),
-            tls_handshake: Duration::from_secs(10),
-            response_headers: Duration::from_secs(10),
-            body_idle: Duration::from_secs(30),
-            request_write: Duration::from_secs(10),
-            max_in_flight: 256,
-            max_per_host: 64,
-            max_waiting: 1024,
-            acquire_timeout: Duration::from_secs(10),
+            total: Self::DEFAULT_TOTAL,
+            connect: Self::DEFAULT_CONNECT,
+            tls_handshake: Self::DEFAULT_TLS_HANDSHAKE,
+            response_headers: Self::DEFAULT_RESPONSE_HEADERS,
+            body_idle: Self::DEFAULT_BODY_IDLE,
+            request_write: Self::DEFAULT_REQUEST_WRITE,
+            max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
+            max_requests_per_host: Self::DEFAULT_MAX_REQUESTS_PER_HOST,
+            max_waiting: Self::DEFAULT_MAX_WAITING,
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            limits: Limits::build(
+                Self::DEFAULT_MAX_IN_FLIGHT,
+                Self::DEFAULT_MAX_REQUESTS_PER_HOST,
+                Self::DEFAULT_MAX_WAITING,
+                Self::DEFAULT_ACQUIRE_TIMEOUT,
+                &stats,
+            ),
             drain: DrainOnDropLayer::new()
-                .leak_threshold(Duration::from_secs(60))
+                .leak_threshold(Self::DEFAULT_LEAK_THRESHOLD)
                 .stats(stats.clone()),
             max_response_body: u64::MAX,
             pool: PoolClientBuilder::new()
-                .max_idle_per_host(16)
-                .max_conns_per_host(128)
-                .acquire_timeout(Duration::from_secs(10))
-                .write_stall_timeout(Duration::from_secs(10))
+                .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
+                .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
+                .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+                .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
-            max_response_header_bytes: 400 * 1024,
+            max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
             stats,
         }
     }
 
-    duration_setters! {
-        /// The total deadline of each exchange, body included (phase `Total`).
-        total;
-        /// The bound on name resolution plus TCP connect (phase `Connect`).
-        connect;
-        /// The bound on the TLS handshake, for [`Hardened::tls_layer`] (phase `TlsHandshake`).
-        tls_handshake;
-        /// The bound on the wait for response headers (phase `ResponseHeaders`).
-        response_headers;
-        /// The longest gap between two frames of a response body (phase `BodyIdle`).
-        body_idle;
-        /// The longest time the peer may leave a request body frame untaken (phase
-        /// `RequestWrite`); also the pool's write-stall timeout
-        /// ([`PoolClientBuilder::write_stall_timeout`]).
-        request_write => write_stall_timeout;
-        /// The longest wait for a concurrency permit, and for a connection slot under the pool's
-        /// per-host connection cap (phase `Acquire` for both).
-        acquire_timeout => acquire_timeout;
+    /// A fresh set of limits from the current settings (the limit setters end with this).
+    fn with_new_limits(mut self) -> Self {
+        self.limits = Limits::build(
+            self.max_in_flight,
+            self.max_requests_per_host,
+            self.max_waiting,
+            self.acquire_timeout,
+            &self.stats,
+        );
+        self
+    }
+
+    /// The total deadline of each exchange, body included (phase `Total`).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn total(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::total", limit);
+        self.total = limit;
+        self
+    }
+
+    /// The bound on name resolution plus TCP connect (phase `Connect`).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn connect(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::connect", limit);
+        self.connect = limit;
+        self
+    }
+
+    /// The bound on the TLS handshake, for [`Hardened::tls_layer`] (phase `TlsHandshake`).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn tls_handshake(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::tls_handshake", limit);
+        self.tls_handshake = limit;
+        self
+    }
+
+    /// The bound on the wait for response headers (phase `ResponseHeaders`).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn response_headers(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::response_headers", limit);
+        self.response_headers = limit;
+        self
+    }
+
+    /// The longest gap between two frames of a response body (phase `BodyIdle`).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn body_idle(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::body_idle", limit);
+        self.body_idle = limit;
+        self
+    }
+
+    /// The longest time the peer may leave a request body frame untaken (phase
+    /// `RequestWrite`); also the pool's write-stall timeout
+    /// ([`PoolClientBuilder::write_stall_timeout`]).
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn request_write(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::request_write", limit);
+        self.request_write = limit;
+        self.pool = self.pool.write_stall_timeout(limit);
+        self
+    }
+
+    /// The longest wait for a concurrency permit, and for a connection slot under the pool's
+    /// per-host connection cap (phase `Acquire` for both). Makes a new set of limits.
+    ///
+    /// # Panics
+    ///
+    /// When the duration is zero (use a very large one to mean "no limit").
+    #[track_caller]
+    pub fn acquire_timeout(mut self, limit: Duration) -> Self {
+        crate::clock::check_duration("Hardened::acquire_timeout", limit);
+        self.acquire_timeout = limit;
+        self.pool = self.pool.acquire_timeout(limit);
+        self.with_new_limits()
     }
 
     /// At most `n` requests in flight at once, bodies included.
@@ -221,19 +326,20 @@ impl Hardened {
     pub fn max_in_flight(mut self, n: usize) -> Self {
         crate::limit::check_limit("Hardened::max_in_flight", n);
         self.max_in_flight = n;
-        self
+        self.with_new_limits()
     }
 
-    /// At most `n` requests in flight at once to one scheme + authority.
+    /// At most `n` requests in flight at once to one scheme + authority, bodies included. (A
+    /// count of requests: the pool's `max_conns_per_host` counts connections.)
     ///
     /// # Panics
     ///
     /// When `n` is zero or above tokio's `Semaphore::MAX_PERMITS`.
     #[track_caller]
-    pub fn max_per_host(mut self, n: usize) -> Self {
-        crate::limit::check_limit("Hardened::max_per_host", n);
-        self.max_per_host = n;
-        self
+    pub fn max_requests_per_host(mut self, n: usize) -> Self {
+        crate::limit::check_limit("Hardened::max_requests_per_host", n);
+        self.max_requests_per_host = n;
+        self.with_new_limits()
     }
 
     /// At most `n` requests waiting in each queue — the global one, and each host's — for a
@@ -241,7 +347,7 @@ impl Hardened {
     /// first its host's, then the global one.)
     pub fn max_waiting(mut self, n: usize) -> Self {
         self.max_waiting = n;
-        self
+        self.with_new_limits()
     }
 
     /// Replaces the drain-on-drop settings (caps, held-body threshold) with `drain` as it is:
@@ -309,12 +415,23 @@ impl Hardened {
         self.drain = self.drain.stats(stats.clone());
         self.pool = self.pool.stats(stats.clone());
         self.stats = stats;
-        self
+        self.with_new_limits()
     }
 
     /// The stats handle every layer of this preset counts into.
     pub fn stats_handle(&self) -> Stats {
         self.stats.clone()
+    }
+
+    /// Reads the global limit's counts. Every layer and client made from this preset (and from
+    /// its clones) shares that one limit, until a limit setter makes a new one.
+    pub fn limit_handle(&self) -> LimitHandle {
+        self.limits.global.handle()
+    }
+
+    /// Reads the per-host limit's counts, shared like [`limit_handle`](Self::limit_handle).
+    pub fn per_host_handle(&self) -> PerHostHandle {
+        self.limits.per_host.handle()
     }
 
     /// The request-side stack, as a layer for any client (see the [module docs](self)).
@@ -374,6 +491,36 @@ impl Hardened {
     }
 }
 
+/// The two limiters of one [`Hardened`] value.
+#[derive(Debug, Clone)]
+struct Limits {
+    global: ConcurrencyLimitLayer,
+    per_host: PerHostLimitLayer,
+}
+
+impl Limits {
+    fn build(
+        in_flight: usize,
+        per_host: usize,
+        waiting: usize,
+        acquire: Duration,
+        stats: &Stats,
+    ) -> Limits {
+        Limits {
+            global: ConcurrencyLimitLayer::new(in_flight)
+                .max_waiting(waiting)
+                .acquire_timeout(acquire)
+                .stats(stats.clone()),
+            // Both limiters count into one handle; only the global one counts `in_flight`.
+            per_host: PerHostLimitLayer::new(per_host)
+                .max_waiting(waiting)
+                .acquire_timeout(acquire)
+                .stats(stats.clone())
+                .without_in_flight_count(),
+        }
+    }
+}
+
 /// The request-side stack of a [`Hardened`] preset as a [`Layer`].
 #[derive(Debug, Clone)]
 pub struct HardenedLayer {
@@ -397,17 +544,8 @@ impl<S> Layer<S> for HardenedLayer {
             .layer(inner);
         let inner = ResponseBodyLimitLayer::new(c.max_response_body).layer(inner);
         let inner = c.drain.layer(inner);
-        let inner = ConcurrencyLimitLayer::new(c.max_in_flight)
-            .max_waiting(c.max_waiting)
-            .acquire_timeout(c.acquire_timeout)
-            .stats(stats.clone())
-            .layer(inner);
-        let inner = PerHostLimitLayer::new(c.max_per_host)
-            .max_waiting(c.max_waiting)
-            .acquire_timeout(c.acquire_timeout)
-            .stats(stats.clone())
-            .without_in_flight_count()
-            .layer(inner);
+        let inner = c.limits.global.layer(inner);
+        let inner = c.limits.per_host.layer(inner);
         DeadlineLayer::new(c.total)
             .stats(stats.clone())
             .layer(inner)

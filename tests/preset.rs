@@ -57,7 +57,7 @@ fn preset() -> Hardened {
         .body_idle(ms(300))
         .request_write(ms(300))
         .max_in_flight(8)
-        .max_per_host(8)
+        .max_requests_per_host(8)
         .max_waiting(8)
         .acquire_timeout(ms(1000))
 }
@@ -123,23 +123,20 @@ struct Rig<C> {
 /// the stats handle) remain, so dropping the client must end everything.
 fn http_rig(hardened: Hardened) -> Rig<tower_hardened::HardenedConnector> {
     let tasks_before = live_tasks().unwrap();
-    let stats = hardened.stats_handle();
     let client = hardened.client::<ReqBody>();
-    Rig::new(client, stats, tasks_before)
+    Rig::new(client, &hardened, tasks_before)
 }
 
 impl<C> Rig<C>
 where
     Client<C>: Service<Request<ReqBody>, Error = BoxError> + Clone,
 {
-    fn new(client: Client<C>, stats: Stats, tasks_before: usize) -> Self {
-        let per_host = client.get_ref().handle();
-        let global = client.get_ref().get_ref().handle();
+    fn new(client: Client<C>, hardened: &Hardened, tasks_before: usize) -> Self {
         Rig {
             client: Some(client),
-            stats,
-            global,
-            per_host,
+            stats: hardened.stats_handle(),
+            global: hardened.limit_handle(),
+            per_host: hardened.per_host_handle(),
             tasks_before,
         }
     }
@@ -282,9 +279,8 @@ mod tls {
             .enable_http2()
             .wrap_connector(tcp);
         let connector = hardened.tls_layer().layer(tls);
-        let stats = hardened.stats_handle();
         let client = hardened.client_with::<_, ReqBody>(connector);
-        Rig::new(client, stats, tasks_before)
+        Rig::new(client, &hardened, tasks_before)
     }
 
     #[tokio::test]
@@ -599,7 +595,7 @@ async fn a_flood_at_a_stalled_server_is_bounded() {
     let rig = http_rig(
         preset()
             .response_headers(Duration::from_secs(10))
-            .max_per_host(PER_HOST)
+            .max_requests_per_host(PER_HOST)
             .max_waiting(WAITING)
             .acquire_timeout(ms(800)),
     );

@@ -101,7 +101,7 @@ pub async fn rows() -> Vec<Row> {
     let svc = Hardened::new()
         .total(Duration::from_secs(1))
         .max_in_flight(LIMIT)
-        .max_per_host(LIMIT)
+        .max_requests_per_host(LIMIT)
         .client::<Empty<Bytes>>();
     flood(svc, &server, &mut hardened).await;
     rows.push(hardened);

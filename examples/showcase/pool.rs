@@ -108,7 +108,7 @@ pub async fn rows() -> Vec<Row> {
         .pool_with(|p| p.idle_timeout(IDLE))
         .client::<Empty<Bytes>>();
     let hardened_cap = Hardened::new()
-        .max_per_host(BURST)
+        .max_requests_per_host(BURST)
         .pool_with(|p| {
             p.max_conns_per_host(CAP)
                 .max_idle_per_host(CAP)

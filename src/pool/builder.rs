@@ -121,10 +121,10 @@ impl PoolClientBuilder {
     }
 
     /// At most `n` connections per host, dialing, in use and idle together; see
-    /// [`PoolConnectorLayer::max_per_host`].
+    /// [`PoolConnectorLayer::max_conns_per_host`].
     #[track_caller]
     pub fn max_conns_per_host(mut self, n: usize) -> Self {
-        self.connector = self.connector.max_per_host(n);
+        self.connector = self.connector.max_conns_per_host(n);
         self
     }
 

@@ -17,7 +17,7 @@ use crate::error::BoxError;
 /// use hyper_util::client::legacy::connect::HttpConnector;
 /// use tower_hardened::{PoolConnector, PoolConnectorLayer};
 ///
-/// let connector = PoolConnector::new(HttpConnector::new(), PoolConnectorLayer::new().max_per_host(4));
+/// let connector = PoolConnector::new(HttpConnector::new(), PoolConnectorLayer::new().max_conns_per_host(4));
 /// assert_eq!(connector.open_connections(&"http://example.com".parse().unwrap()), 0);
 /// ```
 #[derive(Debug, Clone)]

@@ -30,7 +30,7 @@ use crate::stats::Stats;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let connector = PoolConnectorLayer::new()
-///     .max_per_host(10)
+///     .max_conns_per_host(10)
 ///     .acquire_timeout(Duration::from_secs(5))
 ///     .max_lifetime(Duration::from_secs(600))
 ///     .layer(HttpConnector::new());
@@ -45,11 +45,11 @@ use crate::stats::Stats;
 ///
 /// # Panics
 ///
-/// [`max_per_host`](Self::max_per_host) panics on zero (no connection could ever be made), and
+/// [`max_conns_per_host`](Self::max_conns_per_host) panics on zero (no connection could ever be made), and
 /// the duration setters panic on zero durations.
 #[derive(Debug, Clone)]
 pub struct PoolConnectorLayer {
-    pub(crate) max_per_host: Option<usize>,
+    pub(crate) max_conns_per_host: Option<usize>,
     pub(crate) acquire_timeout: Duration,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) jitter: f64,
@@ -75,7 +75,7 @@ impl PoolConnectorLayer {
     /// acquire timeout and 2.5 % jitter once those are set.
     pub fn new() -> Self {
         PoolConnectorLayer {
-            max_per_host: None,
+            max_conns_per_host: None,
             acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
             max_lifetime: None,
             jitter: Self::DEFAULT_JITTER,
@@ -90,9 +90,12 @@ impl PoolConnectorLayer {
     /// (Go's `MaxConnsPerHost`). A dial beyond it waits for one to close, up to
     /// [`acquire_timeout`](Self::acquire_timeout).
     #[track_caller]
-    pub fn max_per_host(mut self, n: usize) -> Self {
-        assert!(n > 0, "tower-hardened: max_per_host must be at least 1");
-        self.max_per_host = Some(n);
+    pub fn max_conns_per_host(mut self, n: usize) -> Self {
+        assert!(
+            n > 0,
+            "tower-hardened: max_conns_per_host must be at least 1"
+        );
+        self.max_conns_per_host = Some(n);
         self.hosts = Hosts::new(Some(n));
         self
     }

@@ -72,7 +72,7 @@
 //! | idle timeout | `IdleConnTimeout` 90 s | `ConnectionPool` keep-alive 5 min | `idleTimeout` 10 min | [`PoolClientBuilder::idle_timeout`] 90 s, reaped by a timer |
 //! | idle connections per host | `MaxIdleConnsPerHost` 2 | — | — | [`PoolClientBuilder::max_idle_per_host`] 5 |
 //! | idle connections in total | `MaxIdleConns` 100 | `maxIdleConnections` 5 | `minimumIdle` | not offered for hyper-util's client (see below) |
-//! | connections per host | `MaxConnsPerHost` ∞ | `maxRequestsPerHost` 5 (requests, not connections) | `maximumPoolSize` 10 | [`PoolConnectorLayer::max_per_host`] (none by default) |
+//! | connections per host | `MaxConnsPerHost` ∞ | `maxRequestsPerHost` 5 (requests, not connections) | `maximumPoolSize` 10 | [`PoolConnectorLayer::max_conns_per_host`] (none by default) |
 //! | wait for a connection | none (waits forever) | none | `connectionTimeout` 30 s | [`PoolConnectorLayer::acquire_timeout`] 30 s, [`Phase::Acquire`](crate::Phase::Acquire) |
 //! | max lifetime | none | none | `maxLifetime` 30 min − ≤ 2.5 % | [`PoolConnectorLayer::max_lifetime`] + [`jitter`](PoolConnectorLayer::jitter), 30 min − ≤ 2.5 % in the builder |
 //! | in-use connection past its lifetime | — | — | retired when returned | retired when its exchange ends (poisoned, never cut) |

@@ -282,7 +282,7 @@ fn public_types_are_send_sync_clone() {
 async fn a_dial_over_the_cap_fails_at_the_acquire_timeout_not_before() {
     let stats = Stats::new();
     let layer = PoolConnectorLayer::new()
-        .max_per_host(2)
+        .max_conns_per_host(2)
         .acquire_timeout(Duration::from_secs(5))
         .stats(stats.clone());
     let mut svc = layer.layer(fake_connector(false));
@@ -321,7 +321,7 @@ async fn a_dial_over_the_cap_fails_at_the_acquire_timeout_not_before() {
 
 #[tokio::test(start_paused = true)]
 async fn a_closed_connection_lets_a_waiting_dial_through_and_hosts_are_separate() {
-    let layer = PoolConnectorLayer::new().max_per_host(1);
+    let layer = PoolConnectorLayer::new().max_conns_per_host(1);
     let mut svc = layer.layer(fake_connector(false));
     let a = svc.ready().await.unwrap().call(uri("/")).await.unwrap();
     // Another scheme and authority has its own cap.
@@ -360,7 +360,7 @@ async fn a_closed_connection_lets_a_waiting_dial_through_and_hosts_are_separate(
 async fn a_failed_dial_gives_its_permit_back() {
     let stats = Stats::new();
     let layer = PoolConnectorLayer::new()
-        .max_per_host(1)
+        .max_conns_per_host(1)
         .stats(stats.clone());
     let mut svc = layer.layer(fake_connector(true));
     for _ in 0..3 {
@@ -408,9 +408,9 @@ async fn lifetimes_are_jittered_within_bounds() {
 }
 
 #[test]
-#[should_panic(expected = "max_per_host must be at least 1")]
+#[should_panic(expected = "max_conns_per_host must be at least 1")]
 fn zero_cap_is_rejected() {
-    let _ = PoolConnectorLayer::new().max_per_host(0);
+    let _ = PoolConnectorLayer::new().max_conns_per_host(0);
 }
 
 #[test]

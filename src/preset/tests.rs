@@ -50,7 +50,7 @@ async fn the_stack_shares_one_clock_and_one_stats_handle() {
 
 #[tokio::test(start_paused = true)]
 async fn the_permit_lives_until_the_body_ends_and_is_counted_once() {
-    let preset = Hardened::new().max_in_flight(1).max_per_host(1);
+    let preset = Hardened::new().max_in_flight(1).max_requests_per_host(1);
     let stats = preset.stats_handle();
     let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
     let mut svc = preset.layer().layer(inner);
@@ -152,8 +152,8 @@ fn bad_configuration_is_refused_at_construction() {
             "max_in_flight must be greater than zero",
         ),
         (
-            || drop(Hardened::new().max_per_host(0)),
-            "max_per_host must be greater than zero",
+            || drop(Hardened::new().max_requests_per_host(0)),
+            "max_requests_per_host must be greater than zero",
         ),
         (
             || drop(Hardened::new().max_response_body(0)),
@@ -214,7 +214,7 @@ fn pool_with_and_drain_with_keep_the_defaults_they_do_not_set() {
         .drain_with(|d| d.max_drain_bytes(1 << 20));
     let c = preset.pool.connector_layer();
     assert_eq!(c.idle_timeout, Some(Duration::from_secs(60)));
-    assert_eq!(c.max_per_host, Some(128), "connections per host kept");
+    assert_eq!(c.max_conns_per_host, Some(128), "connections per host kept");
     assert_eq!(c.acquire_timeout, Duration::from_secs(10), "acquire kept");
     assert_eq!(
         c.write_stall,
@@ -250,7 +250,111 @@ fn a_limit_too_large_is_refused_by_its_setter() {
 }
 
 #[test]
-#[should_panic(expected = "Hardened::max_per_host must be at most")]
+#[should_panic(expected = "Hardened::max_requests_per_host must be at most")]
 fn a_per_host_limit_too_large_is_refused_by_its_setter() {
-    let _ = Hardened::new().max_per_host(usize::MAX);
+    let _ = Hardened::new().max_requests_per_host(usize::MAX);
+}
+
+/// One `Hardened` value is one set of limits: two services of one layer, and layers made twice
+/// from one preset or from its clones, all count against the same permits.
+#[tokio::test(start_paused = true)]
+async fn every_layer_and_service_of_one_preset_shares_its_limits() {
+    let preset = Hardened::new().max_in_flight(2).max_requests_per_host(2);
+    let global = preset.limit_handle();
+    let per_host = preset.per_host_handle();
+    let (inner_a, mut handle_a) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let (inner_b, mut handle_b) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let (inner_c, mut handle_c) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let layer = preset.layer();
+    let mut a = layer.layer(inner_a);
+    let mut b = layer.layer(inner_b);
+    let mut c = preset.clone().layer().layer(inner_c);
+
+    let mut first = task::spawn(a.call(get()));
+    assert_pending!(first.poll());
+    let mut second = task::spawn(b.call(get()));
+    assert_pending!(second.poll());
+    let (_r1, _s1) = handle_a.next_request().await.unwrap();
+    let (_r2, _s2) = handle_b.next_request().await.unwrap();
+    assert_eq!(
+        global.in_flight(),
+        2,
+        "two services of one layer share one limit"
+    );
+    assert_eq!(per_host.in_flight(), 2);
+
+    // A third service, from a clone of the preset, waits for those two permits.
+    let mut third = task::spawn(c.call(get()));
+    assert_pending!(third.poll());
+    assert!(handle_c.poll_request().is_pending());
+    assert_eq!(
+        per_host.waiting(),
+        1,
+        "the clone's request queues on the same host limit"
+    );
+    drop(first);
+    assert!(third.is_woken());
+    assert_pending!(third.poll());
+    assert!(handle_c.next_request().await.is_some());
+    assert_eq!(global.in_flight(), 2);
+    drop((second, third));
+    assert_eq!((global.in_flight(), per_host.in_flight()), (0, 0));
+}
+
+#[tokio::test]
+async fn two_clients_of_one_preset_share_its_limits() {
+    let preset = Hardened::new().max_in_flight(1);
+    let global = preset.limit_handle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri: http::Uri = format!("http://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    // Accepts and never answers: each request holds its permit until it is dropped.
+    let _server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let one = preset.client::<http_body_util::Empty<Bytes>>();
+    let two = preset.client::<http_body_util::Empty<Bytes>>();
+    let req = || {
+        Request::get(uri.clone())
+            .body(http_body_util::Empty::new())
+            .unwrap()
+    };
+    let mut first = task::spawn(one.oneshot(req()));
+    assert_pending!(first.poll());
+    assert_eq!(global.in_flight(), 1);
+    let mut second = task::spawn(two.oneshot(req()));
+    assert_pending!(second.poll());
+    assert_eq!(
+        (global.in_flight(), global.waiting()),
+        (1, 1),
+        "the second client waits for the first client's permit"
+    );
+    drop(first);
+    assert!(second.is_woken());
+    assert_pending!(second.poll());
+    assert_eq!((global.in_flight(), global.waiting()), (1, 0));
+    drop(second);
+    assert_eq!(global.in_flight(), 0);
+}
+
+#[test]
+fn a_limit_setter_makes_a_new_set_of_limits() {
+    let preset = Hardened::new();
+    let before = preset.limit_handle();
+    let preset = preset.max_in_flight(3);
+    assert_eq!(preset.limit_handle().limit(), 3);
+    assert_eq!(before.limit(), Hardened::DEFAULT_MAX_IN_FLIGHT);
+    let preset = preset.max_requests_per_host(5);
+    assert_eq!(preset.per_host_handle().limit_per_host(), 5);
+    // A setter that is not about limits keeps them.
+    let handle = preset.limit_handle();
+    let preset = preset.total(Duration::from_secs(1));
+    assert!(std::sync::Arc::ptr_eq(
+        &handle.gate,
+        &preset.limit_handle().gate
+    ));
 }
