@@ -7,11 +7,14 @@ use http_body_util::BodyExt;
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
 use tower::{Service, ServiceExt};
+use tower_layer::Layer;
 use tower_test::mock;
 
 use super::*;
 use crate::deadline::RequestDeadline;
+use crate::drain::DrainOnDropLayer;
 use crate::test_util::*;
+use crate::timeout::RequestWriteBody;
 use crate::Phase;
 
 type Up = RequestWriteBody<http_body_util::Empty<Bytes>>;

@@ -1,102 +1,17 @@
-//! The one-line safe stack: [`Hardened`].
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let client = tower_hardened::Hardened::new().client::<http_body_util::Full<bytes::Bytes>>();
-//! # let _ = client; }
-//! ```
-//!
-//! gives a hyper-util legacy client with every layer of this crate in the right order, every
-//! default below, and one shared [`Stats`] handle. Every default can be changed: with a setter
-//! of the same name, and for the drain and pool rows through [`Hardened::drain_with`] and
-//! [`Hardened::pool_with`] (which keep the defaults you do not set); use [`Hardened::layer`] to
-//! put the request-side stack around any other client (a tonic channel, your own stack), or
-//! [`ServiceBuilderExt`] to compose by hand.
-//!
-//! # The stack, outer to inner
-//!
-//! ```text
-//! Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
-//!   → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout
-//!   → Retire → hyper-util Client (pool_timer set) → PoolConnector → ConnectTimeout → HttpConnector
-//! ```
-//!
-//! - The deadline is outermost so that queue waits, pool waits, connecting and the body all count.
-//! - The limits come next so that their waits happen inside the deadline, and their permits live
-//!   in the response body, released when it ends or is dropped. The per-host limit is outside the
-//!   global one (DESIGN.md lists them the other way round): a request first waits for its host,
-//!   then for a global permit, so requests queued for one slow host never sit on global permits
-//!   and starve every other host. Both count into one [`Stats`] without counting a request twice:
-//!   `in_flight` is the global limiter's, `waiting` is the sum of both queues.
-//! - Drain-on-drop sits inside the limits: a dropped body gives its permit back at once while its
-//!   connection is drained in the background (bounded, and limited in number).
-//! - The phase timeouts are innermost, around the client itself, so they time the exchange and
-//!   not the queues.
-//! - On the connector: the per-host connection cap outside the connect timeout, so a wait for a
-//!   connection slot is `Acquire` and never blamed on DNS or TCP. For HTTPS, put
-//!   [`TlsHandshakeTimeoutLayer`] around your TLS connector and [`Hardened::connect_layer`]
-//!   around its TCP connector, and pass it to [`Hardened::client_with`].
-//!
-//! # Defaults, and where they come from
-//!
-//! | knob | ours | Go `DefaultTransport` | OkHttp | HikariCP / Envoy | why ours |
-//! |---|---|---|---|---|---|
-//! | total deadline | 30 s | ∞ (`Client.Timeout`) | ∞ (`callTimeout`) | Envoy route 15 s | a bound must exist; long enough for slow APIs and modest downloads |
-//! | connect (DNS + TCP) | 10 s | 30 s | 10 s | Envoy 5 s | OkHttp's: a host that takes 10 s to accept is down |
-//! | TLS handshake | 10 s | 10 s | (in connect) | — | Go's |
-//! | response headers | 10 s | ∞ | 10 s (`readTimeout`) | — | OkHttp's; a server that has not started answering in 10 s is stuck |
-//! | body idle | 30 s | ∞ | 10 s (`readTimeout`) | Envoy stream idle 5 min | between OkHttp and Envoy: streams may pause, stalls must end |
-//! | request write | 10 s | ∞ | 10 s (`writeTimeout`) | — | OkHttp's; also bounds a socket write that makes no progress ([`PoolConnectorLayer::write_stall_timeout`](crate::PoolConnectorLayer::write_stall_timeout)), so a peer that never reads cannot pin a connection task |
-//! | requests in flight | 256 | ∞ | 64 (`maxRequests`) | HikariCP pool 10 | OkHttp's is tuned for phones; 256 bounds a server's fan-out |
-//! | requests per host | 64 | ∞ (`MaxConnsPerHost`) | 5 (`maxRequestsPerHost`) | — | 5 throttles service-to-service traffic; 64 still stops one slow host from taking everything |
-//! | waiting requests, per queue (global, each host) | 1024 | — | ∞ | Envoy pending queue 1024 | Envoy's: then fail fast with `Overloaded` |
-//! | permit wait (acquire) | 10 s | — | — | HikariCP 30 s | fail a request that cannot start in a third of its deadline |
-//! | drain of a dropped body | 256 KiB / 100 ms / 64 at once | — (must read yourself) | ≤ 100 ms | — | see [`DrainOnDropLayer`] |
-//! | held-body report | 60 s | — | — | HikariCP leak threshold off (≥ 2 s) | twice the deadline: a body nobody reads for that long is a leak |
-//! | idle timeout (reaped) | 90 s | 90 s | 5 min | HikariCP 10 min | Go's |
-//! | idle connections per host | 16 | 2 | 5 (in all) | — | Go's 2 causes connection churn under load |
-//! | connections per host | 128 | ∞ | — | — | in-flight per host plus idle, with room for background dials |
-//! | max connection lifetime | 30 min − ≤ 2.5 % | ∞ | ∞ | HikariCP 30 min − ≤ 2.5 % | HikariCP's: DNS changes and server rotation are picked up |
-//! | response header bytes | 400 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | HTTP/1: hyper's own read-buffer ceiling (408 KiB) rounded down — hyper has no separate HTTP/1 head limit, that ceiling is the cap, and a 64 KiB one made 64 KiB bodies 1.21x slower (BENCHMARKS.md); HTTP/2: the same 400 KiB (hyper's client default is 16 KiB), so both protocols accept the same heads |
-//! | response body bytes | unlimited | ∞ | ∞ | — | streams are legitimate; set [`Hardened::max_response_body`] when you collect |
+//! [`Hardened`], the builder of the preset: its settings, defaults and the clients it makes.
 
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_layer::Layer;
 
-use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitLayer};
-use crate::deadline::{Deadline, DeadlineLayer};
-use crate::drain::{DrainOnDrop, DrainOnDropLayer};
-use crate::limit::{
-    ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimit,
-    PerHostLimitLayer,
-};
+use super::layer::{HardenedClient, HardenedLayer, HardenedService};
+use crate::body_limit::ResponseBodyLimitLayer;
+use crate::drain::DrainOnDropLayer;
+use crate::limit::{ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimitLayer};
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
 use crate::stats::Stats;
-use crate::timeout::{
-    BodyIdleTimeout, BodyIdleTimeoutLayer, ConnectTimeout, ConnectTimeoutLayer, RequestWriteBody,
-    RequestWriteTimeout, RequestWriteTimeoutLayer, ResponseHeaderTimeout,
-    ResponseHeaderTimeoutLayer, TlsHandshakeTimeoutLayer,
-};
-
-/// The request-side stack of [`Hardened`] around an inner service `S`.
-pub type HardenedService<S> = Deadline<
-    PerHostLimit<
-        ConcurrencyLimit<
-            DrainOnDrop<
-                ResponseBodyLimit<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>,
-            >,
-        >,
-    >,
->;
-
-/// The connector of [`Hardened::client`]: hyper-util's `HttpConnector` bounded by the connect
-/// timeout.
-pub type HardenedConnector = ConnectTimeout<HttpConnector>;
-
-/// The client of [`Hardened::client`], for request bodies of type `B`.
-pub type HardenedClient<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<B>>>;
+use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
 
 /// The one-line safe stack: see the [module docs](self) for the order and the defaults.
 ///
@@ -124,24 +39,24 @@ pub type HardenedClient<B> = HardenedService<PoolClient<HardenedConnector, Reque
 /// ```
 #[derive(Debug, Clone)]
 pub struct Hardened {
-    stats: Stats,
-    total: Duration,
-    connect: Duration,
-    tls_handshake: Duration,
-    response_headers: Duration,
-    body_idle: Duration,
-    request_write: Duration,
-    max_in_flight: usize,
-    max_requests_per_host: usize,
-    max_waiting: usize,
-    acquire_timeout: Duration,
+    pub(super) stats: Stats,
+    pub(super) total: Duration,
+    pub(super) connect: Duration,
+    pub(super) tls_handshake: Duration,
+    pub(super) response_headers: Duration,
+    pub(super) body_idle: Duration,
+    pub(super) request_write: Duration,
+    pub(super) max_in_flight: usize,
+    pub(super) max_requests_per_host: usize,
+    pub(super) max_waiting: usize,
+    pub(super) acquire_timeout: Duration,
     /// The global and per-host limits: built from the four fields above whenever one of them (or
     /// the stats handle) changes, and shared by every layer, client and clone made from here.
-    limits: Limits,
-    drain: DrainOnDropLayer,
-    max_response_body: u64,
-    pool: PoolClientBuilder,
-    max_response_header_bytes: usize,
+    pub(super) limits: Limits,
+    pub(super) drain: DrainOnDropLayer,
+    pub(super) max_response_body: u64,
+    pub(super) pool: PoolClientBuilder,
+    pub(super) max_response_header_bytes: usize,
 }
 
 impl Default for Hardened {
@@ -493,9 +408,9 @@ impl Hardened {
 
 /// The two limiters of one [`Hardened`] value.
 #[derive(Debug, Clone)]
-struct Limits {
-    global: ConcurrencyLimitLayer,
-    per_host: PerHostLimitLayer,
+pub(super) struct Limits {
+    pub(super) global: ConcurrencyLimitLayer,
+    pub(super) per_host: PerHostLimitLayer,
 }
 
 impl Limits {
@@ -520,164 +435,3 @@ impl Limits {
         }
     }
 }
-
-/// The request-side stack of a [`Hardened`] preset as a [`Layer`].
-#[derive(Debug, Clone)]
-pub struct HardenedLayer {
-    config: Hardened,
-}
-
-impl<S> Layer<S> for HardenedLayer {
-    type Service = HardenedService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        let c = &self.config;
-        let stats = &c.stats;
-        let inner = RequestWriteTimeoutLayer::new(c.request_write)
-            .stats(stats.clone())
-            .layer(inner);
-        let inner = BodyIdleTimeoutLayer::new(c.body_idle)
-            .stats(stats.clone())
-            .layer(inner);
-        let inner = ResponseHeaderTimeoutLayer::new(c.response_headers)
-            .stats(stats.clone())
-            .layer(inner);
-        let inner = ResponseBodyLimitLayer::new(c.max_response_body).layer(inner);
-        let inner = c.drain.layer(inner);
-        let inner = c.limits.global.layer(inner);
-        let inner = c.limits.per_host.layer(inner);
-        DeadlineLayer::new(c.total)
-            .stats(stats.clone())
-            .layer(inner)
-    }
-}
-
-/// Adds this crate's layers to [`tower::ServiceBuilder`], one method each, for those who
-/// compose by hand. Sealed: only `ServiceBuilder` implements it.
-///
-/// The names differ from tower's own `ServiceBuilder` methods (`concurrency_limit`, `timeout`)
-/// on purpose: inherent methods would win and silently give tower's semantics.
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// use tower::ServiceBuilder;
-/// use tower_hardened::ServiceBuilderExt;
-///
-/// let builder = ServiceBuilder::new()
-///     .deadline(Duration::from_secs(30))
-///     .held_concurrency_limit(64)
-///     .per_host_limit(8)
-///     .drain_on_drop()
-///     .response_header_timeout(Duration::from_secs(10))
-///     .body_idle_timeout(Duration::from_secs(30))
-///     .request_write_timeout(Duration::from_secs(10));
-/// # let _ = builder;
-/// ```
-pub trait ServiceBuilderExt<L>: sealed::Sealed {
-    /// Adds a [`DeadlineLayer`].
-    fn deadline(
-        self,
-        budget: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<DeadlineLayer, L>>;
-    /// Adds a [`ConcurrencyLimitLayer`] (the permit is held until the body ends).
-    fn held_concurrency_limit(
-        self,
-        max: usize,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ConcurrencyLimitLayer, L>>;
-    /// Adds a [`PerHostLimitLayer`].
-    fn per_host_limit(
-        self,
-        max_per_host: usize,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<PerHostLimitLayer, L>>;
-    /// Adds a [`DrainOnDropLayer`] with its defaults.
-    fn drain_on_drop(self) -> tower::ServiceBuilder<tower_layer::Stack<DrainOnDropLayer, L>>;
-    /// Adds a [`ResponseBodyLimitLayer`].
-    fn response_body_limit(
-        self,
-        max: u64,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ResponseBodyLimitLayer, L>>;
-    /// Adds a [`ResponseHeaderTimeoutLayer`].
-    fn response_header_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ResponseHeaderTimeoutLayer, L>>;
-    /// Adds a [`BodyIdleTimeoutLayer`].
-    fn body_idle_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<BodyIdleTimeoutLayer, L>>;
-    /// Adds a [`RequestWriteTimeoutLayer`].
-    fn request_write_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<RequestWriteTimeoutLayer, L>>;
-    /// Adds the whole request-side stack of a [`Hardened`] preset.
-    fn hardened(
-        self,
-        preset: &Hardened,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<HardenedLayer, L>>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl<L> Sealed for tower::ServiceBuilder<L> {}
-}
-
-impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
-    fn deadline(
-        self,
-        budget: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<DeadlineLayer, L>> {
-        self.layer(DeadlineLayer::new(budget))
-    }
-    fn held_concurrency_limit(
-        self,
-        max: usize,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ConcurrencyLimitLayer, L>> {
-        self.layer(ConcurrencyLimitLayer::new(max))
-    }
-    fn per_host_limit(
-        self,
-        max_per_host: usize,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<PerHostLimitLayer, L>> {
-        self.layer(PerHostLimitLayer::new(max_per_host))
-    }
-    fn drain_on_drop(self) -> tower::ServiceBuilder<tower_layer::Stack<DrainOnDropLayer, L>> {
-        self.layer(DrainOnDropLayer::new())
-    }
-    fn response_body_limit(
-        self,
-        max: u64,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ResponseBodyLimitLayer, L>> {
-        self.layer(ResponseBodyLimitLayer::new(max))
-    }
-    fn response_header_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<ResponseHeaderTimeoutLayer, L>> {
-        self.layer(ResponseHeaderTimeoutLayer::new(limit))
-    }
-    fn body_idle_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<BodyIdleTimeoutLayer, L>> {
-        self.layer(BodyIdleTimeoutLayer::new(limit))
-    }
-    fn request_write_timeout(
-        self,
-        limit: Duration,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<RequestWriteTimeoutLayer, L>> {
-        self.layer(RequestWriteTimeoutLayer::new(limit))
-    }
-    fn hardened(
-        self,
-        preset: &Hardened,
-    ) -> tower::ServiceBuilder<tower_layer::Stack<HardenedLayer, L>> {
-        self.layer(preset.layer())
-    }
-}
-
-#[cfg(test)]
-mod tests;
