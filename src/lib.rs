@@ -153,7 +153,8 @@ pub use crate::pool::{
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub use crate::preset::{
-    Hardened, HardenedClient, HardenedConnector, HardenedLayer, HardenedService, ServiceBuilderExt,
+    Hardened, HardenedBody, HardenedClient, HardenedClientBody, HardenedClientFuture,
+    HardenedFuture, HardenedLayer, HardenedService, ServiceBuilderExt,
 };
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]

@@ -4,8 +4,8 @@
 //! measured:
 //!
 //! - the preset's stats: nothing in flight, nothing waiting;
-//! - both limiters (read through `Deadline::get_ref` → `PerHostLimit::handle`, and one level
-//!   deeper `ConcurrencyLimit::handle`): every permit available, no host with state;
+//! - both limiters (read through `Hardened::limit_handle` and `Hardened::per_host_handle`):
+//!   every permit available, no host with state;
 //! - the server's open connections: back to 0 where the fault must close the connection, while
 //!   the client still exists, and always once it is dropped; the pool's own count of open
 //!   connections back to 0;
@@ -27,16 +27,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceExt};
 use tower_hardened::{
-    BoxError, CloseReason, Error, ErrorKind, Hardened, HardenedService, LimitHandle, PerHostHandle,
-    Phase, PoolClient, RequestWriteBody, Stats,
+    BoxError, CloseReason, Error, ErrorKind, Hardened, HardenedClient, LimitHandle, PerHostHandle,
+    Phase, Stats,
 };
 
 use support::{eventually, hanging_listener, live_tasks, tcp_states_to, TestServer};
 
 /// One request body type for every test: empty GETs and endless uploads alike.
 type ReqBody = BoxBody<Bytes, BoxError>;
-/// The preset's client over connector `C`.
-type Client<C> = HardenedService<PoolClient<C, RequestWriteBody<ReqBody>>>;
 
 const SYN_SENT: u8 = 2;
 const ESTABLISHED: u8 = 1;
@@ -111,8 +109,8 @@ where
 }
 
 /// A preset client and the handles that measure what it leaves behind.
-struct Rig<C> {
-    client: Option<Client<C>>,
+struct Rig<T> {
+    client: Option<T>,
     stats: Stats,
     global: LimitHandle,
     per_host: PerHostHandle,
@@ -121,17 +119,17 @@ struct Rig<C> {
 
 /// The preset's plain-HTTP client. The `Hardened` value is dropped here: only the client (and
 /// the stats handle) remain, so dropping the client must end everything.
-fn http_rig(hardened: Hardened) -> Rig<tower_hardened::HardenedConnector> {
+fn http_rig(hardened: Hardened) -> Rig<HardenedClient<ReqBody>> {
     let tasks_before = live_tasks().unwrap();
     let client = hardened.client::<ReqBody>();
     Rig::new(client, &hardened, tasks_before)
 }
 
-impl<C> Rig<C>
+impl<T> Rig<T>
 where
-    Client<C>: Service<Request<ReqBody>, Error = BoxError> + Clone,
+    T: Service<Request<ReqBody>, Error = BoxError> + Clone,
 {
-    fn new(client: Client<C>, hardened: &Hardened, tasks_before: usize) -> Self {
+    fn new(client: T, hardened: &Hardened, tasks_before: usize) -> Self {
         Rig {
             client: Some(client),
             stats: hardened.stats_handle(),
@@ -141,10 +139,7 @@ where
         }
     }
 
-    async fn send(
-        &self,
-        req: Request<ReqBody>,
-    ) -> Result<<Client<C> as Service<Request<ReqBody>>>::Response, BoxError> {
+    async fn send(&self, req: Request<ReqBody>) -> Result<T::Response, BoxError> {
         self.client.clone().unwrap().oneshot(req).await
     }
 
@@ -209,9 +204,9 @@ where
 }
 
 /// Reads the response to `req` to its end: the body's byte count or the error of either stage.
-async fn fetch<C, B>(rig: &Rig<C>, req: Request<ReqBody>) -> Result<u64, BoxError>
+async fn fetch<T, B>(rig: &Rig<T>, req: Request<ReqBody>) -> Result<u64, BoxError>
 where
-    Client<C>: Service<Request<ReqBody>, Response = Response<B>, Error = BoxError> + Clone,
+    T: Service<Request<ReqBody>, Response = Response<B>, Error = BoxError> + Clone,
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
@@ -259,15 +254,19 @@ mod tls {
     use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
     use hyper_util::client::legacy::connect::HttpConnector;
     use tokio_rustls::rustls::ClientConfig;
-    use tower_hardened::{ConnectTimeout, TlsHandshakeTimeout};
+    use tower_hardened::{
+        ConnectTimeout, HardenedService, PoolClient, RequestWriteBody, TlsHandshakeTimeout,
+    };
     use tower_layer::Layer;
 
     use support::{silent_listener_apart, tls_configs};
 
     type Https = TlsHandshakeTimeout<HttpsConnector<ConnectTimeout<HttpConnector>>>;
+    /// The preset's stack over hyper-util's client with the HTTPS connector.
+    type HttpsClient = HardenedService<PoolClient<Https, RequestWriteBody<ReqBody>>>;
 
     /// `tls_layer(hyper-rustls(connect_layer(HttpConnector)))` under the preset, HTTP/1 and 2.
-    fn https_rig(hardened: Hardened, cfg: ClientConfig) -> Rig<Https> {
+    fn https_rig(hardened: Hardened, cfg: ClientConfig) -> Rig<HttpsClient> {
         let tasks_before = live_tasks().unwrap();
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_layer::Layer;
 
-use super::layer::{HardenedClient, HardenedLayer, HardenedService};
+use super::{HardenedClient, HardenedLayer, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
 use crate::drain::DrainOnDropLayer;
 use crate::limit::{ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimitLayer};
@@ -366,7 +366,11 @@ impl Hardened {
         TlsHandshakeTimeoutLayer::new(self.tls_handshake).stats(self.stats.clone())
     }
 
-    /// A ready hyper-util client for `http://` with the whole stack, request bodies of type `B`.
+    /// A ready client for `http://` with the whole stack, for request bodies of type `B`.
+    ///
+    /// Its type names no transport: today it is hyper-util's legacy client over a pool bounded
+    /// by the [`pool_with`](Self::pool_with) settings, and its response body is a
+    /// [`HardenedClientBody`](super::HardenedClientBody).
     pub fn client<B>(&self) -> HardenedClient<B>
     where
         B: http_body::Body + Send + Unpin + 'static,
@@ -375,11 +379,12 @@ impl Hardened {
     {
         let mut http = HttpConnector::new();
         http.set_keepalive(Some(Duration::from_secs(90)));
-        self.client_with(self.connect_layer().layer(http))
+        HardenedClient::new(self.client_with(self.connect_layer().layer(http)))
     }
 
-    /// A ready hyper-util client over your own connector (for example an HTTPS connector built
-    /// with [`Hardened::tls_layer`] and [`Hardened::connect_layer`]).
+    /// A ready hyper-util legacy client over your own connector (for example an HTTPS
+    /// connector built with [`Hardened::tls_layer`] and [`Hardened::connect_layer`]), under the
+    /// whole stack; its response bodies are [`HardenedBody`](super::HardenedBody)`<Incoming>`.
     pub fn client_with<C, B>(
         &self,
         connector: C,

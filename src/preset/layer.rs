@@ -1,36 +1,11 @@
-//! [`HardenedLayer`], the request-side stack of the preset, and the types it makes.
+//! [`HardenedLayer`], the request-side stack of the preset as a layer.
 
-use hyper_util::client::legacy::connect::HttpConnector;
 use tower_layer::Layer;
 
-use super::Hardened;
-use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitLayer};
-use crate::deadline::{Deadline, DeadlineLayer};
-use crate::drain::DrainOnDrop;
-use crate::limit::{ConcurrencyLimit, PerHostLimit};
-use crate::pool::PoolClient;
-use crate::timeout::{
-    BodyIdleTimeout, BodyIdleTimeoutLayer, ConnectTimeout, RequestWriteBody, RequestWriteTimeout,
-    RequestWriteTimeoutLayer, ResponseHeaderTimeout, ResponseHeaderTimeoutLayer,
-};
-
-/// The request-side stack of [`Hardened`] around an inner service `S`.
-pub type HardenedService<S> = Deadline<
-    PerHostLimit<
-        ConcurrencyLimit<
-            DrainOnDrop<
-                ResponseBodyLimit<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>,
-            >,
-        >,
-    >,
->;
-
-/// The connector of [`Hardened::client`]: hyper-util's `HttpConnector` bounded by the connect
-/// timeout.
-pub type HardenedConnector = ConnectTimeout<HttpConnector>;
-
-/// The client of [`Hardened::client`], for request bodies of type `B`.
-pub type HardenedClient<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<B>>>;
+use super::{Hardened, HardenedService};
+use crate::body_limit::ResponseBodyLimitLayer;
+use crate::deadline::DeadlineLayer;
+use crate::timeout::{BodyIdleTimeoutLayer, RequestWriteTimeoutLayer, ResponseHeaderTimeoutLayer};
 
 /// The request-side stack of a [`Hardened`] preset as a [`Layer`].
 #[derive(Debug, Clone)]
@@ -57,8 +32,10 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = c.drain.layer(inner);
         let inner = c.limits.global.layer(inner);
         let inner = c.limits.per_host.layer(inner);
-        DeadlineLayer::new(c.total)
-            .stats(stats.clone())
-            .layer(inner)
+        HardenedService::new(
+            DeadlineLayer::new(c.total)
+                .stats(stats.clone())
+                .layer(inner),
+        )
     }
 }

@@ -60,13 +60,22 @@
 //! | response header bytes | 400 KiB | 10 MiB (`MaxResponseHeaderBytes`) | — | — | HTTP/1: hyper's own read-buffer ceiling (408 KiB) rounded down — hyper has no separate HTTP/1 head limit, that ceiling is the cap, and a 64 KiB one made 64 KiB bodies 1.21x slower (BENCHMARKS.md); HTTP/2: the same 400 KiB (hyper's client default is 16 KiB), so both protocols accept the same heads |
 //! | response body bytes | unlimited | ∞ | ∞ | — | streams are legitimate; set [`Hardened::max_response_body`] when you collect |
 
+mod body;
 mod builder;
+mod client;
 mod ext;
+mod future;
 mod layer;
+mod service;
+mod stack;
 
+pub use self::body::HardenedBody;
 pub use self::builder::Hardened;
+pub use self::client::{HardenedClient, HardenedClientBody, HardenedClientFuture};
 pub use self::ext::ServiceBuilderExt;
-pub use self::layer::{HardenedClient, HardenedConnector, HardenedLayer, HardenedService};
+pub use self::future::HardenedFuture;
+pub use self::layer::HardenedLayer;
+pub use self::service::HardenedService;
 
 #[cfg(test)]
 mod tests;

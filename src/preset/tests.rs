@@ -193,6 +193,101 @@ fn public_types_are_send_sync_clone() {
     assert_clone::<HardenedService<Inner>>();
     assert_send_sync::<HardenedClient<http_body_util::Empty<Bytes>>>();
     assert_clone::<HardenedClient<http_body_util::Empty<Bytes>>>();
+    // A request body that is neither `Clone` nor `Sync` still gives a `Clone` client.
+    assert_clone::<
+        HardenedClient<http_body_util::combinators::UnsyncBoxBody<Bytes, crate::BoxError>>,
+    >();
+    assert_send_sync::<HardenedFuture<Inner, http_body_util::Empty<Bytes>, ChannelBody>>();
+    assert_send_sync::<HardenedBody<ChannelBody>>();
+    assert_send_sync::<HardenedClientFuture<http_body_util::Empty<Bytes>>>();
+    assert_send_sync::<HardenedClientBody>();
+}
+
+/// The inner service a layer was given comes back out of the stack, and `get_mut` reaches it.
+#[test]
+fn the_inner_service_is_reachable_through_the_stack() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Named(u32);
+    let mut svc = Hardened::new().layer().layer(Named(1));
+    assert_eq!(svc.get_ref(), &Named(1));
+    svc.get_mut().0 = 2;
+    assert_eq!(svc.get_ref(), &Named(2));
+    assert_eq!(svc.clone().into_inner(), Named(2));
+}
+
+/// `HardenedBody` forwards both hints of the inner body: the size (exact or a range), and the
+/// end of the stream, before and after the last frame.
+#[tokio::test(start_paused = true)]
+async fn hardened_body_forwards_size_hint_and_is_end_stream() {
+    let preset = Hardened::new();
+    let full = |req: Request<RequestWriteBody<ChannelBody>>| async move {
+        let body = match req.uri().path() {
+            "/five" => http_body_util::Full::new(Bytes::from("hello")),
+            _ => http_body_util::Full::new(Bytes::new()),
+        };
+        Ok::<_, std::convert::Infallible>(Response::new(body))
+    };
+    let mut svc = preset.layer().layer(tower::service_fn(full));
+    let req = |path: &str| {
+        let (tx, up) = ChannelBody::new();
+        drop(tx);
+        Request::get(format!("http://a.test{path}"))
+            .body(up)
+            .unwrap()
+    };
+
+    let mut five: HardenedBody<_> = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(req("/five"))
+        .await
+        .unwrap()
+        .into_body();
+    assert_eq!(five.size_hint().exact(), Some(5));
+    assert!(!five.is_end_stream());
+    let frame = five.frame().await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "hello");
+    assert!(five.is_end_stream(), "ended after its only frame");
+    assert_eq!(five.size_hint().exact(), Some(0));
+
+    let empty = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(req("/"))
+        .await
+        .unwrap()
+        .into_body();
+    assert!(
+        empty.is_end_stream(),
+        "an empty body is over before its first poll"
+    );
+    assert_eq!(empty.size_hint().exact(), Some(0));
+
+    // A range is forwarded as it is, and so is "not over yet" on a streaming body.
+    let mut hint = http_body::SizeHint::new();
+    hint.set_lower(3);
+    hint.set_upper(10);
+    let (tx, streaming) = ChannelBody::new();
+    let streaming = streaming.with_hint(hint);
+    // The inner service must be `Clone` (the limits send on clones): share the one body.
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(streaming)));
+    let svc = preset.layer().layer(tower::service_fn(
+        move |_req: Request<RequestWriteBody<ChannelBody>>| {
+            let body = slot.lock().unwrap().take().unwrap();
+            async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
+        },
+    ));
+    let mut body = svc.oneshot(req("/")).await.unwrap().into_body();
+    assert_eq!(
+        (body.size_hint().lower(), body.size_hint().upper()),
+        (3, Some(10))
+    );
+    assert!(!body.is_end_stream());
+    drop(tx);
+    assert!(body.frame().await.is_none());
+    assert!(body.is_end_stream(), "ended once the inner body said so");
 }
 
 #[tokio::test]

@@ -1,0 +1,109 @@
+//! [`HardenedService`], the preset's request-side stack around an inner service.
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use super::stack::Stack;
+use super::{HardenedBody, HardenedFuture};
+use crate::error::BoxError;
+use crate::timeout::RequestWriteBody;
+
+/// The request-side stack of a [`Hardened`](super::Hardened) preset around an inner service
+/// `S`, made by [`HardenedLayer`](super::HardenedLayer) (see the [module docs](super) for the
+/// order of its layers).
+///
+/// Opaque: which layers make it up, and how, is not part of the API. `S` receives requests
+/// whose bodies are wrapped in [`RequestWriteBody`] (which times the upload), and its response
+/// bodies come back wrapped in [`HardenedBody`].
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_hardened::{Hardened, HardenedService, RequestWriteBody};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
+/// let inner = service_fn(|_req: Request<RequestWriteBody<Full<bytes::Bytes>>>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
+/// });
+/// let svc: HardenedService<_> = Hardened::new().layer().layer(inner);
+/// let resp = svc.oneshot(Request::get("http://a.test/").body(Full::default())?).await?;
+/// assert_eq!(resp.status(), 200);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HardenedService<S> {
+    inner: Stack<S>,
+}
+
+impl<S> HardenedService<S> {
+    pub(super) fn new(inner: Stack<S>) -> Self {
+        HardenedService { inner }
+    }
+
+    /// The inner service, as given to the layer.
+    pub fn get_ref(&self) -> &S {
+        self.inner
+            .get_ref()
+            .get_ref()
+            .get_ref()
+            .get_ref()
+            .get_ref()
+            .get_ref()
+            .get_ref()
+            .get_ref()
+    }
+
+    /// The inner service, mutably. Requests sent after this use a new clone of it (the limits
+    /// send each request on a clone of the inner service).
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner
+            .get_mut()
+            .get_mut()
+            .get_mut()
+            .get_mut()
+            .get_mut()
+            .get_mut()
+            .get_mut()
+            .get_mut()
+    }
+
+    /// Gives back the inner service, as given to the layer.
+    pub fn into_inner(self) -> S {
+        self.inner
+            .into_inner()
+            .into_inner()
+            .into_inner()
+            .into_inner()
+            .into_inner()
+            .into_inner()
+            .into_inner()
+            .into_inner()
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for HardenedService<S>
+where
+    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    RB: Body + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type Response = Response<HardenedBody<RB>>;
+    type Error = BoxError;
+    type Future = HardenedFuture<S, B, RB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        HardenedFuture::new(self.inner.call(req))
+    }
+}
