@@ -13,7 +13,7 @@ use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
 use crate::stats::Stats;
 use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
 
-/// The one-line safe stack: see the [module docs](self) for the order and the defaults.
+/// The one-line safe stack: see the [module docs](crate::preset) for the order and the defaults.
 ///
 /// # Example
 ///
@@ -94,8 +94,10 @@ impl Hardened {
     pub const DEFAULT_MAX_CONNS_PER_HOST: usize = 128;
     /// Default of [`max_response_header_bytes`](Self::max_response_header_bytes).
     pub const DEFAULT_MAX_RESPONSE_HEADER_BYTES: usize = 400 * 1024;
+    /// Default of [`max_response_body`](Self::max_response_body): no cap (`u64::MAX`).
+    pub const DEFAULT_MAX_RESPONSE_BODY: u64 = u64::MAX;
 
-    /// The stack with every default of the [module docs](self).
+    /// The stack with every default of the [module docs](crate::preset).
     pub fn new() -> Self {
         let stats = Stats::new();
         Hardened {
@@ -119,7 +121,7 @@ impl Hardened {
             drain: DrainOnDropLayer::new()
                 .leak_threshold(Self::DEFAULT_LEAK_THRESHOLD)
                 .stats(stats.clone()),
-            max_response_body: u64::MAX,
+            max_response_body: Self::DEFAULT_MAX_RESPONSE_BODY,
             pool: PoolClientBuilder::new()
                 .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
                 .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
@@ -349,7 +351,7 @@ impl Hardened {
         self.limits.per_host.handle()
     }
 
-    /// The request-side stack, as a layer for any client (see the [module docs](self)).
+    /// The request-side stack, as a layer for any client (see the [module docs](crate::preset)).
     pub fn layer(&self) -> HardenedLayer {
         HardenedLayer {
             config: self.clone(),

@@ -341,3 +341,149 @@ fn a_limit_setter_makes_a_new_set_of_limits() {
         &preset.limit_handle().gate
     ));
 }
+
+/// The defaults table of the module docs shows the values of the constants it links to, and
+/// those are the values a new preset runs with.
+#[test]
+fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
+    use crate::pool::{PoolClientBuilder, PoolConnectorLayer};
+    fn time(d: Duration) -> String {
+        match (d.as_secs(), d.subsec_nanos()) {
+            (s, 0) if s >= 600 && s % 60 == 0 => format!("{} min", s / 60),
+            (s, 0) => format!("{s} s"),
+            _ => format!("{} ms", d.as_millis()),
+        }
+    }
+    fn kib(n: u64) -> String {
+        assert_eq!(n % 1024, 0);
+        format!("{} KiB", n / 1024)
+    }
+    let shown = |target: &str| -> String {
+        match target {
+            "Hardened::DEFAULT_TOTAL" => time(Hardened::DEFAULT_TOTAL),
+            "Hardened::DEFAULT_CONNECT" => time(Hardened::DEFAULT_CONNECT),
+            "Hardened::DEFAULT_TLS_HANDSHAKE" => time(Hardened::DEFAULT_TLS_HANDSHAKE),
+            "Hardened::DEFAULT_RESPONSE_HEADERS" => time(Hardened::DEFAULT_RESPONSE_HEADERS),
+            "Hardened::DEFAULT_BODY_IDLE" => time(Hardened::DEFAULT_BODY_IDLE),
+            "Hardened::DEFAULT_REQUEST_WRITE" => time(Hardened::DEFAULT_REQUEST_WRITE),
+            "Hardened::DEFAULT_MAX_IN_FLIGHT" => Hardened::DEFAULT_MAX_IN_FLIGHT.to_string(),
+            "Hardened::DEFAULT_MAX_REQUESTS_PER_HOST" => {
+                Hardened::DEFAULT_MAX_REQUESTS_PER_HOST.to_string()
+            }
+            "Hardened::DEFAULT_MAX_WAITING" => Hardened::DEFAULT_MAX_WAITING.to_string(),
+            "Hardened::DEFAULT_ACQUIRE_TIMEOUT" => time(Hardened::DEFAULT_ACQUIRE_TIMEOUT),
+            "crate::DrainOnDropLayer::DEFAULT_MAX_DRAIN_BYTES" => {
+                kib(DrainOnDropLayer::DEFAULT_MAX_DRAIN_BYTES)
+            }
+            "crate::DrainOnDropLayer::DEFAULT_MAX_DRAIN_TIME" => {
+                time(DrainOnDropLayer::DEFAULT_MAX_DRAIN_TIME)
+            }
+            "crate::DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS" => {
+                DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS.to_string()
+            }
+            "Hardened::DEFAULT_LEAK_THRESHOLD" => time(Hardened::DEFAULT_LEAK_THRESHOLD),
+            "crate::PoolClientBuilder::DEFAULT_IDLE_TIMEOUT" => {
+                time(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
+            }
+            "Hardened::DEFAULT_MAX_IDLE_PER_HOST" => {
+                Hardened::DEFAULT_MAX_IDLE_PER_HOST.to_string()
+            }
+            "Hardened::DEFAULT_MAX_CONNS_PER_HOST" => {
+                Hardened::DEFAULT_MAX_CONNS_PER_HOST.to_string()
+            }
+            "crate::PoolClientBuilder::DEFAULT_MAX_LIFETIME" => {
+                time(PoolClientBuilder::DEFAULT_MAX_LIFETIME)
+            }
+            "crate::PoolConnectorLayer::DEFAULT_JITTER" => {
+                format!("{} %", PoolConnectorLayer::DEFAULT_JITTER * 100.0)
+            }
+            "Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES" => {
+                kib(Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES as u64)
+            }
+            "Hardened::DEFAULT_MAX_RESPONSE_BODY" => {
+                assert_eq!(Hardened::DEFAULT_MAX_RESPONSE_BODY, u64::MAX);
+                "unlimited".to_string()
+            }
+            other => panic!("the defaults table links to {other}, which this test does not know"),
+        }
+    };
+    let docs = include_str!("mod.rs");
+    let table = docs
+        .split("# Defaults")
+        .nth(1)
+        .unwrap()
+        .split("\n//!\n")
+        .nth(1)
+        .unwrap();
+    let mut rows = 0;
+    for row in table.lines().skip(2) {
+        // `//! | knob | [value](target) | from | change with |`
+        let value = row.split('|').nth(2).unwrap().trim();
+        let (text, target) = value
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(')'))
+            .and_then(|v| v.split_once("]("))
+            .unwrap_or_else(|| panic!("{row:?}: the default is not a link to its constant"));
+        assert_eq!(text, shown(target), "{row:?}");
+        rows += 1;
+    }
+    assert_eq!(
+        rows, 21,
+        "a row was added or lost: teach this test its constant"
+    );
+
+    // And a new preset runs with them (the `Hardened::DEFAULT_*` ones are set by `new()`).
+    let preset = Hardened::new();
+    assert_eq!(
+        preset.drain.get_max_drain_bytes(),
+        DrainOnDropLayer::DEFAULT_MAX_DRAIN_BYTES
+    );
+    assert_eq!(
+        preset.drain.get_max_drain_time(),
+        DrainOnDropLayer::DEFAULT_MAX_DRAIN_TIME
+    );
+    assert_eq!(
+        preset.drain.get_max_concurrent_drains(),
+        DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS
+    );
+    assert_eq!(
+        preset.drain.get_leak_threshold(),
+        Some(Hardened::DEFAULT_LEAK_THRESHOLD)
+    );
+    let c = preset.pool.connector_layer();
+    assert_eq!(
+        c.idle_timeout,
+        Some(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
+    );
+    assert_eq!(
+        c.max_lifetime,
+        Some(PoolClientBuilder::DEFAULT_MAX_LIFETIME)
+    );
+    assert_eq!(c.jitter, PoolConnectorLayer::DEFAULT_JITTER);
+    assert_eq!(
+        c.max_conns_per_host,
+        Some(Hardened::DEFAULT_MAX_CONNS_PER_HOST)
+    );
+    assert_eq!(c.acquire_timeout, Hardened::DEFAULT_ACQUIRE_TIMEOUT);
+    assert_eq!(c.write_stall, Some(Hardened::DEFAULT_REQUEST_WRITE));
+    let pool = format!("{:?}", preset.pool);
+    assert!(
+        pool.contains(&format!(
+            "max_idle_per_host: {}",
+            Hardened::DEFAULT_MAX_IDLE_PER_HOST
+        )),
+        "{pool}"
+    );
+    assert_eq!(
+        preset.max_response_body,
+        Hardened::DEFAULT_MAX_RESPONSE_BODY
+    );
+    assert_eq!(
+        preset.limit_handle().limit(),
+        Hardened::DEFAULT_MAX_IN_FLIGHT
+    );
+    assert_eq!(
+        preset.per_host_handle().limit_per_host(),
+        Hardened::DEFAULT_MAX_REQUESTS_PER_HOST
+    );
+}
