@@ -1,15 +1,14 @@
-//! One clock for the whole exchange: [`DeadlineLayer`] and [`RequestDeadline`].
+//! One clock for the whole exchange, body included: [`DeadlineLayer`] and [`RequestDeadline`].
 //!
-//! When a request enters [`DeadlineLayer`], one [`RequestDeadline`] instant is fixed and put in
-//! the request's extensions. Everything after that is bounded by it: queue and pool waits inside
-//! inner layers, connecting, the response headers, and the **response body** — a body that stalls
-//! or never ends fails with [`Phase::Total`](crate::Phase::Total) at the same instant the headers
-//! would have. Every inner layer of this crate reads the same instant and stops at the earlier of
-//! its own limit and the deadline, reporting whichever fired.
+//! [`DeadlineLayer`] fixes one [`RequestDeadline`] when a request enters and puts it in the
+//! request's extensions (an earlier one already there is kept). Every inner layer of this crate
+//! stops at the earlier of its own limit and that deadline and reports whichever fired; the
+//! response body ([`DeadlineBody`]) fails with [`Phase::Total`](crate::Phase::Total) once the
+//! deadline has passed, even if it never sends another byte.
+//! [`DeadlineLayer::propagate_grpc_timeout`] sends the time left on as `grpc-timeout`.
 //!
-//! A deadline already in the extensions (set from an inbound request's `grpc-timeout`, say) is
-//! kept when it is earlier. With [`DeadlineLayer::propagate_grpc_timeout`] the time left is
-//! written to the outgoing `grpc-timeout` header for the next hop.
+//! Put it outermost, so that queue and pool waits, connecting and the body all count.
+//! [`DeadlineLayer::new`] panics on a zero budget.
 //!
 //! # Example
 //!
@@ -48,15 +47,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Differences from tower and tower-http
-//!
-//! - tower's `Timeout` stops at the response headers: a body that stalls afterwards is not
-//!   covered (measured: a 500 ms timeout, a body finished after 2.0 s). tower-http's `TimeoutLayer`
-//!   is the same for the body, and its `ResponseBodyTimeoutLayer` is a per-frame idle timer, not a
-//!   total.
-//! - Inner timeouts in tower and tower-http each have their own clock; here they share one and the
-//!   error says which one fired.
-//! - tower-http's body wrappers do not forward `size_hint`; [`DeadlineBody`] does.
+//! How it compares with tower's and tower-http's timeouts: docs/comparisons.md in the
+//! repository.
 
 mod body;
 mod future;
