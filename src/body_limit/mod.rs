@@ -1,17 +1,13 @@
 //! A byte cap on response bodies: [`ResponseBodyLimitLayer`].
 //!
-//! A caller that collects a body into memory (`BodyExt::collect`, `to_bytes`) trusts the peer to
-//! end it. An endless or huge body then exhausts memory long before any timeout fires on a fast
-//! link. This layer fails the body with [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge)
-//! as soon as more than the cap has been read — or at once, before a byte is read, when the
-//! body's size hint (its `content-length`) already says it is too large.
+//! A body longer than the cap fails with
+//! [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge) as soon as more than the cap has
+//! been read, or before a byte is read when its size hint (its `content-length`) already says it
+//! is too large. Use it wherever bodies are collected into memory: an endless or huge body would
+//! exhaust memory long before a timeout fires on a fast link.
 //!
-//! Go's counterpart is wrapping the body in `http.MaxBytesReader` (server side) or an
-//! `io.LimitReader` by hand; `MaxResponseHeaderBytes` covers headers only. tower-http's
-//! `RequestBodyLimitLayer` and `http_body_util::Limited` are the nearest in Rust: `Limited` caps
-//! one body you wrap yourself and reports a `LengthLimitError` without a phase or a limit in the
-//! message; this layer applies to every response of a client and fails early on a too-large
-//! `content-length`.
+//! Put it around the client, inside the limits and the deadline (the preset puts it just inside
+//! drain-on-drop). [`ResponseBodyLimitLayer::new`] panics on a zero cap.
 //!
 //! # Example
 //!
@@ -35,6 +31,9 @@
 //! assert_eq!(err.to_string(), "response body longer than 1024 bytes");
 //! # Ok(()) }
 //! ```
+//!
+//! How it compares with `http_body_util::Limited`, tower-http and Go: docs/comparisons.md in the
+//! repository.
 
 use std::future::Future;
 use std::pin::Pin;
