@@ -18,30 +18,15 @@
 //! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //!
-//! # The one-line safe default
+//! The one-line safe default is `Hardened::new().client::<B>()`: every layer in the right order,
+//! every default documented in [`preset`]. [`Hardened::layer`] puts the same stack around any
+//! other client.
 //!
-//! ```no_run
-//! # #[tokio::main] async fn main() {
-//! let client = tower_hardened::Hardened::new().client::<http_body_util::Empty<bytes::Bytes>>();
-//! # let _ = client; }
-//! ```
-//!
-//! gives a hyper-util client with every layer in the right order (see [`preset`] for the order,
-//! every default and where it comes from). Use [`Hardened::layer`] around any other client, or
-//! compose the layers by hand.
-//!
-//! # One clock
-//!
-//! [`DeadlineLayer`] fixes one [`RequestDeadline`] when a request enters and puts it in the
-//! request's extensions; the response body carries it too. Every inner layer stops at the earlier
-//! of its own limit and that deadline and reports whichever fired, so a caller always learns the
-//! real reason: `no response headers within 5s` or `request deadline of 30s exceeded`.
-//!
-//! # Errors
-//!
-//! Layers fail with [`Error`], boxed as [`BoxError`] like tower's own errors. Clients wrap it
-//! (hyper-util wraps connector errors, tonic and reqwest wrap further): [`Error::find`] walks any
-//! `source()` chain to get it back, and [`Error::phase`] names the [`Phase`].
+//! One clock: [`DeadlineLayer`] fixes one [`RequestDeadline`] when a request enters, and every
+//! inner layer stops at the earlier of its own limit and that deadline, saying which fired. Layers
+//! fail with [`Error`], boxed as [`BoxError`] like tower's own errors; clients wrap it further,
+//! and [`Error::find`] walks any `source()` chain to get it back, [`Error::phase`] names the
+//! [`Phase`]. Bad configuration panics when a layer is built, never on a request.
 //!
 //! # Example
 //!
@@ -90,7 +75,8 @@
 //! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
 //! | `full` | all of the above | no |
 //!
-//! The [`deadline`] module, [`Error`] and [`Stats`] are always there.
+//! The [`deadline`] module, [`Error`] and [`Stats`] are always there. Design notes and comparisons
+//! with tower, tower-http, hyper-util, reqwest, Go and OkHttp are in `docs/` in the repository.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,

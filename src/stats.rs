@@ -1,4 +1,29 @@
 //! One shared, cloneable handle of counters for every layer: [`Stats`] and its [`StatsSnapshot`].
+//!
+//! Give clones of one [`Stats`] to the layers' `stats` setters (the preset gives its own to every
+//! layer it builds) and read a [`StatsSnapshot`] at any time. The counters are atomics: counting
+//! takes no lock and never waits. Nothing here panics.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_hardened::{DeadlineLayer, Phase, Stats};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let stats = Stats::new();
+//! let svc = ServiceBuilder::new()
+//!     .layer(DeadlineLayer::new(Duration::from_secs(1)).stats(stats.clone()))
+//!     .service(service_fn(|_req: Request<()>| async {
+//!         tokio::time::sleep(Duration::from_secs(5)).await; // a server slow to answer
+//!         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+//!     }));
+//! assert!(svc.oneshot(Request::new(())).await.is_err());
+//! assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+//! # }
+//! ```
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
