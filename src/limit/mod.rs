@@ -125,6 +125,7 @@
 //! takes about 1.2 times as long as tower's `ConcurrencyLimit`, the per-host one (all requests to
 //! one host) about 1.6 times — for a permit that covers the body, bounded waits and queues.
 
+pub mod adaptive;
 mod body;
 mod future;
 mod gate;
@@ -133,6 +134,10 @@ mod layer;
 mod per_host;
 mod service;
 
+pub use self::adaptive::{
+    AdaptiveAlgorithm, AdaptiveLimit, AdaptiveLimitBody, AdaptiveLimitFuture, AdaptiveLimitHandle,
+    AdaptiveLimitLayer, Aimd, Gradient,
+};
 pub use self::body::LimitBody;
 pub use self::future::LimitFuture;
 #[cfg(feature = "preset")]
