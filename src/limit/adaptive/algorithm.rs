@@ -123,8 +123,9 @@ impl Aimd {
 /// The minimum RTT is measured at startup and re-measured on a jittered interval with half
 /// the limit (see [`AdaptiveLimitLayer::min_rtt_probe`](super::AdaptiveLimitLayer::min_rtt_probe)).
 ///
-/// Default `buffer` 0.1 (Envoy's is 0.25 plus a `√limit` of headroom per window, which settles
-/// 40–50 % above a queueing server's capacity; here the limit settles about 10 % above it).
+/// Default `buffer` 0.1. Envoy's is 0.25 plus `√limit` of headroom every window: on a server
+/// whose latency grows in proportion beyond a capacity of 20 to 40 requests, that settles 40 to
+/// 50 % above the capacity; this settles 10 % above it (`benches/adaptive.rs`).
 ///
 /// # Example
 ///

@@ -185,7 +185,8 @@ impl AdaptiveLimitLayer {
     /// A probe halves the limit (at least the minimum) until a few requests sent at that
     /// limit have ended (twice the probe limit, 5 to 25), takes their median latency as the
     /// new minimum RTT, and puts the limit back. Requests beyond the probe limit wait in the
-    /// queue meanwhile — Envoy drops to a limit of 3 and rejects the rest with `503`s. A
+    /// queue meanwhile (up to [`max_waiting`](Self::max_waiting), as at any full limit) —
+    /// Envoy drops to a limit of 3 and rejects the rest with `503`s. A
     /// probe also runs when the limit sat at its minimum for 5 windows in a row (Envoy's rule:
     /// the minimum RTT may be stale). Between probes, a window faster than the minimum RTT
     /// lowers it. ([`Aimd`](super::Aimd) with a fixed `latency_threshold` needs no minimum
