@@ -127,6 +127,12 @@ pub use crate::error::{BoxError, Error, ErrorKind, Phase};
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub use crate::limit::{
+    AdaptiveAlgorithm, AdaptiveLimit, AdaptiveLimitBody, AdaptiveLimitFuture, AdaptiveLimitHandle,
+    AdaptiveLimitLayer, Aimd, Gradient,
+};
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub use crate::limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle,
     PerHostLimit, PerHostLimitLayer,
 };

@@ -97,6 +97,7 @@ struct Inner {
     connections_reused: AtomicU64,
     connections_closed: [AtomicU64; 5],
     connections_open: AtomicI64,
+    adaptive_limit: AtomicI64,
 }
 
 /// A cloneable handle of counters shared by every layer it is given to.
@@ -153,6 +154,7 @@ impl Stats {
             connections_reused: i.connections_reused.load(Relaxed),
             connections_closed: std::array::from_fn(|k| i.connections_closed[k].load(Relaxed)),
             connections_open: gauge(&i.connections_open),
+            adaptive_limit: gauge(&i.adaptive_limit),
         }
     }
 
@@ -202,6 +204,10 @@ impl Stats {
         self.inner.connections_reused.fetch_add(1, Relaxed);
     }
     #[allow(dead_code)]
+    pub(crate) fn adaptive_limit_add(&self, delta: i64) {
+        self.inner.adaptive_limit.fetch_add(delta, Relaxed);
+    }
+    #[allow(dead_code)]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_sub(1, Relaxed);
@@ -244,6 +250,9 @@ pub struct StatsSnapshot {
     connections_closed: [u64; 5],
     /// Connections open now.
     pub connections_open: u64,
+    /// The current limit of the adaptive limiters counted here (`AdaptiveLimitLayer`): their
+    /// sum, over every host for a per-host one. Zero without an adaptive limiter.
+    pub adaptive_limit: u64,
 }
 
 impl StatsSnapshot {

@@ -65,6 +65,7 @@
 //! costs: docs/design.md in the repository; beside tower, tower-http, tower-resilience, OkHttp and
 //! Go: docs/comparisons.md.
 
+pub mod adaptive;
 mod body;
 mod future;
 mod gate;
@@ -73,6 +74,10 @@ mod layer;
 mod per_host;
 mod service;
 
+pub use self::adaptive::{
+    AdaptiveAlgorithm, AdaptiveLimit, AdaptiveLimitBody, AdaptiveLimitFuture, AdaptiveLimitHandle,
+    AdaptiveLimitLayer, Aimd, Gradient,
+};
 pub use self::body::LimitBody;
 pub use self::future::LimitFuture;
 #[cfg(feature = "preset")]
