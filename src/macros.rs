@@ -21,29 +21,6 @@ macro_rules! inner_accessors {
     };
 }
 
-/// The accessors of a limiter, which keeps the inner service it was given in `inner` (never
-/// polled: new instances are cloned from it) and the instance it sends on in `active`.
-#[cfg_attr(not(feature = "limit"), allow(unused_macros))]
-macro_rules! limiter_accessors {
-    ($T:ident) => {
-        /// The inner service, as given (requests are sent on clones of it).
-        pub fn get_ref(&self) -> &$T {
-            &self.inner
-        }
-
-        /// The inner service, mutably. Requests sent after this use a new clone of it.
-        pub fn get_mut(&mut self) -> &mut $T {
-            self.active = None;
-            &mut self.inner
-        }
-
-        /// Gives back the inner service, as given.
-        pub fn into_inner(self) -> $T {
-            self.inner
-        }
-    };
-}
-
 /// The `stats` setter and `limit` getter of a timeout layer with fields `limit: Duration` and
 /// `stats: Option<Stats>`.
 #[cfg_attr(not(feature = "timeout"), allow(unused_macros))]

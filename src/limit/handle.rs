@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use http::Uri;
 
-use super::gate::Global;
+use super::global::Global;
 use super::per_host::{HostKey, Hosts};
 
 /// Reads the counts of one [`ConcurrencyLimitLayer`](super::ConcurrencyLimitLayer) and of every

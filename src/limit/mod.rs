@@ -126,17 +126,19 @@
 //! one host) about 1.6 times — for a permit that covers the body, bounded waits and queues.
 
 mod body;
+mod config;
 mod future;
 mod gate;
+mod global;
 mod handle;
 mod layer;
 mod per_host;
 mod service;
 
 pub use self::body::LimitBody;
-pub use self::future::LimitFuture;
 #[cfg(feature = "preset")]
-pub(crate) use self::gate::check_limit;
+pub(crate) use self::config::check_limit;
+pub use self::future::LimitFuture;
 pub use self::handle::{LimitHandle, PerHostHandle};
 pub use self::layer::{ConcurrencyLimitLayer, PerHostLimitLayer};
 pub use self::service::{ConcurrencyLimit, PerHostLimit};
