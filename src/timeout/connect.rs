@@ -8,12 +8,12 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::Uri;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::tls::split;
-use crate::clock;
+use crate::clock::{self, LazySleep};
 use crate::deadline::fired;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
@@ -133,7 +133,7 @@ where
         ConnectTimeoutFuture {
             inner: self.inner.call(dst),
             at,
-            sleep: None,
+            sleep: LazySleep::default(),
             limit: self.layer.limit,
             stats: self.layer.stats.clone(),
             authority,
@@ -152,7 +152,7 @@ pin_project! {
         #[pin]
         inner: F,
         at: Instant,
-        sleep: Option<Pin<Box<Sleep>>>,
+        sleep: LazySleep,
         limit: Duration,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -184,11 +184,7 @@ where
             }
             return Poll::Ready(res.map_err(Into::into));
         }
-        let at = *this.at;
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        ready!(sleep.as_mut().poll(cx));
+        ready!(this.sleep.poll_until(*this.at, cx));
         let err = Error::timeout(Phase::Connect, *this.limit);
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))

@@ -8,12 +8,12 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::Uri;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use self::split::Split;
-use crate::clock;
+use crate::clock::{self, LazySleep};
 use crate::deadline::fired;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
@@ -164,7 +164,7 @@ where
             inner: self.inner.call(dst),
             called: Instant::now(),
             split: Split::Unseen,
-            sleep: None,
+            sleep: LazySleep::default(),
             limit: self.layer.limit,
             stats: self.layer.stats.clone(),
             authority,
@@ -187,7 +187,7 @@ pin_project! {
         inner: F,
         called: Instant,
         split: Split,
-        sleep: Option<Pin<Box<Sleep>>>,
+        sleep: LazySleep,
         limit: Duration,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -224,14 +224,7 @@ where
             Split::Connecting => return Poll::Pending,
             Split::Connected(at) => at,
         };
-        let at = clock::add(start, *this.limit);
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        if sleep.deadline() != at {
-            sleep.as_mut().reset(at);
-        }
-        ready!(sleep.as_mut().poll(cx));
+        ready!(this.sleep.poll_until(clock::add(start, *this.limit), cx));
         let err = Error::timeout(Phase::TlsHandshake, *this.limit);
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
