@@ -106,6 +106,7 @@ mod macros;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod body_limit;
+mod channels;
 mod clock;
 pub mod deadline;
 #[cfg(feature = "drain")]

@@ -6,8 +6,8 @@ use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::future::fired;
 use super::RequestDeadline;
+use crate::channels::fired;
 use crate::clock::LazySleep;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;

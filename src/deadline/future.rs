@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use super::{DeadlineBody, RequestDeadline};
+use crate::channels::fired;
 use crate::clock::LazySleep;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
@@ -48,19 +49,6 @@ impl<F> DeadlineFuture<F> {
             authority,
         }
     }
-}
-
-pub(crate) fn fired(stats: Option<&Stats>, authority: Option<&Authority>, err: &Error) {
-    if let Some(stats) = stats {
-        if let Some(phase) = err.phase() {
-            stats.timeout(phase);
-        }
-    }
-    tracing::debug!(
-        phase = err.phase().map(Phase::as_str),
-        authority = authority.map(Authority::as_str),
-        "{err}"
-    );
 }
 
 impl<F, RB, E> Future for DeadlineFuture<F>

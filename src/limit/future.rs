@@ -264,6 +264,6 @@ fn give_up<S, B>(ticket: Option<Ticket>, call: Option<&(S, Request<B>)>, bound: 
         .and_then(|t| t.scope().config().stats.clone());
     drop(ticket);
     let authority = call.and_then(|(_, r)| r.uri().authority());
-    crate::deadline::fired(stats.as_ref(), authority, &err);
+    crate::channels::fired(stats.as_ref(), authority, &err);
     err.into()
 }

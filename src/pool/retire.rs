@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::ConnectionInfo;
-use crate::clock::{HeaderClock, HeaderHold};
+use crate::channels::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
 use crate::stats::Stats;
 

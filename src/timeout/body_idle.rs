@@ -13,8 +13,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::channels::fired;
 use crate::clock::{self, Bound, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
 

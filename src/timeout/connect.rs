@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::tls::split;
+use crate::channels::fired;
+use crate::channels::split;
 use crate::clock::{self, LazySleep};
-use crate::deadline::fired;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
 

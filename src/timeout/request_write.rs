@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, HeaderClock, HeaderHold, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::channels::{fired, HeaderClock, HeaderHold};
+use crate::clock::{self, Bound, LazySleep};
+use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
 

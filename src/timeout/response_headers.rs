@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, HeaderClock, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::channels::{fired, HeaderClock};
+use crate::clock::{self, Bound, LazySleep};
+use crate::deadline::RequestDeadline;
 use crate::error::BoxError;
 use crate::stats::Stats;
 

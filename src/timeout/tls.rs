@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use self::split::Split;
+use crate::channels::fired;
+use crate::channels::split::{self, Split};
 use crate::clock::{self, LazySleep};
-use crate::deadline::fired;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
 
@@ -228,54 +228,6 @@ where
         let err = Error::timeout(Phase::TlsHandshake, *this.limit);
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
-    }
-}
-
-/// How a [`TlsHandshakeTimeoutFuture`] learns where TCP ends: a task-local slot, set for the
-/// duration of each poll of its inner future, that a [`ConnectTimeoutFuture`] polled inside it
-/// writes to.
-///
-/// [`ConnectTimeoutFuture`]: super::ConnectTimeoutFuture
-pub(super) mod split {
-    use std::cell::Cell;
-
-    use tokio::time::Instant;
-
-    /// What the connect step inside has reported so far.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) enum Split {
-        /// No connect step has shown itself.
-        Unseen,
-        /// A connect step is running.
-        Connecting,
-        /// The connect step finished at this instant.
-        Connected(Instant),
-    }
-
-    tokio::task_local! {
-        static SPLIT: Cell<Split>;
-    }
-
-    /// Runs `poll` with the slot set to `state`; returns its result and the slot afterwards.
-    pub(crate) fn scope<R>(state: Split, poll: impl FnOnce() -> R) -> (R, Split) {
-        SPLIT.sync_scope(Cell::new(state), || {
-            let r = poll();
-            (r, SPLIT.with(Cell::get))
-        })
-    }
-
-    /// Called by a connect future on each poll: "a connect step is running" (if it is not done).
-    pub(crate) fn connecting() {
-        let _ = SPLIT.try_with(|s| {
-            if s.get() == Split::Unseen {
-                s.set(Split::Connecting);
-            }
-        });
-    }
-
-    /// Called by a connect future when it connected.
-    pub(crate) fn connected(at: Instant) {
-        let _ = SPLIT.try_with(|s| s.set(Split::Connected(at)));
     }
 }
 
