@@ -139,44 +139,44 @@ impl Stats {
     pub(crate) fn timeout(&self, phase: Phase) {
         self.inner.timeouts[phase.index()].fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn in_flight_add(&self, delta: i64) {
         self.inner.in_flight.fetch_add(delta, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn waiting_add(&self, delta: i64) {
         self.inner.waiting.fetch_add(delta, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_started(&self) {
         self.inner.drains_started.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_finished(&self) {
         self.inner.drains_finished.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_abandoned(&self, why: DrainAbandon) {
         self.inner.drains_abandoned[why as usize].fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn leak(&self) {
         self.inner.leaks.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_opened(&self) {
         self.inner.connections_opened.fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_reused(&self) {
         self.inner.connections_reused.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_sub(1, Relaxed);
@@ -258,9 +258,14 @@ mod tests {
         b.overload();
         b.in_flight_add(2);
         b.in_flight_add(-1);
+        b.waiting_add(3);
+        b.drain_started();
+        b.drain_finished();
         b.drain_abandoned(DrainAbandon::Concurrency);
+        b.leak();
         b.connection_opened();
         b.connection_opened();
+        b.connection_reused();
         b.connection_closed(CloseReason::Lifetime);
         let s = a.snapshot();
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
@@ -268,7 +273,10 @@ mod tests {
         assert_eq!(s.timeouts_total(), 2);
         assert_eq!(s.overloads, 1);
         assert_eq!(s.in_flight, 1);
+        assert_eq!(s.waiting, 3);
+        assert_eq!((s.drains_started, s.drains_finished, s.leaks), (1, 1, 1));
         assert_eq!(s.drains_abandoned(DrainAbandon::Concurrency), 1);
+        assert_eq!(s.connections_reused, 1);
         assert_eq!(s.connections_opened, 2);
         assert_eq!(s.connections_open, 1);
         assert_eq!(s.connections_closed(CloseReason::Lifetime), 1);

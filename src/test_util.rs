@@ -66,11 +66,11 @@ impl Body for ChannelBody {
 }
 
 /// What polling a body once gives.
-#[allow(dead_code)]
+#[cfg(feature = "limit")]
 pub(crate) type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
 
 /// Polls a body once, with a no-op waker.
-#[allow(dead_code)]
+#[cfg(feature = "limit")]
 pub(crate) fn poll_once<B: Body + Unpin>(body: &mut B) -> Polled<B> {
     let waker = std::task::Waker::noop();
     let mut cx = Context::from_waker(waker);
