@@ -40,7 +40,23 @@ impl<B> std::fmt::Debug for DeadlineBody<B> {
 
 impl<B> DeadlineBody<B> {
     /// Bounds `inner` by `deadline`.
-    pub fn new(
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_body::Body;
+    /// use tower_hardened::{DeadlineBody, RequestDeadline};
+    ///
+    /// let body = http_body_util::Full::new(bytes::Bytes::from("hi"));
+    /// let body = DeadlineBody::new(body, RequestDeadline::after(Duration::from_secs(5)));
+    /// assert_eq!(body.size_hint().exact(), Some(2));
+    /// ```
+    pub fn new(inner: B, deadline: RequestDeadline) -> Self {
+        DeadlineBody::reporting(inner, deadline, None, None)
+    }
+
+    /// Bounds `inner` by `deadline`, and reports a timeout to `stats` and in the log with
+    /// `authority` (what [`Deadline`](super::Deadline) does).
+    pub(crate) fn reporting(
         inner: B,
         deadline: RequestDeadline,
         stats: Option<Stats>,

@@ -65,7 +65,7 @@ where
             if let Poll::Ready(res) = this.inner.poll(cx) {
                 return Poll::Ready(match res {
                     Ok(resp) => Ok(resp.map(|body| {
-                        DeadlineBody::new(
+                        DeadlineBody::reporting(
                             body,
                             *this.deadline,
                             this.stats.take(),

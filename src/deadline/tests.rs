@@ -172,8 +172,6 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let body = DeadlineBody::new(
         inner.with_hint(SizeHint::with_exact(5)),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(body.size_hint().exact(), Some(5));
     assert!(!body.is_end_stream());
@@ -181,15 +179,11 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let full = DeadlineBody::new(
         http_body_util::Full::new(Bytes::from("hello")),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(full.size_hint().exact(), Some(5));
     let empty = DeadlineBody::new(
         http_body_util::Empty::<Bytes>::new(),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert!(empty.is_end_stream());
     assert_eq!(empty.size_hint().exact(), Some(0));
@@ -201,8 +195,6 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let ranged = DeadlineBody::new(
         inner.with_hint(hint),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(ranged.size_hint().lower(), 3);
     assert_eq!(ranged.size_hint().upper(), Some(9));
