@@ -8,6 +8,7 @@ use crate::error::Phase;
 
 /// Why a background drain of a dropped body was given up (see the `drain` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DrainAbandon {
     /// The body was longer than the byte cap (by its size hint or by what was read).
     Bytes,
@@ -22,8 +23,8 @@ pub enum DrainAbandon {
 }
 
 impl DrainAbandon {
-    /// Every reason.
-    pub const ALL: [DrainAbandon; 5] = [
+    /// Every reason (a slice: a new reason is not a breaking change).
+    pub const ALL: &'static [DrainAbandon] = &[
         DrainAbandon::Bytes,
         DrainAbandon::Time,
         DrainAbandon::Concurrency,
@@ -34,6 +35,7 @@ impl DrainAbandon {
 
 /// Why a connection was closed or retired by this crate's pool machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Idle longer than the idle timeout.
     Idle,
@@ -48,8 +50,8 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason.
-    pub const ALL: [CloseReason; 5] = [
+    /// Every reason (a slice: a new reason is not a breaking change).
+    pub const ALL: &'static [CloseReason] = &[
         CloseReason::Idle,
         CloseReason::Lifetime,
         CloseReason::Cap,
@@ -62,15 +64,15 @@ impl CloseReason {
 struct Inner {
     in_flight: AtomicI64,
     waiting: AtomicI64,
-    timeouts: [AtomicU64; 7],
+    timeouts: [AtomicU64; Phase::ALL.len()],
     overloads: AtomicU64,
     drains_started: AtomicU64,
     drains_finished: AtomicU64,
-    drains_abandoned: [AtomicU64; 5],
+    drains_abandoned: [AtomicU64; DrainAbandon::ALL.len()],
     leaks: AtomicU64,
     connections_opened: AtomicU64,
     connections_reused: AtomicU64,
-    connections_closed: [AtomicU64; 5],
+    connections_closed: [AtomicU64; CloseReason::ALL.len()],
     connections_open: AtomicI64,
 }
 
@@ -202,21 +204,21 @@ pub struct StatsSnapshot {
     pub in_flight: u64,
     /// Requests waiting for a permit.
     pub waiting: u64,
-    timeouts: [u64; 7],
+    timeouts: [u64; Phase::ALL.len()],
     /// Requests refused at once because a waiting queue was full.
     pub overloads: u64,
     /// Background drains of dropped bodies started.
     pub drains_started: u64,
     /// Background drains that read the body to its end (the connection went back to the pool).
     pub drains_finished: u64,
-    drains_abandoned: [u64; 5],
+    drains_abandoned: [u64; DrainAbandon::ALL.len()],
     /// Bodies reported as held too long.
     pub leaks: u64,
     /// Connections opened.
     pub connections_opened: u64,
     /// Requests that reused a pooled connection.
     pub connections_reused: u64,
-    connections_closed: [u64; 5],
+    connections_closed: [u64; CloseReason::ALL.len()],
     /// Connections open now.
     pub connections_open: u64,
 }
