@@ -349,7 +349,7 @@ fn a_limit_setter_makes_a_new_set_of_limits() {
     assert_eq!(preset.limit_handle().limit(), 3);
     assert_eq!(before.limit(), Hardened::DEFAULT_MAX_IN_FLIGHT);
     let preset = preset.max_requests_per_host(5);
-    assert_eq!(preset.per_host_handle().limit_per_host(), 5);
+    assert_eq!(preset.per_host_handle().limit(), 5);
     // A setter that is not about limits keeps them.
     let handle = preset.limit_handle();
     let preset = preset.total(Duration::from_secs(1));
