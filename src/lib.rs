@@ -124,7 +124,7 @@ pub mod stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "limit", feature = "drain", feature = "pool")))]
 mod test_util;
 
 #[cfg(feature = "limit")]

@@ -69,6 +69,3 @@ pub use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 pub use self::request_deadline::RequestDeadline;
 pub use self::service::Deadline;
-
-#[cfg(test)]
-mod tests;

@@ -212,7 +212,3 @@ where
         Poll::Ready(Err(err.into()))
     }
 }
-
-#[cfg(test)]
-#[path = "connect_tests.rs"]
-mod tests;

@@ -252,7 +252,3 @@ where
         Poll::Ready(Err(err.into()))
     }
 }
-
-#[cfg(test)]
-#[path = "tls_tests.rs"]
-mod tests;

@@ -7,9 +7,11 @@ use tokio::time::{advance, Instant};
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
 use tower_test::mock;
 
-use super::*;
-use crate::test_util::*;
-use crate::{Phase, Stats};
+use tower_hardened::{
+    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, Phase, RequestDeadline, Stats,
+};
+
+use crate::util::*;
 
 type Handle = mock::Handle<Request<()>, Response<ChannelBody>>;
 
