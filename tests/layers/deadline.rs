@@ -225,3 +225,45 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<DeadlineBody<ChannelBody>>();
     assert_send_sync::<RequestDeadline>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn remaining_counts_down_to_zero() {
+    let d = RequestDeadline::after(Duration::from_secs(3));
+    assert_eq!(d.remaining(), Duration::from_secs(3));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(d.remaining(), Duration::from_secs(2));
+    assert!(!d.is_expired());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(d.remaining(), Duration::ZERO);
+    assert!(d.is_expired());
+    assert_eq!(d.budget(), Duration::from_secs(3));
+    let u = RequestDeadline::until(Instant::now() + Duration::from_millis(10));
+    assert_eq!(u.budget(), Duration::from_millis(10));
+}
+
+#[test]
+fn grpc_timeout_round_trips_within_eight_digits() {
+    for d in [
+        Duration::from_nanos(5),
+        Duration::from_millis(99),
+        Duration::from_millis(1500),
+        Duration::from_secs(500),
+        Duration::from_secs(200_000),
+        Duration::from_secs(86_400 * 365 * 30),
+    ] {
+        let v = RequestDeadline::encode_grpc_timeout(d);
+        let s = v.to_str().unwrap();
+        assert!(s.len() <= 9, "{s}");
+        let back = RequestDeadline::parse_grpc_timeout(s).unwrap();
+        assert!(back <= d, "{s} decodes to {back:?} > {d:?}");
+        // Rounded down by less than one unit of the chosen size.
+        assert!(d - back < d / 1000 + Duration::from_nanos(1), "{s}");
+    }
+    assert_eq!(RequestDeadline::parse_grpc_timeout(""), None);
+    assert_eq!(RequestDeadline::parse_grpc_timeout("123456789m"), None);
+    assert_eq!(RequestDeadline::parse_grpc_timeout("-1S"), None);
+    assert_eq!(
+        RequestDeadline::parse_grpc_timeout("2H"),
+        Some(Duration::from_secs(7200))
+    );
+}
