@@ -1,4 +1,5 @@
-//! Private time helpers shared by every timer of the crate.
+//! Private time helpers shared by every timer of the crate. (What layers tell each other about
+//! time, such as the response-header clock, is in `channels.rs`.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::deadline::RequestDeadline;
-use crate::error::{Error, Phase};
+#[cfg(any(feature = "timeout", feature = "limit"))]
+use crate::{
+    deadline::RequestDeadline,
+    error::{Error, Phase},
+};
 
 /// About 30 years: what "never" means for a timer, as tokio itself does for `Duration::MAX`.
 const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
@@ -64,7 +68,7 @@ impl LazySleep {
 
 /// When a phase timer fires: the earlier of the phase's own limit and the request's deadline,
 /// and which of the two that is, so the error names the right phase.
-#[allow(dead_code)] // used by the timeout layers
+#[cfg(any(feature = "timeout", feature = "limit"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bound {
     pub(crate) at: Instant,
@@ -72,7 +76,7 @@ pub(crate) struct Bound {
     pub(crate) limit: Duration,
 }
 
-#[allow(dead_code)] // used by the timeout layers
+#[cfg(any(feature = "timeout", feature = "limit"))]
 impl Bound {
     /// The bound of a phase of length `limit` starting at `start`, cut by `deadline` if earlier.
     pub(crate) fn new(
@@ -98,86 +102,6 @@ impl Bound {
 
     pub(crate) fn error(&self) -> Error {
         Error::timeout(self.phase, self.limit)
-    }
-}
-
-/// Holds back a response-header clock until the request is on its way.
-///
-/// [`ResponseHeaderTimeout`](crate::ResponseHeaderTimeout) puts one in the request's extensions.
-/// Inner layers that know a phase the header clock must not count take a [`HeaderHold`] in their
-/// `call` and release it when that phase is over: the request body is sent
-/// (`RequestWriteTimeout`), the connection is obtained (`Retire`, through hyper-util's
-/// `capture_connection`). The clock starts when the last hold is released; with no hold taken it
-/// starts when the request entered the layer. Connect, TLS, pool waits and uploads have limits
-/// of their own: counting them as well would name the wrong phase (Go's
-/// `ResponseHeaderTimeout` also starts once the request is written).
-#[allow(dead_code)] // used by the timeout and pool layers
-#[derive(Debug, Clone, Default)]
-pub(crate) struct HeaderClock(std::sync::Arc<std::sync::Mutex<HeaderClockState>>);
-
-#[derive(Debug, Default)]
-struct HeaderClockState {
-    holds: usize,
-    held: bool,
-    started: Option<Instant>,
-    waker: Option<std::task::Waker>,
-}
-
-#[allow(dead_code)] // used by the timeout and pool layers
-impl HeaderClock {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HeaderClockState> {
-        // Plain assignments only under the lock: a poisoned state is still consistent.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Keeps the clock from starting until the hold is released or dropped.
-    pub(crate) fn hold(&self) -> HeaderHold {
-        let mut st = self.lock();
-        st.holds += 1;
-        st.held = true;
-        HeaderHold(Some(self.clone()))
-    }
-
-    /// When the clock started: `entered` if no hold was ever taken, the release of the last hold
-    /// otherwise; `None` while held (and `cx` is woken when it starts).
-    pub(crate) fn poll_started(&self, entered: Instant, cx: &mut Context<'_>) -> Option<Instant> {
-        let mut st = self.lock();
-        if !st.held {
-            return Some(entered);
-        }
-        if st.started.is_none() && !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            st.waker = Some(cx.waker().clone());
-        }
-        st.started
-    }
-}
-
-/// One reason not to start a [`HeaderClock`] yet; released by [`HeaderHold::release`] or drop.
-#[derive(Debug)]
-pub(crate) struct HeaderHold(Option<HeaderClock>);
-
-#[allow(dead_code)] // used by the timeout and pool layers
-impl HeaderHold {
-    /// This phase is over (idempotent).
-    pub(crate) fn release(&mut self) {
-        let Some(clock) = self.0.take() else { return };
-        let mut st = clock.lock();
-        st.holds -= 1;
-        if st.holds == 0 {
-            st.started = Some(Instant::now());
-            if let Some(w) = st.waker.take() {
-                drop(st);
-                w.wake();
-            }
-        }
-    }
-}
-
-impl Drop for HeaderHold {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -216,6 +140,7 @@ mod tests {
         assert!(s.poll_until(later, &mut cx).is_ready());
     }
 
+    #[cfg(any(feature = "timeout", feature = "limit"))]
     #[tokio::test(start_paused = true)]
     async fn bound_takes_the_earlier() {
         let now = Instant::now();

@@ -21,6 +21,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// assert_eq!(Phase::ALL.len(), 7);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Phase {
     /// Name resolution plus TCP connect.
     Connect,
@@ -39,8 +40,9 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Every phase, in the order an exchange goes through them (`Total` last).
-    pub const ALL: [Phase; 7] = [
+    /// Every phase, in the order an exchange goes through them (`Total` last). A slice, not an
+    /// array: a new phase is not a breaking change.
+    pub const ALL: &'static [Phase] = &[
         Phase::Connect,
         Phase::TlsHandshake,
         Phase::Acquire,

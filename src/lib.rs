@@ -86,12 +86,10 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[macro_use]
-mod macros;
-
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod body_limit;
+mod channels;
 mod clock;
 pub mod deadline;
 #[cfg(feature = "drain")]
@@ -112,7 +110,7 @@ pub mod stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "limit", feature = "drain", feature = "pool")))]
 mod test_util;
 
 #[cfg(feature = "limit")]

@@ -33,6 +33,7 @@ use crate::error::Phase;
 
 /// Why a background drain of a dropped body was given up (see the `drain` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DrainAbandon {
     /// The body was longer than the byte cap (by its size hint or by what was read).
     Bytes,
@@ -47,8 +48,8 @@ pub enum DrainAbandon {
 }
 
 impl DrainAbandon {
-    /// Every reason.
-    pub const ALL: [DrainAbandon; 5] = [
+    /// Every reason (a slice: a new reason is not a breaking change).
+    pub const ALL: &'static [DrainAbandon] = &[
         DrainAbandon::Bytes,
         DrainAbandon::Time,
         DrainAbandon::Concurrency,
@@ -59,6 +60,7 @@ impl DrainAbandon {
 
 /// Why a connection was closed or retired by this crate's pool machinery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Idle longer than the idle timeout.
     Idle,
@@ -73,8 +75,8 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason.
-    pub const ALL: [CloseReason; 5] = [
+    /// Every reason (a slice: a new reason is not a breaking change).
+    pub const ALL: &'static [CloseReason] = &[
         CloseReason::Idle,
         CloseReason::Lifetime,
         CloseReason::Cap,
@@ -87,15 +89,15 @@ impl CloseReason {
 struct Inner {
     in_flight: AtomicI64,
     waiting: AtomicI64,
-    timeouts: [AtomicU64; 7],
+    timeouts: [AtomicU64; Phase::ALL.len()],
     overloads: AtomicU64,
     drains_started: AtomicU64,
     drains_finished: AtomicU64,
-    drains_abandoned: [AtomicU64; 5],
+    drains_abandoned: [AtomicU64; DrainAbandon::ALL.len()],
     leaks: AtomicU64,
     connections_opened: AtomicU64,
     connections_reused: AtomicU64,
-    connections_closed: [AtomicU64; 5],
+    connections_closed: [AtomicU64; CloseReason::ALL.len()],
     connections_open: AtomicI64,
     adaptive_limit: AtomicI64,
 }
@@ -166,48 +168,48 @@ impl Stats {
     pub(crate) fn timeout(&self, phase: Phase) {
         self.inner.timeouts[phase.index()].fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn in_flight_add(&self, delta: i64) {
         self.inner.in_flight.fetch_add(delta, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "limit", test))]
     pub(crate) fn waiting_add(&self, delta: i64) {
         self.inner.waiting.fetch_add(delta, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_started(&self) {
         self.inner.drains_started.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_finished(&self) {
         self.inner.drains_finished.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_abandoned(&self, why: DrainAbandon) {
         self.inner.drains_abandoned[why as usize].fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "drain", test))]
     pub(crate) fn leak(&self) {
         self.inner.leaks.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_opened(&self) {
         self.inner.connections_opened.fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_reused(&self) {
         self.inner.connections_reused.fetch_add(1, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(feature = "limit")]
     pub(crate) fn adaptive_limit_add(&self, delta: i64) {
         self.inner.adaptive_limit.fetch_add(delta, Relaxed);
     }
-    #[allow(dead_code)]
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_sub(1, Relaxed);
@@ -233,21 +235,21 @@ pub struct StatsSnapshot {
     pub in_flight: u64,
     /// Requests waiting for a permit.
     pub waiting: u64,
-    timeouts: [u64; 7],
+    timeouts: [u64; Phase::ALL.len()],
     /// Requests refused at once because a waiting queue was full.
     pub overloads: u64,
     /// Background drains of dropped bodies started.
     pub drains_started: u64,
     /// Background drains that read the body to its end (the connection went back to the pool).
     pub drains_finished: u64,
-    drains_abandoned: [u64; 5],
+    drains_abandoned: [u64; DrainAbandon::ALL.len()],
     /// Bodies reported as held too long.
     pub leaks: u64,
     /// Connections opened.
     pub connections_opened: u64,
     /// Requests that reused a pooled connection.
     pub connections_reused: u64,
-    connections_closed: [u64; 5],
+    connections_closed: [u64; CloseReason::ALL.len()],
     /// Connections open now.
     pub connections_open: u64,
     /// The current limit of the adaptive limiters counted here (`AdaptiveLimitLayer`): their
@@ -292,9 +294,14 @@ mod tests {
         b.overload();
         b.in_flight_add(2);
         b.in_flight_add(-1);
+        b.waiting_add(3);
+        b.drain_started();
+        b.drain_finished();
         b.drain_abandoned(DrainAbandon::Concurrency);
+        b.leak();
         b.connection_opened();
         b.connection_opened();
+        b.connection_reused();
         b.connection_closed(CloseReason::Lifetime);
         let s = a.snapshot();
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
@@ -302,7 +309,10 @@ mod tests {
         assert_eq!(s.timeouts_total(), 2);
         assert_eq!(s.overloads, 1);
         assert_eq!(s.in_flight, 1);
+        assert_eq!(s.waiting, 3);
+        assert_eq!((s.drains_started, s.drains_finished, s.leaks), (1, 1, 1));
         assert_eq!(s.drains_abandoned(DrainAbandon::Concurrency), 1);
+        assert_eq!(s.connections_reused, 1);
         assert_eq!(s.connections_opened, 2);
         assert_eq!(s.connections_open, 1);
         assert_eq!(s.connections_closed(CloseReason::Lifetime), 1);

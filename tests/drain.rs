@@ -197,7 +197,10 @@ async fn http2_bodies_are_dropped_and_the_connection_is_kept() {
     let s = stats.snapshot();
     assert_eq!(s.drains_started, 0, "HTTP/2 is never drained");
     assert_eq!(
-        DrainAbandon::ALL.map(|w| s.drains_abandoned(w)),
+        DrainAbandon::ALL
+            .iter()
+            .map(|&w| s.drains_abandoned(w))
+            .collect::<Vec<_>>(),
         [0; 5],
         "and not counted as abandoned"
     );

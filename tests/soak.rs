@@ -166,7 +166,7 @@ fn a_million_requests_through_the_preset_keep_rss_flat() {
 
 fn abandoned(s: &tower_hardened::StatsSnapshot) -> u64 {
     DrainAbandon::ALL
-        .into_iter()
-        .map(|w| s.drains_abandoned(w))
+        .iter()
+        .map(|&w| s.drains_abandoned(w))
         .sum()
 }

@@ -2,12 +2,12 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use http::uri::Authority;
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::future::fired;
 use super::RequestDeadline;
+use crate::channels::fired;
 use crate::clock::LazySleep;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
@@ -40,7 +40,23 @@ impl<B> std::fmt::Debug for DeadlineBody<B> {
 
 impl<B> DeadlineBody<B> {
     /// Bounds `inner` by `deadline`.
-    pub fn new(
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_body::Body;
+    /// use tower_hardened::{DeadlineBody, RequestDeadline};
+    ///
+    /// let body = http_body_util::Full::new(bytes::Bytes::from("hi"));
+    /// let body = DeadlineBody::new(body, RequestDeadline::after(Duration::from_secs(5)));
+    /// assert_eq!(body.size_hint().exact(), Some(2));
+    /// ```
+    pub fn new(inner: B, deadline: RequestDeadline) -> Self {
+        DeadlineBody::reporting(inner, deadline, None, None)
+    }
+
+    /// Bounds `inner` by `deadline`, and reports a timeout to `stats` and in the log with
+    /// `authority` (what [`Deadline`](super::Deadline) does).
+    pub(crate) fn reporting(
         inner: B,
         deadline: RequestDeadline,
         stats: Option<Stats>,
@@ -102,5 +118,15 @@ where
         Poll::Ready(Some(Err(err.into())))
     }
 
-    done_or_inner_hints!();
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
+    }
 }

@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use super::{DeadlineBody, RequestDeadline};
+use crate::channels::fired;
 use crate::clock::LazySleep;
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
@@ -50,19 +51,6 @@ impl<F> DeadlineFuture<F> {
     }
 }
 
-pub(crate) fn fired(stats: Option<&Stats>, authority: Option<&Authority>, err: &Error) {
-    if let Some(stats) = stats {
-        if let Some(phase) = err.phase() {
-            stats.timeout(phase);
-        }
-    }
-    tracing::debug!(
-        phase = err.phase().map(Phase::as_str),
-        authority = authority.map(Authority::as_str),
-        "{err}"
-    );
-}
-
 impl<F, RB, E> Future for DeadlineFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
@@ -77,7 +65,7 @@ where
             if let Poll::Ready(res) = this.inner.poll(cx) {
                 return Poll::Ready(match res {
                     Ok(resp) => Ok(resp.map(|body| {
-                        DeadlineBody::new(
+                        DeadlineBody::reporting(
                             body,
                             *this.deadline,
                             this.stats.take(),

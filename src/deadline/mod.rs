@@ -57,12 +57,7 @@ mod request_deadline;
 mod service;
 
 pub use self::body::DeadlineBody;
-#[allow(unused_imports)]
-pub(crate) use self::future::fired;
 pub use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 pub use self::request_deadline::RequestDeadline;
 pub use self::service::Deadline;
-
-#[cfg(test)]
-mod tests;

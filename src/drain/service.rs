@@ -55,7 +55,20 @@ impl<S> DrainOnDrop<S> {
         }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for DrainOnDrop<S>

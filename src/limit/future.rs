@@ -4,12 +4,12 @@ use std::task::{ready, Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::gate::{AcquireFuture, Admission, Permit, Ticket};
 use super::LimitBody;
-use crate::clock::Bound;
+use crate::clock::{Bound, LazySleep};
 use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Phase};
 
@@ -47,8 +47,10 @@ pin_project! {
         Waiting {
             acquire: AcquireFuture,
             ticket: Option<Ticket>,
-            #[pin]
-            timer: Timer,
+            // When the wait ends, if anything bounds it; the timer is made on the first poll
+            // that has to wait.
+            bound: Option<Bound>,
+            sleep: LazySleep,
             call: Option<Box<(S, Request<B>)>>,
         },
         Ready {
@@ -64,19 +66,6 @@ pin_project! {
             err: Option<BoxError>,
         },
         Done,
-    }
-}
-
-pin_project! {
-    #[project = TimerProj]
-    enum Timer {
-        Off,
-        On {
-            // Boxed: only a request that has to wait makes one, and inline it would add a
-            // tokio `Sleep` (112 bytes) to every limit future, waiting or not.
-            sleep: Pin<Box<Sleep>>,
-            bound: Bound,
-        },
     }
 }
 
@@ -175,18 +164,12 @@ where
             }),
             (None, None) => None,
         };
-        let timer = match bound {
-            Some(bound) => Timer::On {
-                sleep: Box::pin(tokio::time::sleep_until(bound.at)),
-                bound,
-            },
-            None => Timer::Off,
-        };
         LimitFuture {
             state: State::Waiting {
                 acquire,
                 ticket: Some(ticket),
-                timer,
+                bound,
+                sleep: LazySleep::default(),
                 call: Some(Box::new((svc, req))),
             },
         }
@@ -208,15 +191,15 @@ where
                 StateProj::Waiting {
                     acquire,
                     ticket,
-                    timer,
+                    bound,
+                    sleep,
                     call,
                 } => {
                     // The timer first: at the deadline a free permit is no use any more.
-                    let mut bound_at = None;
-                    if let TimerProj::On { sleep, bound } = timer.project() {
-                        bound_at = Some(*bound);
-                        if sleep.as_mut().poll(cx).is_ready() {
-                            let err = give_up(ticket.take(), call.as_deref(), *bound);
+                    let bound = *bound;
+                    if let Some(bound) = bound {
+                        if sleep.poll_until(bound.at, cx).is_ready() {
+                            let err = give_up(ticket.take(), call.as_deref(), bound);
                             state.set(State::Done);
                             return Poll::Ready(Err(err));
                         }
@@ -228,7 +211,7 @@ where
                     // A busy or lagging timer driver may not have fired a timer that is already
                     // due: never start an exchange past its bound. The permit goes straight on
                     // to the next waiter.
-                    if let Some(bound) = bound_at.filter(|b| Instant::now() >= b.at) {
+                    if let Some(bound) = bound.filter(|b| Instant::now() >= b.at) {
                         drop(permit);
                         let err = give_up(ticket.take(), call.as_deref(), bound);
                         state.set(State::Done);
@@ -281,6 +264,6 @@ fn give_up<S, B>(ticket: Option<Ticket>, call: Option<&(S, Request<B>)>, bound: 
         .and_then(|t| t.scope().config().stats.clone());
     drop(ticket);
     let authority = call.and_then(|(_, r)| r.uri().authority());
-    crate::deadline::fired(stats.as_ref(), authority, &err);
+    crate::channels::fired(stats.as_ref(), authority, &err);
     err.into()
 }

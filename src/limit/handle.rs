@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use http::Uri;
 
-use super::gate::Global;
+use super::global::Global;
 use super::per_host::{HostKey, Hosts};
 
 /// Reads the counts of one [`ConcurrencyLimitLayer`](super::ConcurrencyLimitLayer) and of every
@@ -48,6 +48,7 @@ impl LimitHandle {
 ///
 /// ```
 /// let handle = tower_hardened::PerHostLimitLayer::new(4).handle();
+/// assert_eq!(handle.limit(), 4);
 /// assert_eq!(handle.hosts(), 0);
 /// assert_eq!(handle.in_flight_for(&"https://example.com/".parse().unwrap()), 0);
 /// ```
@@ -57,8 +58,8 @@ pub struct PerHostHandle {
 }
 
 impl PerHostHandle {
-    /// The configured limit per host.
-    pub fn limit_per_host(&self) -> usize {
+    /// The configured limit, per host.
+    pub fn limit(&self) -> usize {
         self.gate.config.limit
     }
 

@@ -6,7 +6,7 @@
 //! queues never exceed their bound. Checked at the end: every waiter is woken and served (no
 //! lost wake-up, no leaked permit), every count — handles, `Stats`, tracked hosts — is back to
 //! zero, and no more idle per-host entries are kept than the bound (the sweep runs: the bound is
-//! 4 in tests).
+//! set to 4 here).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -297,7 +297,7 @@ impl Check {
         assert_eq!((snap.in_flight, snap.waiting), (0, 0), "stats");
         let entries = self.hosts.gate.entries();
         assert!(
-            entries <= super::per_host::MIN_IDLE,
+            entries <= self.hosts.gate.config.max_idle_hosts,
             "{entries} idle per-host entries kept"
         );
     }
@@ -457,7 +457,9 @@ proptest! {
         rt.block_on(async move {
             let stats = Stats::new();
             let mut g = ConcurrencyLimitLayer::new(setup.global).max_waiting(setup.max_waiting);
-            let mut h = PerHostLimitLayer::new(setup.per_host).max_waiting(setup.max_waiting);
+            let mut h = PerHostLimitLayer::new(setup.per_host)
+                .max_waiting(setup.max_waiting)
+                .max_idle_hosts(4);
             if let Some(ms) = setup.timeout {
                 g = g.acquire_timeout(Duration::from_millis(ms));
                 h = h.acquire_timeout(Duration::from_millis(ms));

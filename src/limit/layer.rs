@@ -1,10 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Request;
 use tower_layer::Layer;
 
-use super::gate::{Config, Global};
-use super::per_host::Hosts;
+use super::config::Config;
+use super::gate::{Admission, Admit};
+use super::global::Global;
+use super::per_host::{HostKey, Hosts};
 use super::{ConcurrencyLimit, LimitHandle, PerHostHandle, PerHostLimit};
 use crate::clock;
 use crate::stats::Stats;
@@ -86,10 +89,6 @@ impl ConcurrencyLimitLayer {
         self.with(|c| c.stats = Some(stats))
     }
 
-    pub(crate) fn gate_admit(&self) -> super::gate::Admission {
-        self.gate.admit()
-    }
-
     /// A handle to read this limit's counts, shared with every service the layer makes.
     pub fn handle(&self) -> LimitHandle {
         LimitHandle {
@@ -103,6 +102,12 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         ConcurrencyLimit::new(inner, self.clone())
+    }
+}
+
+impl Admit for ConcurrencyLimitLayer {
+    fn admit<B>(&self, _req: &Request<B>) -> Admission {
+        Admission::global(&self.gate)
     }
 }
 
@@ -179,13 +184,16 @@ impl PerHostLimitLayer {
 
     /// Counts waits, refusals and timeouts in the stats but not `in_flight`, for a per-host
     /// limiter stacked with a global one on the same handle (the preset does this).
-    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    #[cfg(feature = "preset")]
     pub(crate) fn without_in_flight_count(self) -> Self {
         self.with(|c| c.count_in_flight = false)
     }
 
-    pub(crate) fn gate_admit(&self, key: super::per_host::HostKey) -> super::gate::Admission {
-        self.gate.admit(key)
+    /// Keeps the state of at most `n` idle hosts once idle hosts also outnumber those in use
+    /// (64 by default; this crate's tests lower it so that a few hosts reach the sweep).
+    #[cfg(test)]
+    pub(crate) fn max_idle_hosts(self, n: usize) -> Self {
+        self.with(|c| c.max_idle_hosts = n)
     }
 
     /// A handle to read the per-host counts, shared with every service the layer makes.
@@ -201,5 +209,11 @@ impl<S> Layer<S> for PerHostLimitLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         PerHostLimit::new(inner, self.clone())
+    }
+}
+
+impl Admit for PerHostLimitLayer {
+    fn admit<B>(&self, req: &Request<B>) -> Admission {
+        Admission::host(&self.gate, HostKey::of(req))
     }
 }

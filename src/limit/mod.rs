@@ -67,8 +67,10 @@
 
 pub mod adaptive;
 mod body;
+mod config;
 mod future;
 mod gate;
+mod global;
 mod handle;
 mod layer;
 mod per_host;
@@ -79,9 +81,9 @@ pub use self::adaptive::{
     AdaptiveLimitLayer, Aimd, Gradient,
 };
 pub use self::body::LimitBody;
-pub use self::future::LimitFuture;
 #[cfg(feature = "preset")]
-pub(crate) use self::gate::check_limit;
+pub(crate) use self::config::check_limit;
+pub use self::future::LimitFuture;
 pub use self::handle::{LimitHandle, PerHostHandle};
 pub use self::layer::{ConcurrencyLimitLayer, PerHostLimitLayer};
 pub use self::service::{ConcurrencyLimit, PerHostLimit};

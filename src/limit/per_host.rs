@@ -1,13 +1,15 @@
 //! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request.
+//! Like `global.rs`, it knows nothing of tickets and permits; `gate.rs` turns it into them.
 //!
 //! The map sits behind one mutex, taken once to admit a request (find or create the entry and
 //! count the request as one of its users) and once more by the last user to leave. An entry
 //! with no user stays in the map (so a host that sends one request at a time does not build
 //! and drop its entry on every request) until idle entries outnumber both the hosts in use and
-//! [`MIN_IDLE`]; then every idle entry is removed at once. Memory follows the hosts in use,
-//! plus at most that many idle ones. Users are added and the last one leaves only under the
-//! lock, so an entry seen with no user under the lock has none and none can appear. Tickets and
-//! permits hold an `Arc` of their entry, so their counts change without the lock.
+//! the configured bound ([`Config::max_idle_hosts`], 64 by default); then every idle entry is
+//! removed at once. Memory follows the hosts in use, plus at most that many idle ones. Users
+//! are added and the last one leaves only under the lock, so an entry seen with no user under
+//! the lock has none and none can appear. Tickets and permits hold an `Arc` of their entry, so
+//! their counts change without the lock.
 //!
 //! The key's hash is computed once per request (SipHash with a per-process random key, as
 //! std's `HashMap`), not on every probe of the map.
@@ -21,9 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::uri::{Authority, Scheme};
 use http::Request;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::gate::{Admission, Config, Permit, Scope, Ticket};
+use super::config::Config;
 
 /// The key of a host: scheme, host (compared without case) and port, the scheme's default port
 /// filled in, so `http://Example.com` and `http://example.com:80` share one limit.
@@ -225,6 +227,20 @@ impl Host {
     pub(crate) fn key(&self) -> &HostKey {
         &self.key
     }
+
+    pub(crate) fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+}
+
+/// What a request finds at its host (see [`Hosts::enter`]); the host's entry comes with it.
+pub(crate) enum Entry {
+    /// A permit was free; it is counted in flight.
+    Permit(Arc<Host>, OwnedSemaphorePermit),
+    /// No permit free: it is counted as waiting, and must wait on the host's semaphore.
+    Queued(Arc<Host>),
+    /// No permit free and this many already wait: the queue is full. Nothing was counted.
+    Full(Arc<Host>, usize),
 }
 
 /// The map and how many of its entries have no user.
@@ -254,13 +270,6 @@ impl fmt::Debug for Hosts {
 
 /// Below this capacity the map is never shrunk.
 const MIN_CAPACITY: usize = 64;
-
-/// Idle entries are kept until they outnumber this and the hosts in use. (Smaller in this
-/// crate's own tests, so that random interleavings over a few hosts reach the sweep.)
-#[cfg(not(test))]
-pub(crate) const MIN_IDLE: usize = 64;
-#[cfg(test)]
-pub(crate) const MIN_IDLE: usize = 4;
 
 impl Hosts {
     pub(crate) fn new(config: Config) -> Hosts {
@@ -312,7 +321,9 @@ impl Hosts {
         })
     }
 
-    pub(crate) fn admit(self: &Arc<Self>, key: HostKey) -> Admission {
+    /// Finds or creates the entry of `key` and counts the request in it: in flight if a permit
+    /// is free, waiting if the queue has room.
+    pub(crate) fn enter(&self, key: HostKey) -> Entry {
         let limit = self.config.limit;
         let mut map = self.lock();
         let host = match map.hosts.get(&key) {
@@ -336,30 +347,20 @@ impl Hosts {
             drop(map);
             host.in_flight.fetch_add(1, AcqRel);
             self.in_flight.fetch_add(1, AcqRel);
-            if let Some(stats) = self.config.in_flight_stats() {
-                stats.in_flight_add(1);
-            }
-            return Admission::Now(Permit::new(Scope::Host(self.clone(), host), permit));
+            return Entry::Permit(host, permit);
         }
         // No permit free means a permit holder uses this entry: it is not idle.
         // `waiting` is raised only here, under the lock, so it never passes the bound.
         let waiting = host.waiting.load(Acquire);
         if waiting >= self.config.max_waiting {
             drop(map);
-            return Admission::Refused(self.config.refuse(waiting, &host.key));
+            return Entry::Full(host, waiting);
         }
         add_user(&mut map, &host);
         host.waiting.fetch_add(1, AcqRel);
         drop(map);
         self.waiting.fetch_add(1, AcqRel);
-        if let Some(stats) = &self.config.stats {
-            stats.waiting_add(1);
-        }
-        let acquire = Box::pin(host.sem.clone().acquire_owned());
-        let ticket = Ticket {
-            scope: Some(Scope::Host(self.clone(), host)),
-        };
-        Admission::enqueue(ticket, acquire)
+        Entry::Queued(host)
     }
 
     pub(crate) fn waited_in(&self, host: &Host) {
@@ -398,7 +399,7 @@ impl Hosts {
         }
         map.idle += 1;
         let in_use = map.hosts.len() - map.idle;
-        if map.idle > MIN_IDLE && map.idle > in_use {
+        if map.idle > self.config.max_idle_hosts && map.idle > in_use {
             map.hosts.retain(|_, h| h.users.load(Acquire) > 0);
             map.idle = 0;
             // Keep memory proportional to the hosts in use now, not to the busiest moment ever.

@@ -3,14 +3,20 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::per_host::HostKey;
+use super::gate::Admit;
 use super::{
     ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle, PerHostLimitLayer,
 };
 use crate::error::BoxError;
 
-/// Limits requests in flight, each counted until its response body ends: see
-/// [`ConcurrencyLimitLayer`].
+/// Limits requests in flight, each counted until its response body ends: the service of both
+/// [`ConcurrencyLimitLayer`] and [`PerHostLimitLayer`], as tower puts one `ConcurrencyLimit`
+/// behind its two concurrency layers.
+///
+/// `L` is the layer that made it, which decides how a request is admitted: one global limit
+/// ([`ConcurrencyLimitLayer`], the default, so `ConcurrencyLimit<S>` is the global limiter) or
+/// one limit per host ([`PerHostLimitLayer`]; [`PerHostLimit<S>`] names that one). Only these
+/// two layers admit requests (the `L: Admit` bound of the `Service` impl is private).
 ///
 /// `poll_ready` is always ready: the wait for a permit happens in the [`LimitFuture`], where
 /// the request's deadline and the acquire timeout bound it. A request that gets a permit at
@@ -18,8 +24,9 @@ use crate::error::BoxError;
 /// is sent from `call` itself, on an instance cloned once and reused. Otherwise the future gets
 /// an inner service of its own (`S: Clone`: a clone when it must wait for a permit, or the
 /// instance that answered `Pending`) and drives it to readiness once it holds a permit. An
-/// instance whose `poll_ready` failed is never used again: the next request gets a new clone. hyper-util's legacy `Client`, tower's `Buffer` and most client stacks
-/// are cheap to clone; wrap anything else in tower's `Buffer`.
+/// instance whose `poll_ready` failed is never used again: the next request gets a new clone.
+/// hyper-util's legacy `Client`, tower's `Buffer` and most client stacks are cheap to clone;
+/// wrap anything else in tower's `Buffer`.
 ///
 /// # Example
 ///
@@ -44,62 +51,18 @@ use crate::error::BoxError;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct ConcurrencyLimit<S> {
+pub struct ConcurrencyLimit<S, L = ConcurrencyLimitLayer> {
     inner: S,
     /// The instance requests are sent on (see [`LimitFuture`]); `inner` is never polled.
     active: Option<S>,
-    layer: ConcurrencyLimitLayer,
+    layer: L,
 }
 
-impl<S: Clone> Clone for ConcurrencyLimit<S> {
-    fn clone(&self) -> Self {
-        ConcurrencyLimit::new(self.inner.clone(), self.layer.clone())
-    }
-}
-
-impl<S> ConcurrencyLimit<S> {
-    /// Wraps `inner` with the limit of `layer` (shared with every other service of `layer`).
-    pub fn new(inner: S, layer: ConcurrencyLimitLayer) -> Self {
-        ConcurrencyLimit {
-            inner,
-            active: None,
-            layer,
-        }
-    }
-
-    /// A handle to read the counts of this limit.
-    pub fn handle(&self) -> LimitHandle {
-        self.layer.handle()
-    }
-
-    limiter_accessors!(S);
-}
-
-impl<S, B, RB> Service<Request<B>> for ConcurrencyLimit<S>
-where
-    S: Service<Request<B>, Response = Response<RB>> + Clone,
-    S::Error: Into<BoxError>,
-    RB: http_body::Body,
-{
-    type Response = Response<LimitBody<RB>>;
-    type Error = BoxError;
-    type Future = LimitFuture<S, B>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Never waits here, where no deadline can see it: see the type's docs.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        LimitFuture::start(self.layer.gate_admit(), &self.inner, &mut self.active, req)
-    }
-}
-
-/// Limits requests in flight to each host, each counted until its response body ends: see
-/// [`PerHostLimitLayer`].
+/// Limits requests in flight to each host, each counted until its response body ends: the
+/// service of [`PerHostLimitLayer`], a [`ConcurrencyLimit`] that admits by host.
 ///
 /// Keyed by the request URI's scheme and authority (the `Host` header when the URI has none);
-/// the host is compared without case and the scheme's default port is filled in. Like
+/// the host is compared without case and the scheme's default port is filled in. As for every
 /// [`ConcurrencyLimit`], `poll_ready` is always ready, and a request that must wait (for a
 /// permit or for the inner service) takes an instance of the inner service of its own into
 /// its future (`S: Clone`).
@@ -140,55 +103,73 @@ where
 /// assert_eq!(handle.hosts(), 0);
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct PerHostLimit<S> {
-    inner: S,
-    /// The instance requests are sent on (see [`LimitFuture`]); `inner` is never polled.
-    active: Option<S>,
-    layer: PerHostLimitLayer,
-}
+pub type PerHostLimit<S> = ConcurrencyLimit<S, PerHostLimitLayer>;
 
-impl<S: Clone> Clone for PerHostLimit<S> {
+impl<S: Clone, L: Clone> Clone for ConcurrencyLimit<S, L> {
     fn clone(&self) -> Self {
-        PerHostLimit::new(self.inner.clone(), self.layer.clone())
+        ConcurrencyLimit::new(self.inner.clone(), self.layer.clone())
     }
 }
 
-impl<S> PerHostLimit<S> {
-    /// Wraps `inner` with the per-host limits of `layer` (shared with every other service of
-    /// `layer`).
-    pub fn new(inner: S, layer: PerHostLimitLayer) -> Self {
-        PerHostLimit {
+impl<S, L> ConcurrencyLimit<S, L> {
+    /// Wraps `inner` with the limit of `layer` (shared with every other service of `layer`).
+    pub fn new(inner: S, layer: L) -> Self {
+        ConcurrencyLimit {
             inner,
             active: None,
             layer,
         }
     }
 
+    /// The inner service, as given (requests are sent on clones of it).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably. Requests sent after this use a new clone of it.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.active = None;
+        &mut self.inner
+    }
+
+    /// Gives back the inner service, as given.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> ConcurrencyLimit<S> {
+    /// A handle to read the counts of this limit.
+    pub fn handle(&self) -> LimitHandle {
+        self.layer.handle()
+    }
+}
+
+impl<S> PerHostLimit<S> {
     /// A handle to read the per-host counts.
     pub fn handle(&self) -> PerHostHandle {
         self.layer.handle()
     }
-
-    limiter_accessors!(S);
 }
 
-impl<S, B, RB> Service<Request<B>> for PerHostLimit<S>
+impl<S, L, B, RB> Service<Request<B>> for ConcurrencyLimit<S, L>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     RB: http_body::Body,
+    L: Admit,
 {
     type Response = Response<LimitBody<RB>>;
     type Error = BoxError;
     type Future = LimitFuture<S, B>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Never waits here, where no deadline can see it: see the type's docs.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let admission = self.layer.gate_admit(HostKey::of(&req));
+        let admission = self.layer.admit(&req);
         LimitFuture::start(admission, &self.inner, &mut self.active, req)
     }
 }

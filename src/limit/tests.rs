@@ -518,7 +518,7 @@ async fn per_host_key_falls_back_to_the_host_header() {
 
 #[tokio::test(start_paused = true)]
 async fn many_distinct_hosts_leave_nothing_behind() {
-    let layer = PerHostLimitLayer::new(2);
+    let layer = PerHostLimitLayer::new(2).max_idle_hosts(4);
     let h = layer.handle();
     let (mut svc, mut handle) = per_host(layer);
     let mut held = Vec::new();
@@ -533,14 +533,51 @@ async fn many_distinct_hosts_leave_nothing_behind() {
     held.clear();
     assert_eq!((h.hosts(), h.in_flight()), (0, 0));
     assert!(
-        h.gate.entries() <= super::per_host::MIN_IDLE,
-        "at most MIN_IDLE idle entries are kept: {}",
+        h.gate.entries() <= 4,
+        "at most max_idle_hosts idle entries are kept: {}",
         h.gate.entries()
     );
     assert!(
         h.gate.capacity() < cap_full / 4,
         "the map shrinks with its hosts: {} of {cap_full}",
         h.gate.capacity()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_idle_bound_is_64_hosts() {
+    let layer = PerHostLimitLayer::new(1);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    let open = |n: usize, svc: &mut mock::Spawn<PerHostLimit<Mock>>| {
+        let held: Vec<_> = (0..n)
+            .map(|i| {
+                let mut f = call(svc, &format!("http://h{i}.example/"));
+                assert_pending!(f.poll());
+                f
+            })
+            .collect();
+        held
+    };
+    // 50 hosts, all idle again: fewer than 64, so every entry is kept.
+    let mut held = Vec::new();
+    for mut f in open(50, &mut svc) {
+        let (_, tx) = answer(&mut handle).await;
+        held.push((assert_ready_ok!(f.poll()), tx));
+    }
+    held.clear();
+    assert_eq!((h.hosts(), h.gate.entries()), (0, 50));
+    // 200 hosts, all idle again: more than 64, so the sweep keeps at most 64.
+    for mut f in open(200, &mut svc) {
+        let (_, tx) = answer(&mut handle).await;
+        held.push((assert_ready_ok!(f.poll()), tx));
+    }
+    held.clear();
+    assert_eq!(h.hosts(), 0);
+    assert!(
+        h.gate.entries() <= 64,
+        "{} idle entries kept",
+        h.gate.entries()
     );
 }
 

@@ -40,7 +40,20 @@ impl<C> PoolConnector<C> {
         self.layer.open_connections(uri)
     }
 
-    inner_accessors!(C);
+    /// The inner connector.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+
+    /// The inner connector, mutably.
+    pub fn get_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// Gives back the inner connector.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
 }
 
 impl<C> Service<Uri> for PoolConnector<C>

@@ -149,7 +149,7 @@ where
                         Err(_elapsed) => {
                             this.state.set(State::Done);
                             let err = Error::timeout(Phase::Acquire, this.layer.acquire_timeout);
-                            crate::deadline::fired(
+                            crate::channels::fired(
                                 this.layer.stats.as_ref(),
                                 host_key.as_ref(),
                                 &err,

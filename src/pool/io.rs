@@ -1,4 +1,3 @@
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,7 +6,7 @@ use std::time::Duration;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::hosts::Slot;
 use super::ConnectionInfo;
@@ -27,9 +26,11 @@ pin_project! {
         #[pin]
         inner: T,
         info: ConnectionInfo,
-        // Boxed so that the IO stays `Unpin` as hyper-util requires; one allocation per
-        // connection, only when a lifetime is set.
-        retire: Option<Pin<Box<Sleep>>>,
+        // The end of its lifetime (until it passed), and its timer: boxed, so that the IO stays
+        // `Unpin` as hyper-util requires; one allocation per connection, only when a lifetime
+        // is set.
+        retire_at: Option<Instant>,
+        retire: LazySleep,
         slot: Option<Slot>,
         stats: Option<Stats>,
         idle_timeout: Option<Duration>,
@@ -95,9 +96,8 @@ impl<T> PoolIo<T> {
         );
         PoolIo {
             inner,
-            retire: info
-                .retire_at()
-                .map(|at| Box::pin(tokio::time::sleep_until(at))),
+            retire_at: info.retire_at(),
+            retire: LazySleep::default(),
             info,
             slot,
             stats,
@@ -177,9 +177,9 @@ impl<T: Read> Read for PoolIo<T> {
         let this = self.project();
         // hyper keeps a read pending on every pooled connection, idle ones included, so the
         // lifetime timer registered here wakes the connection's task when it is due.
-        if let Some(sleep) = this.retire.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                *this.retire = None;
+        if let Some(at) = *this.retire_at {
+            if this.retire.poll_until(at, cx).is_ready() {
+                *this.retire_at = None;
                 this.info.expire();
             }
         }

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::ConnectionInfo;
-use crate::clock::{HeaderClock, HeaderHold};
+use crate::channels::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
 use crate::stats::Stats;
 
@@ -101,7 +101,20 @@ impl<S> Retire<S> {
         Retire { inner, stats: None }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for Retire<S>

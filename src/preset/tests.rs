@@ -332,7 +332,7 @@ fn a_limit_setter_makes_a_new_set_of_limits() {
     assert_eq!(preset.limit_handle().limit(), 3);
     assert_eq!(before.limit(), Hardened::DEFAULT_MAX_IN_FLIGHT);
     let preset = preset.max_requests_per_host(5);
-    assert_eq!(preset.per_host_handle().limit_per_host(), 5);
+    assert_eq!(preset.per_host_handle().limit(), 5);
     // A setter that is not about limits keeps them.
     let handle = preset.limit_handle();
     let preset = preset.total(Duration::from_secs(1));
@@ -483,7 +483,7 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
         Hardened::DEFAULT_MAX_IN_FLIGHT
     );
     assert_eq!(
-        preset.per_host_handle().limit_per_host(),
+        preset.per_host_handle().limit(),
         Hardened::DEFAULT_MAX_REQUESTS_PER_HOST
     );
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use http::{Request, Response};
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::channels::fired;
 use crate::clock::{self, Bound, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
 
@@ -53,7 +54,16 @@ impl BodyIdleTimeoutLayer {
         BodyIdleTimeoutLayer { limit, stats: None }
     }
 
-    limit_and_stats!();
+    /// Counts fired timeouts in `stats`, by phase.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
 }
 
 impl<S> Layer<S> for BodyIdleTimeoutLayer {
@@ -80,7 +90,20 @@ impl<S> BodyIdleTimeout<S> {
         BodyIdleTimeout { inner, layer }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for BodyIdleTimeout<S>
@@ -256,5 +279,15 @@ where
         Poll::Ready(Some(Err(err.into())))
     }
 
-    done_or_inner_hints!();
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
+    }
 }

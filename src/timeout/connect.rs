@@ -8,13 +8,13 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::Uri;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::tls::split;
-use crate::clock;
-use crate::deadline::fired;
+use crate::channels::fired;
+use crate::channels::split;
+use crate::clock::{self, LazySleep};
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
 
@@ -65,7 +65,16 @@ impl ConnectTimeoutLayer {
         ConnectTimeoutLayer { limit, stats: None }
     }
 
-    limit_and_stats!();
+    /// Counts fired timeouts in `stats`, by phase.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
 }
 
 impl<S> Layer<S> for ConnectTimeoutLayer {
@@ -111,7 +120,20 @@ impl<S> ConnectTimeout<S> {
         ConnectTimeout { inner, layer }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S> Service<Uri> for ConnectTimeout<S>
@@ -133,7 +155,7 @@ where
         ConnectTimeoutFuture {
             inner: self.inner.call(dst),
             at,
-            sleep: None,
+            sleep: LazySleep::default(),
             limit: self.layer.limit,
             stats: self.layer.stats.clone(),
             authority,
@@ -152,7 +174,7 @@ pin_project! {
         #[pin]
         inner: F,
         at: Instant,
-        sleep: Option<Pin<Box<Sleep>>>,
+        sleep: LazySleep,
         limit: Duration,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -184,17 +206,9 @@ where
             }
             return Poll::Ready(res.map_err(Into::into));
         }
-        let at = *this.at;
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        ready!(sleep.as_mut().poll(cx));
+        ready!(this.sleep.poll_until(*this.at, cx));
         let err = Error::timeout(Phase::Connect, *this.limit);
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
     }
 }
-
-#[cfg(test)]
-#[path = "connect_tests.rs"]
-mod tests;

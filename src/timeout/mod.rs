@@ -102,6 +102,3 @@ pub use self::response_headers::{
     ResponseHeaderTimeout, ResponseHeaderTimeoutFuture, ResponseHeaderTimeoutLayer,
 };
 pub use self::tls::{TlsHandshakeTimeout, TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer};
-
-#[cfg(test)]
-mod tests;

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, HeaderClock, HeaderHold, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::channels::{fired, HeaderClock, HeaderHold};
+use crate::clock::{self, Bound, LazySleep};
+use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Phase};
 use crate::stats::Stats;
 
@@ -67,7 +68,16 @@ impl RequestWriteTimeoutLayer {
         RequestWriteTimeoutLayer { limit, stats: None }
     }
 
-    limit_and_stats!();
+    /// Counts fired timeouts in `stats`, by phase.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
 }
 
 impl<S> Layer<S> for RequestWriteTimeoutLayer {
@@ -95,7 +105,20 @@ impl<S> RequestWriteTimeout<S> {
         RequestWriteTimeout { inner, layer }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 /// What the request body and the watchdog share.
@@ -446,5 +469,15 @@ where
         Poll::Ready(res.map(|r| r.map_err(Into::into)))
     }
 
-    done_or_inner_hints!();
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
+    }
 }

@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::clock::{self, Bound, HeaderClock, LazySleep};
-use crate::deadline::{fired, RequestDeadline};
+use crate::channels::{fired, HeaderClock};
+use crate::clock::{self, Bound, LazySleep};
+use crate::deadline::RequestDeadline;
 use crate::error::BoxError;
 use crate::stats::Stats;
 
@@ -72,7 +73,16 @@ impl ResponseHeaderTimeoutLayer {
         ResponseHeaderTimeoutLayer { limit, stats: None }
     }
 
-    limit_and_stats!();
+    /// Counts fired timeouts in `stats`, by phase.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
 }
 
 impl<S> Layer<S> for ResponseHeaderTimeoutLayer {
@@ -99,7 +109,20 @@ impl<S> ResponseHeaderTimeout<S> {
         ResponseHeaderTimeout { inner, layer }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for ResponseHeaderTimeout<S>

@@ -8,13 +8,13 @@ use std::time::Duration;
 use http::uri::Authority;
 use http::Uri;
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use self::split::Split;
-use crate::clock;
-use crate::deadline::fired;
+use crate::channels::fired;
+use crate::channels::split::{self, Split};
+use crate::clock::{self, LazySleep};
 use crate::error::{BoxError, Error, Phase};
 use crate::stats::Stats;
 
@@ -96,7 +96,16 @@ impl TlsHandshakeTimeoutLayer {
         TlsHandshakeTimeoutLayer { limit, stats: None }
     }
 
-    limit_and_stats!();
+    /// Counts fired timeouts in `stats`, by phase.
+    pub fn stats(mut self, stats: Stats) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
 }
 
 impl<S> Layer<S> for TlsHandshakeTimeoutLayer {
@@ -142,7 +151,20 @@ impl<S> TlsHandshakeTimeout<S> {
         TlsHandshakeTimeout { inner, layer }
     }
 
-    inner_accessors!(S);
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Gives back the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S> Service<Uri> for TlsHandshakeTimeout<S>
@@ -164,7 +186,7 @@ where
             inner: self.inner.call(dst),
             called: Instant::now(),
             split: Split::Unseen,
-            sleep: None,
+            sleep: LazySleep::default(),
             limit: self.layer.limit,
             stats: self.layer.stats.clone(),
             authority,
@@ -187,7 +209,7 @@ pin_project! {
         inner: F,
         called: Instant,
         split: Split,
-        sleep: Option<Pin<Box<Sleep>>>,
+        sleep: LazySleep,
         limit: Duration,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -224,68 +246,9 @@ where
             Split::Connecting => return Poll::Pending,
             Split::Connected(at) => at,
         };
-        let at = clock::add(start, *this.limit);
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        if sleep.deadline() != at {
-            sleep.as_mut().reset(at);
-        }
-        ready!(sleep.as_mut().poll(cx));
+        ready!(this.sleep.poll_until(clock::add(start, *this.limit), cx));
         let err = Error::timeout(Phase::TlsHandshake, *this.limit);
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
     }
 }
-
-/// How a [`TlsHandshakeTimeoutFuture`] learns where TCP ends: a task-local slot, set for the
-/// duration of each poll of its inner future, that a [`ConnectTimeoutFuture`] polled inside it
-/// writes to.
-///
-/// [`ConnectTimeoutFuture`]: super::ConnectTimeoutFuture
-pub(super) mod split {
-    use std::cell::Cell;
-
-    use tokio::time::Instant;
-
-    /// What the connect step inside has reported so far.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(crate) enum Split {
-        /// No connect step has shown itself.
-        Unseen,
-        /// A connect step is running.
-        Connecting,
-        /// The connect step finished at this instant.
-        Connected(Instant),
-    }
-
-    tokio::task_local! {
-        static SPLIT: Cell<Split>;
-    }
-
-    /// Runs `poll` with the slot set to `state`; returns its result and the slot afterwards.
-    pub(crate) fn scope<R>(state: Split, poll: impl FnOnce() -> R) -> (R, Split) {
-        SPLIT.sync_scope(Cell::new(state), || {
-            let r = poll();
-            (r, SPLIT.with(Cell::get))
-        })
-    }
-
-    /// Called by a connect future on each poll: "a connect step is running" (if it is not done).
-    pub(crate) fn connecting() {
-        let _ = SPLIT.try_with(|s| {
-            if s.get() == Split::Unseen {
-                s.set(Split::Connecting);
-            }
-        });
-    }
-
-    /// Called by a connect future when it connected.
-    pub(crate) fn connected(at: Instant) {
-        let _ = SPLIT.try_with(|s| s.set(Split::Connected(at)));
-    }
-}
-
-#[cfg(test)]
-#[path = "tls_tests.rs"]
-mod tests;

@@ -267,6 +267,6 @@ fn fired<S, B>(
 ) -> BoxError {
     let err = bound.error();
     let authority = call.and_then(|(_, r)| r.uri().authority());
-    crate::deadline::fired(stats.as_ref(), authority, &err);
+    crate::channels::fired(stats.as_ref(), authority, &err);
     err.into()
 }

@@ -5,9 +5,15 @@ use tokio::time::{advance, Instant};
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
-use super::*;
-use crate::test_util::*;
-use crate::{ErrorKind, Stats};
+use std::future::Future;
+use std::pin::Pin;
+use tower::{Layer, Service};
+use tower_hardened::{
+    BoxError, ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer, Error, ErrorKind, Phase,
+    Stats,
+};
+
+use crate::util::*;
 
 /// Stands for a TCP stream: the connector's response type must come out unchanged.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,7 +42,7 @@ async fn fires_exactly_at_the_limit() {
     advance(Duration::from_millis(1)).await;
     assert!(fut.is_woken());
     let err = assert_ready_err!(fut.poll());
-    let found = crate::Error::find(&*err).expect("this crate's error");
+    let found = Error::find(&*err).expect("this crate's error");
     assert_eq!(found.phase(), Some(Phase::Connect));
     assert_eq!(found.kind(), ErrorKind::Timeout);
     assert_eq!(found.limit(), Some(Duration::from_secs(3)));
@@ -88,7 +94,7 @@ async fn inner_errors_pass_through_unchanged() {
         "refused",
     ));
     let err = assert_ready_err!(fut.poll());
-    assert!(crate::Error::find(&*err).is_none(), "not ours: {err:?}");
+    assert!(Error::find(&*err).is_none(), "not ours: {err:?}");
     let io = err
         .downcast_ref::<std::io::Error>()
         .expect("the inner error itself, only boxed");

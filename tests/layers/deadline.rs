@@ -7,9 +7,11 @@ use tokio::time::{advance, Instant};
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
 use tower_test::mock;
 
-use super::*;
-use crate::test_util::*;
-use crate::{Phase, Stats};
+use tower_hardened::{
+    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, Phase, RequestDeadline, Stats,
+};
+
+use crate::util::*;
 
 type Handle = mock::Handle<Request<()>, Response<ChannelBody>>;
 
@@ -172,8 +174,6 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let body = DeadlineBody::new(
         inner.with_hint(SizeHint::with_exact(5)),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(body.size_hint().exact(), Some(5));
     assert!(!body.is_end_stream());
@@ -181,15 +181,11 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let full = DeadlineBody::new(
         http_body_util::Full::new(Bytes::from("hello")),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(full.size_hint().exact(), Some(5));
     let empty = DeadlineBody::new(
         http_body_util::Empty::<Bytes>::new(),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert!(empty.is_end_stream());
     assert_eq!(empty.size_hint().exact(), Some(0));
@@ -201,8 +197,6 @@ async fn body_forwards_size_hint_and_end_of_stream() {
     let ranged = DeadlineBody::new(
         inner.with_hint(hint),
         RequestDeadline::after(Duration::from_secs(1)),
-        None,
-        None,
     );
     assert_eq!(ranged.size_hint().lower(), 3);
     assert_eq!(ranged.size_hint().upper(), Some(9));
@@ -230,4 +224,46 @@ fn public_types_are_send_sync_clone() {
     >();
     assert_send_sync::<DeadlineBody<ChannelBody>>();
     assert_send_sync::<RequestDeadline>();
+}
+
+#[tokio::test(start_paused = true)]
+async fn remaining_counts_down_to_zero() {
+    let d = RequestDeadline::after(Duration::from_secs(3));
+    assert_eq!(d.remaining(), Duration::from_secs(3));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(d.remaining(), Duration::from_secs(2));
+    assert!(!d.is_expired());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(d.remaining(), Duration::ZERO);
+    assert!(d.is_expired());
+    assert_eq!(d.budget(), Duration::from_secs(3));
+    let u = RequestDeadline::until(Instant::now() + Duration::from_millis(10));
+    assert_eq!(u.budget(), Duration::from_millis(10));
+}
+
+#[test]
+fn grpc_timeout_round_trips_within_eight_digits() {
+    for d in [
+        Duration::from_nanos(5),
+        Duration::from_millis(99),
+        Duration::from_millis(1500),
+        Duration::from_secs(500),
+        Duration::from_secs(200_000),
+        Duration::from_secs(86_400 * 365 * 30),
+    ] {
+        let v = RequestDeadline::encode_grpc_timeout(d);
+        let s = v.to_str().unwrap();
+        assert!(s.len() <= 9, "{s}");
+        let back = RequestDeadline::parse_grpc_timeout(s).unwrap();
+        assert!(back <= d, "{s} decodes to {back:?} > {d:?}");
+        // Rounded down by less than one unit of the chosen size.
+        assert!(d - back < d / 1000 + Duration::from_nanos(1), "{s}");
+    }
+    assert_eq!(RequestDeadline::parse_grpc_timeout(""), None);
+    assert_eq!(RequestDeadline::parse_grpc_timeout("123456789m"), None);
+    assert_eq!(RequestDeadline::parse_grpc_timeout("-1S"), None);
+    assert_eq!(
+        RequestDeadline::parse_grpc_timeout("2H"),
+        Some(Duration::from_secs(7200))
+    );
 }

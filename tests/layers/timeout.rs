@@ -8,9 +8,14 @@ use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
 use tower_test::mock;
 
-use super::*;
-use crate::test_util::*;
-use crate::{Phase, RequestDeadline, Stats};
+use tower_hardened::{
+    BodyIdleTimeout, BodyIdleTimeoutBody, BodyIdleTimeoutFuture, BodyIdleTimeoutLayer, Phase,
+    RequestDeadline, RequestWriteBody, RequestWriteTimeout, RequestWriteTimeoutBody,
+    RequestWriteTimeoutFuture, RequestWriteTimeoutLayer, ResponseHeaderTimeout,
+    ResponseHeaderTimeoutFuture, ResponseHeaderTimeoutLayer, Stats,
+};
+
+use crate::util::*;
 
 fn with_deadline<B>(body: B, d: Duration) -> Request<B> {
     let mut req = Request::new(body);

@@ -5,10 +5,17 @@ use tokio::time::{advance, Instant};
 use tokio_test::{assert_pending, assert_ready_err, assert_ready_ok, task};
 use tower_test::mock;
 
-use super::*;
-use crate::test_util::*;
-use crate::timeout::{ConnectTimeout, ConnectTimeoutLayer};
-use crate::Stats;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
+use std::task::Poll;
+use tower::{Layer, Service};
+use tower_hardened::{
+    BoxError, ConnectTimeout, ConnectTimeoutLayer, Error, Phase, Stats, TlsHandshakeTimeout,
+    TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer,
+};
+
+use crate::util::*;
 
 /// Stands for a TCP stream (and, after the fake handshake, the TLS stream).
 #[derive(Debug, PartialEq, Eq)]
@@ -149,7 +156,7 @@ async fn slow_tcp_is_a_connect_timeout_not_a_tls_one() {
     assert_pending!(fut.poll());
     advance(Duration::from_millis(1)).await;
     let err = assert_ready_err!(fut.poll());
-    let found = crate::Error::find(&*err).expect("the connect timeout, through the TLS layer");
+    let found = Error::find(&*err).expect("the connect timeout, through the TLS layer");
     assert_eq!(found.phase(), Some(Phase::Connect));
     assert_eq!(found.limit(), Some(Duration::from_secs(3)));
     let snap = stats.snapshot();
@@ -168,7 +175,7 @@ async fn tcp_errors_pass_through_both_layers_unchanged() {
         "refused",
     ));
     let err = assert_ready_err!(fut.poll());
-    assert!(crate::Error::find(&*err).is_none());
+    assert!(Error::find(&*err).is_none());
     let io = err.downcast_ref::<std::io::Error>().expect("inner error");
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
 }

@@ -1,0 +1,177 @@
+//! The private channels between layers: what one layer tells another, or tells the counters,
+//! that neither the request nor the response carries in public. Each says who writes it, who
+//! reads it and why it exists.
+//!
+//! - **The response-header clock** ([`HeaderClock`], in the request's extensions). Written by
+//!   `ResponseHeaderTimeout`, which puts a fresh clock in every request it sends on, and by the
+//!   layers inside it that know a phase the clock must not count: `RequestWriteTimeout` holds
+//!   it until the request body is sent, `Retire` (pool) until the connection is obtained. Read
+//!   by `ResponseHeaderTimeout`'s future, which starts its timer when the last hold is
+//!   released. Why: connect, TLS, pool waits and uploads have limits of their own, so counting
+//!   them against the response headers would name the wrong phase; Go's
+//!   `ResponseHeaderTimeout` also starts once the request is written.
+//! - **The TLS/TCP split** ([`split`], a tokio task-local). Written by `ConnectTimeoutFuture`
+//!   ("connecting", then "connected at"), read by `TlsHandshakeTimeoutFuture`, which sets the
+//!   slot around each poll of the TLS connector it wraps and starts the handshake clock when
+//!   TCP is connected. Why: connectors are called with a `Uri` only, and the TLS connector in
+//!   between (hyper-rustls' `HttpsConnector`, any other) is opaque, so there is no extension to
+//!   carry the instant; a slot that exists only while the outer future polls the inner one is
+//!   the one channel through it, and two connects on one task keep separate slots.
+//! - **The timeout reporter** ([`fired`]). Written by every layer whose timer fires (deadline,
+//!   the five phase timeouts, the limiters' acquire wait, the pool's acquire wait), right before
+//!   it returns its error. Read by whoever reads the shared [`Stats`] (`timeouts(phase)`) and
+//!   by `tracing` subscribers (one debug event with the phase and the authority). Why: one
+//!   place counts each fired timeout once, under its phase, and logs it with the same fields,
+//!   whichever layer fired.
+
+use http::uri::Authority;
+
+use crate::error::{Error, Phase};
+use crate::stats::Stats;
+
+#[cfg(any(feature = "timeout", feature = "pool"))]
+pub(crate) use self::header_clock::{HeaderClock, HeaderHold};
+
+/// The response-header clock and its holds.
+#[cfg(any(feature = "timeout", feature = "pool"))]
+mod header_clock {
+    use tokio::time::Instant;
+
+    /// Holds back a response-header clock until the request is on its way (who puts it in the
+    /// request and who holds it: see the module docs). It starts when the last hold is
+    /// released; with no hold ever taken, when the request entered `ResponseHeaderTimeout`.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct HeaderClock(std::sync::Arc<std::sync::Mutex<HeaderClockState>>);
+
+    #[derive(Debug, Default)]
+    struct HeaderClockState {
+        holds: usize,
+        held: bool,
+        started: Option<Instant>,
+        waker: Option<std::task::Waker>,
+    }
+
+    impl HeaderClock {
+        fn lock(&self) -> std::sync::MutexGuard<'_, HeaderClockState> {
+            // Plain assignments only under the lock: a poisoned state is still consistent.
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// Keeps the clock from starting until the hold is released or dropped.
+        pub(crate) fn hold(&self) -> HeaderHold {
+            let mut st = self.lock();
+            st.holds += 1;
+            st.held = true;
+            HeaderHold(Some(self.clone()))
+        }
+
+        /// When the clock started: `entered` if no hold was ever taken, the release of the last hold
+        /// otherwise; `None` while held (and `cx` is woken when it starts).
+        #[cfg(feature = "timeout")]
+        pub(crate) fn poll_started(
+            &self,
+            entered: Instant,
+            cx: &mut std::task::Context<'_>,
+        ) -> Option<Instant> {
+            let mut st = self.lock();
+            if !st.held {
+                return Some(entered);
+            }
+            if st.started.is_none() && !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.waker = Some(cx.waker().clone());
+            }
+            st.started
+        }
+    }
+
+    /// One reason not to start a [`HeaderClock`] yet; released by [`HeaderHold::release`] or drop.
+    #[derive(Debug)]
+    pub(crate) struct HeaderHold(Option<HeaderClock>);
+
+    impl HeaderHold {
+        /// This phase is over (idempotent).
+        pub(crate) fn release(&mut self) {
+            let Some(clock) = self.0.take() else { return };
+            let mut st = clock.lock();
+            st.holds -= 1;
+            if st.holds == 0 {
+                st.started = Some(Instant::now());
+                if let Some(w) = st.waker.take() {
+                    drop(st);
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    impl Drop for HeaderHold {
+        fn drop(&mut self) {
+            self.release();
+        }
+    }
+}
+
+/// How a [`TlsHandshakeTimeoutFuture`](crate::TlsHandshakeTimeoutFuture) learns where TCP
+/// ends: a task-local slot, set for the duration of each poll of its inner future, that a
+/// [`ConnectTimeoutFuture`](crate::ConnectTimeoutFuture) polled inside it writes to.
+#[cfg(feature = "timeout")]
+pub(crate) mod split {
+    use std::cell::Cell;
+
+    use tokio::time::Instant;
+
+    /// What the connect step inside has reported so far.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Split {
+        /// No connect step has shown itself.
+        Unseen,
+        /// A connect step is running.
+        Connecting,
+        /// The connect step finished at this instant.
+        Connected(Instant),
+    }
+
+    tokio::task_local! {
+        static SPLIT: Cell<Split>;
+    }
+
+    /// Runs `poll` with the slot set to `state`; returns its result and the slot afterwards.
+    pub(crate) fn scope<R>(state: Split, poll: impl FnOnce() -> R) -> (R, Split) {
+        SPLIT.sync_scope(Cell::new(state), || {
+            let r = poll();
+            (r, SPLIT.with(Cell::get))
+        })
+    }
+
+    /// Called by a connect future on each poll: "a connect step is running" (if it is not done).
+    pub(crate) fn connecting() {
+        let _ = SPLIT.try_with(|s| {
+            if s.get() == Split::Unseen {
+                s.set(Split::Connecting);
+            }
+        });
+    }
+
+    /// Called by a connect future when it connected.
+    pub(crate) fn connected(at: Instant) {
+        let _ = SPLIT.try_with(|s| s.set(Split::Connected(at)));
+    }
+}
+
+/// Reports a timeout that fired: counts it by phase in `stats` and logs it at debug level with
+/// its phase and authority. Every layer calls it once per fired timer, right before it returns
+/// the error.
+pub(crate) fn fired(stats: Option<&Stats>, authority: Option<&Authority>, err: &Error) {
+    if let Some(stats) = stats {
+        if let Some(phase) = err.phase() {
+            stats.timeout(phase);
+        }
+    }
+    tracing::debug!(
+        phase = err.phase().map(Phase::as_str),
+        authority = authority.map(Authority::as_str),
+        "{err}"
+    );
+}
