@@ -3,7 +3,7 @@
 //! `TlsHandshakeTimeout(HttpsConnector(ConnectTimeout(HttpConnector)))`.
 #![cfg(feature = "tls")]
 
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 
