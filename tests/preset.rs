@@ -252,7 +252,6 @@ async fn hanging_connect_is_connect_and_leaves_no_socket_behind() {
     rig.finish("hanging connect", syn_sent).await;
 }
 
-#[cfg(feature = "tls")]
 mod tls {
     use super::*;
 

@@ -1,7 +1,7 @@
 //! `TlsHandshakeTimeoutLayer` and `ConnectTimeoutLayer` around a real rustls connector
 //! (hyper-rustls, ring), through hyper-util's legacy client:
 //! `TlsHandshakeTimeout(HttpsConnector(ConnectTimeout(HttpConnector)))`.
-#![cfg(feature = "tls")]
+#![cfg(feature = "timeout")]
 
 use tower_hardened_test_server as support;
 
