@@ -14,8 +14,7 @@
 //! detection on, one registry insert and remove) against the bare client.
 #![allow(unreachable_pub)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use tower_hardened_test_server as support;
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

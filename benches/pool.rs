@@ -6,8 +6,7 @@
 //! cargo bench --bench pool -- --warm-up-time 1 --measurement-time 3
 //! ```
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::Duration;
 

@@ -32,8 +32,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
-#[path = "../tests/support/mod.rs"]
-mod support;
+use tower_hardened_test_server as support;
 
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion};

@@ -4,8 +4,9 @@
 //! ```text
 //! cargo run --example hyper_util_client
 //! ```
-#[path = "../tests/support/mod.rs"]
-mod support;
+//!
+//! The server it talks to is `tower_hardened_test_server` (this repository's `tests/server/`),
+//! a loopback server that misbehaves on purpose; in your code, it is the server you call.
 
 use std::time::Duration;
 
@@ -15,10 +16,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::{Layer, ServiceExt};
 use tower_hardened::{Error, Hardened};
+use tower_hardened_test_server::TestServer;
 
 #[tokio::main]
 async fn main() -> Result<(), tower_hardened::BoxError> {
-    let server = support::TestServer::start().await;
+    let server = TestServer::start().await;
 
     // 1. One line: a ready client with every layer and safe pool settings.
     let preset = Hardened::new().response_headers(Duration::from_millis(500));

@@ -18,18 +18,16 @@
 //! - `layers`: `Hardened::layer()` around a bare client.
 //! - `preset`: `Hardened::new().client()`.
 //!
-//! The server is the crate's test server on its own thread; the count covers both, and the
-//! server's share is the same for every mode. Also prints wall time and the client thread's CPU
+//! The server is the crate's test server (`tower_hardened_test_server`, `tests/server/`) on its
+//! own thread; the count covers both, and the server's share is the same for every mode. Also prints wall time and the client thread's CPU
 //! time per request (Linux), which are noisy.
-#![allow(unreachable_pub)]
-
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
 use tower_hardened::{Hardened, PoolClientBuilder, RequestWriteBody};
+use tower_hardened_test_server::TestServer;
 
 async fn run<S, B>(svc: S, uri: http::Uri, n: usize, callers: usize, drop_unread: bool)
 where
@@ -76,7 +74,7 @@ fn main() {
     let path = args.next().unwrap_or_else(|| "/ok".into());
     let drop_unread = std::env::var_os("DROP").is_some();
 
-    let server = support::TestServer::start_on_own_thread();
+    let server = TestServer::start_on_own_thread();
     let uri = server.uri(&path);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -86,7 +84,7 @@ fn main() {
         let (cpu, wall) = (thread_cpu_ns(), std::time::Instant::now());
         match mode.as_str() {
             "bare" => {
-                let c = support::bare_client::<Empty<Bytes>>();
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }
             "pool" => {
@@ -100,7 +98,8 @@ fn main() {
                 run(c, uri, n, callers, drop_unread).await
             }
             "layers" => {
-                let c = support::bare_client::<RequestWriteBody<Empty<Bytes>>>();
+                let c = Client::builder(TokioExecutor::new())
+                    .build_http::<RequestWriteBody<Empty<Bytes>>>();
                 run(
                     Hardened::new().layer().layer(c),
                     uri,

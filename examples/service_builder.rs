@@ -4,23 +4,27 @@
 //! ```text
 //! cargo run --example service_builder
 //! ```
-#[path = "../tests/support/mod.rs"]
-mod support;
+//!
+//! The server it talks to is `tower_hardened_test_server` (this repository's `tests/server/`),
+//! a loopback server that misbehaves on purpose; in your code, it is the server you call.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_hardened::{
     BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Error,
     PerHostLimitLayer, Phase, RequestWriteTimeoutLayer, ResponseHeaderTimeoutLayer,
     ServiceBuilderExt, Stats,
 };
+use tower_hardened_test_server::TestServer;
 
 #[tokio::main]
 async fn main() -> Result<(), tower_hardened::BoxError> {
-    let server = support::TestServer::start().await;
+    let server = TestServer::start().await;
     let stats = Stats::new();
 
     // Outer to inner. Each layer counts into the same handle.
@@ -32,7 +36,7 @@ async fn main() -> Result<(), tower_hardened::BoxError> {
         .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(1)).stats(stats.clone()))
         .layer(BodyIdleTimeoutLayer::new(Duration::from_millis(300)).stats(stats.clone()))
         .layer(RequestWriteTimeoutLayer::new(Duration::from_secs(1)).stats(stats.clone()))
-        .service(support::bare_client());
+        .service(Client::builder(TokioExecutor::new()).build_http());
 
     let get = |path: &str| http::Request::get(server.uri(path)).body(Empty::<Bytes>::new());
 
@@ -52,7 +56,7 @@ async fn main() -> Result<(), tower_hardened::BoxError> {
         .response_header_timeout(Duration::from_secs(5))
         .body_idle_timeout(Duration::from_secs(5))
         .request_write_timeout(Duration::from_secs(5))
-        .service(support::bare_client());
+        .service(Client::builder(TokioExecutor::new()).build_http());
     let resp = short.oneshot(get("/endless")?).await?;
     let err = resp.into_body().collect().await.unwrap_err();
     println!("endless body: {err}");

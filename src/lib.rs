@@ -72,7 +72,6 @@
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
 //! | `preset` | the one-line safe stack | yes |
-//! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
 //! | `full` | all of the above | no |
 //!
 //! The [`deadline`] module, [`Error`] and [`Stats`] are always there. Design notes and comparisons

@@ -2,7 +2,7 @@
 //! client, against a TCP connect that really hangs and a name resolution that really hangs.
 #![cfg(feature = "timeout")]
 
-mod support;
+use tower_hardened_test_server as support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

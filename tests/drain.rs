@@ -1,6 +1,6 @@
 //! `DrainOnDropLayer` against the real loopback server, through hyper-util's client.
 #![cfg(feature = "drain")]
-mod support;
+use tower_hardened_test_server as support;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

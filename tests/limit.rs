@@ -1,7 +1,7 @@
 //! Body-held concurrency limits through a real hyper-util client against the misbehaving
 //! loopback server: what the server sees (requests, open connections), not just what the
 //! client returns.
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 

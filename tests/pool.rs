@@ -1,6 +1,6 @@
 //! Bounded pools for hyper-util's legacy client against the real loopback server, counting the
 //! connections the server sees.
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::Duration;
 

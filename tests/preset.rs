@@ -1,7 +1,7 @@
-//! The fault matrix of `tests/support`, end to end through the [`Hardened`] preset and its real
-//! hyper-util client: each fault ends in the typed error of its phase (found with
-//! `Error::find` through hyper-util's wrapping), and after each one nothing is left behind,
-//! measured:
+//! The fault matrix of the loopback server (`tests/server`), end to end through the
+//! [`Hardened`] preset and its real hyper-util client: each fault ends in the typed error of its
+//! phase (found with `Error::find` through hyper-util's wrapping), and after each one nothing is
+//! left behind, measured:
 //!
 //! - the preset's stats: nothing in flight, nothing waiting;
 //! - both limiters (read through `Hardened::limit_handle` and `Hardened::per_host_handle`):
@@ -17,7 +17,7 @@
 //! bounds are generous (the machine is loaded), exact ones live in the unit tests.
 #![cfg(feature = "preset")]
 
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 
@@ -247,7 +247,6 @@ async fn hanging_connect_is_connect_and_leaves_no_socket_behind() {
     rig.finish("hanging connect", syn_sent).await;
 }
 
-#[cfg(feature = "tls")]
 mod tls {
     use super::*;
 

@@ -19,7 +19,7 @@
 //! - The server saw at most [`MAX_CONNECTIONS_PER_1000`] connections per 1,000 requests: bodies
 //!   dropped unread gave their connection back instead of costing a new one each.
 
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 

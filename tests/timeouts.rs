@@ -1,6 +1,6 @@
 //! The deadline and the request-side phase timeouts against a real misbehaving server, through
 //! hyper-util's legacy client. Errors are found with `Error::find` through hyper-util's wrapping.
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 

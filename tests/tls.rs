@@ -1,9 +1,9 @@
 //! `TlsHandshakeTimeoutLayer` and `ConnectTimeoutLayer` around a real rustls connector
 //! (hyper-rustls, ring), through hyper-util's legacy client:
 //! `TlsHandshakeTimeout(HttpsConnector(ConnectTimeout(HttpConnector)))`.
-#![cfg(feature = "tls")]
+#![cfg(feature = "timeout")]
 
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::{Duration, Instant};
 

@@ -12,8 +12,8 @@ use hyper_util::rt::TokioExecutor;
 use tower_hardened::Hardened;
 use tower_layer::Layer;
 
-use crate::support::{hanging_listener, silent_listener, tls_configs};
 use crate::{exchange, Probe, Row};
+use tower_hardened_test_server::{hanging_listener, silent_listener, tls_configs};
 
 /// How long the bare client is given before we call it hung.
 const PATIENCE: Duration = Duration::from_secs(3);

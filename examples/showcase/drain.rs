@@ -8,8 +8,8 @@ use http_body_util::Empty;
 use tower::{Service, ServiceExt};
 use tower_hardened::{Hardened, Stats};
 
-use crate::support::{bare_client, TestServer};
 use crate::Row;
+use tower_hardened_test_server::{bare_client, TestServer};
 
 const CALLERS: usize = 8;
 const PER_CALLER: usize = 100;

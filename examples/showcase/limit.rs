@@ -10,8 +10,8 @@ use http_body_util::Empty;
 use tower::Service;
 use tower_hardened::Hardened;
 
-use crate::support::{bare_client, live_tasks, rss_kib, TestServer};
 use crate::{describe, Row};
+use tower_hardened_test_server::{bare_client, live_tasks, rss_kib, TestServer};
 
 const FLOOD: usize = 500;
 const LIMIT: usize = 20;

@@ -5,6 +5,7 @@
 //! cargo run --release --example showcase
 //! ```
 //!
+//! The server is `tower_hardened_test_server` (`tests/server/` in this repository).
 //! Each scenario lives in its own module and returns rows; `main` only runs them and prints.
 //! The hardened side is always the one-line preset, `Hardened::new()`, with a few limits made
 //! short so the table prints in seconds. Every server runs on its own runtime thread, so the
@@ -13,9 +14,6 @@
 //! "conns" and "peak" are what the server saw.
 #![allow(unreachable_pub)]
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 mod connect;
 mod drain;
 mod limit;
@@ -23,6 +21,8 @@ mod pool;
 mod request;
 
 use std::time::Duration;
+
+use tower_hardened_test_server::{live_tasks, rss_kib, TestServer};
 
 /// One line of the table: one client facing one misbehaviour.
 #[derive(Debug, Default, Clone)]
@@ -59,8 +59,8 @@ impl Row {
 
 /// Starts a fresh misbehaving server on a runtime of its own (one thread), so its tasks are not
 /// counted with the client's.
-pub fn fresh_server() -> support::TestServer {
-    support::TestServer::start_on_own_thread()
+pub fn fresh_server() -> TestServer {
+    TestServer::start_on_own_thread()
 }
 
 /// What a row measures around a scenario: resident memory and live tasks before it, and the
@@ -74,22 +74,22 @@ impl Probe {
     /// Takes the "before" numbers. Create it before the client.
     pub fn start() -> Probe {
         Probe {
-            rss: support::rss_kib(),
-            tasks: support::live_tasks().unwrap_or(0),
+            rss: rss_kib(),
+            tasks: live_tasks().unwrap_or(0),
         }
     }
 
     /// Fills the resource columns of `row`. Call it after the client is dropped: it gives
     /// connection tasks up to 1.5 s to notice and end, then counts what is left.
-    pub async fn finish(self, row: &mut Row, server: Option<&support::TestServer>) {
+    pub async fn finish(self, row: &mut Row, server: Option<&TestServer>) {
         let settle = std::time::Instant::now();
-        while support::live_tasks().unwrap_or(0) > self.tasks
+        while live_tasks().unwrap_or(0) > self.tasks
             && settle.elapsed() < Duration::from_millis(1500)
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        row.tasks_left = support::live_tasks().map(|n| n as i64 - self.tasks as i64);
-        row.rss_kib = match (self.rss, support::rss_kib()) {
+        row.tasks_left = live_tasks().map(|n| n as i64 - self.tasks as i64);
+        row.rss_kib = match (self.rss, rss_kib()) {
             (Some(b), Some(a)) => Some(a as i64 - b as i64),
             _ => None,
         };

@@ -120,7 +120,11 @@ pub async fn rows() -> Vec<Row> {
     vec![
         idle_row("bare", bare_idle).await,
         idle_row("hardened", hardened_idle).await,
-        cap_row("bare", crate::support::bare_client::<Empty<Bytes>>()).await,
+        cap_row(
+            "bare",
+            tower_hardened_test_server::bare_client::<Empty<Bytes>>(),
+        )
+        .await,
         cap_row("hardened", hardened_cap).await,
     ]
 }

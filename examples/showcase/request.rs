@@ -6,8 +6,8 @@ use std::time::Duration;
 use http::Request;
 use tower_hardened::Hardened;
 
-use crate::support::{bare_client, endless_upload, ScriptBody, Then};
 use crate::{exchange, fresh_server, Probe, Row};
+use tower_hardened_test_server::{bare_client, endless_upload, ScriptBody, Then};
 
 /// How long the bare client is given before we call it hung.
 const PATIENCE: Duration = Duration::from_secs(3);

@@ -1,5 +1,19 @@
 //! A real hyper server on 127.0.0.1 that misbehaves on purpose, path by path, and counts the
-//! connections it sees. Shared by the integration tests, the showcase and the benches.
+//! connections it sees, with the helpers that measure what a client leaves behind (live tokio
+//! tasks, resident memory, socket states). tower-hardened's integration tests, examples and
+//! benches talk to it; it is a dev-only crate of that workspace (not published) and does not
+//! depend on tower-hardened.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use tower_hardened_test_server::TestServer;
+//!
+//! let server = TestServer::start().await;
+//! let uri = server.uri("/stall-headers"); // a server that never answers
+//! # let _ = uri;
+//! assert_eq!(server.open(), 0);
+//! # }
+//! ```
 //!
 //! Paths (numbers in the path, times in milliseconds):
 //! - `/ok`                       200 with a 2-byte body
@@ -14,9 +28,9 @@
 //! - `/echo`                     reads the whole request body, answers its length
 //! - `/reset-headers`            closes the connection without a response
 //! - `/reset-body`               headers, one chunk, then the connection is cut
-#![allow(dead_code, unreachable_pub)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -37,19 +51,26 @@ use tokio::time::Sleep;
 /// Connection counts as the server sees them.
 #[derive(Default, Debug)]
 pub struct Counters {
+    /// Connections accepted (for the TLS server: whose handshake is done).
     pub accepted: AtomicUsize,
+    /// Connections open now.
     pub open: AtomicUsize,
+    /// Most connections open at once.
     pub peak_open: AtomicUsize,
+    /// Requests received.
     pub requests: AtomicUsize,
     /// Requests being served now: from arrival until the response body is fully sent or dropped.
     pub active: AtomicUsize,
+    /// Most requests served at once.
     pub peak_active: AtomicUsize,
 }
 
 /// A running misbehaving server. Lives as long as the runtime that started it.
 #[derive(Clone, Debug)]
 pub struct TestServer {
+    /// Where it listens: 127.0.0.1 and an OS-chosen port.
     pub addr: SocketAddr,
+    /// What it has seen so far.
     pub counters: Arc<Counters>,
 }
 
@@ -123,14 +144,17 @@ impl TestServer {
         format!("http://{}{}", self.addr, path).parse().unwrap()
     }
 
+    /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.counters.accepted.load(SeqCst)
     }
 
+    /// Connections open now.
     pub fn open(&self) -> usize {
         self.counters.open.load(SeqCst)
     }
 
+    /// Most connections open at once.
     pub fn peak_open(&self) -> usize {
         self.counters.peak_open.load(SeqCst)
     }
@@ -145,6 +169,7 @@ impl TestServer {
         self.counters.peak_active.load(SeqCst)
     }
 
+    /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.counters.requests.load(SeqCst)
     }
@@ -224,6 +249,7 @@ impl Body for ActiveBody {
 }
 
 /// A body that can drip, stall, end or fail on a schedule.
+#[derive(Debug)]
 pub struct ScriptBody {
     chunk: Bytes,
     /// Chunks left to send; `None` is endless.
@@ -236,14 +262,20 @@ pub struct ScriptBody {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-#[derive(Clone, Copy)]
+/// What a [`ScriptBody`] does once it has sent its chunks.
+#[derive(Clone, Copy, Debug)]
 pub enum Then {
+    /// Ends after its `left` chunks (never, if endless).
     End,
+    /// Stalls forever after this many chunks.
     StallAfter(u64),
+    /// Fails (the server cuts the connection) after this many chunks.
     FailAfter(u64),
 }
 
 impl ScriptBody {
+    /// `chunk` at a time, `left` chunks (`None`: endless), one every `every` (`None`: as fast as
+    /// it is read), then `then`.
     pub fn new(chunk: Bytes, left: Option<u64>, every: Option<Duration>, then: Then) -> Self {
         ScriptBody {
             chunk,
@@ -456,19 +488,19 @@ pub fn endless_upload(chunk: usize) -> ScriptBody {
     ScriptBody::new(Bytes::from(vec![b'u'; chunk]), None, None, Then::End)
 }
 
-/// Unused-infallible helper so `Infallible` stays imported for callers.
-pub type Never = Infallible;
-
 /// A TCP listener whose accept queue is full, so that further connects to it hang: created with
 /// backlog 0 and filled with connections that are never accepted, until one connect does not
 /// finish (checked, not assumed: panics if this kernel answers anyway). Connects to `addr` hang
 /// while this value lives.
+#[derive(Debug)]
 pub struct HangingListener {
+    /// Where connects hang.
     pub addr: SocketAddr,
     _listener: TcpListener,
     _fillers: Vec<tokio::net::TcpStream>,
 }
 
+/// Makes a [`HangingListener`] (see there).
 pub async fn hanging_listener() -> HangingListener {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();

@@ -1,5 +1,5 @@
 //! The misbehaving server does what it says, seen through a bare hyper-util client.
-mod support;
+use tower_hardened_test_server as support;
 
 use std::time::Duration;
 
