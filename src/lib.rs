@@ -133,7 +133,9 @@ mod test_util;
 pub use crate::body_limit::{
     ResponseBodyLimit, ResponseBodyLimitBody, ResponseBodyLimitFuture, ResponseBodyLimitLayer,
 };
-pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+pub use crate::deadline::{
+    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestBudget, RequestDeadline,
+};
 #[cfg(feature = "drain")]
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};

@@ -9,7 +9,10 @@
 //!
 //! A deadline already in the extensions (set from an inbound request's `grpc-timeout`, say) is
 //! kept when it is earlier. With [`DeadlineLayer::propagate_grpc_timeout`] the time left is
-//! written to the outgoing `grpc-timeout` header for the next hop.
+//! written to the outgoing `grpc-timeout` header for the next hop, and a `grpc-timeout` the
+//! caller already set is read as a deadline too (kept when earlier, so the smaller goes out).
+//! A [`RequestBudget`] in the extensions gives one request its own total, longer or shorter
+//! than the layer's; an earlier deadline of either kind above still wins over it.
 //!
 //! # Example
 //!
@@ -59,12 +62,14 @@
 //! - tower-http's body wrappers do not forward `size_hint`; [`DeadlineBody`] does.
 
 mod body;
+mod budget;
 mod future;
 mod layer;
 mod request_deadline;
 mod service;
 
 pub use self::body::DeadlineBody;
+pub use self::budget::RequestBudget;
 #[allow(unused_imports)]
 pub(crate) use self::future::fired;
 pub use self::future::DeadlineFuture;
