@@ -33,13 +33,13 @@ use crate::clock;
 ///
 /// let mut watch = Request::new(());
 /// watch.extensions_mut().insert(RequestBudget::new(Duration::from_secs(3600)));
-/// assert_eq!(svc.clone().oneshot(watch).await?.into_body(), "3600");
+/// assert_eq!(svc.clone().oneshot(watch).await?.into_body().get_ref(), "3600");
 ///
 /// // An earlier deadline the caller already has is kept.
 /// let mut inbound = Request::new(());
 /// inbound.extensions_mut().insert(RequestBudget::new(Duration::from_secs(3600)));
 /// inbound.extensions_mut().insert(RequestDeadline::after(Duration::from_secs(5)));
-/// assert_eq!(svc.oneshot(inbound).await?.into_body(), "5");
+/// assert_eq!(svc.oneshot(inbound).await?.into_body().get_ref(), "5");
 /// # Ok(()) }
 /// ```
 ///
