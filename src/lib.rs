@@ -112,6 +112,12 @@ pub mod deadline;
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub mod drain;
 mod error;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod grpc;
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub mod https;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
@@ -140,6 +146,14 @@ pub use crate::deadline::{
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use crate::grpc::{
+    BoxRequestBody, Grpc, GrpcBody, GrpcConnector, GrpcFuture, GrpcLayer, HardenedGrpc,
+};
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub use crate::https::{HardenedConnectFuture, HardenedIo};
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub use crate::limit::{

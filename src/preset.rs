@@ -33,8 +33,10 @@
 //! - The phase timeouts are innermost, around the client itself, so they time the exchange and
 //!   not the queues.
 //! - On the connector: the per-host connection cap outside the connect timeout, so a wait for a
-//!   connection slot is `Acquire` and never blamed on DNS or TCP. For HTTPS, put
-//!   [`TlsHandshakeTimeoutLayer`] around your TLS connector and [`Hardened::connect_layer`]
+//!   connection slot is `Acquire` and never blamed on DNS or TCP. With the `rustls` feature the
+//!   connector ([`HardenedConnector`]) serves `https://` too, the TLS-handshake timeout around
+//!   the TLS step and the connect timeout inside it (see [`https`](crate::https)). For another
+//!   TLS connector, put [`TlsHandshakeTimeoutLayer`] around it and [`Hardened::connect_layer`]
 //!   around its TCP connector, and pass it to [`Hardened::client_with`].
 //!
 //! # Defaults, and where they come from
@@ -62,7 +64,6 @@
 
 use std::time::Duration;
 
-use hyper_util::client::legacy::connect::HttpConnector;
 use tower_layer::Layer;
 
 use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitLayer};
@@ -75,7 +76,7 @@ use crate::limit::{
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
 use crate::stats::Stats;
 use crate::timeout::{
-    BodyIdleTimeout, BodyIdleTimeoutLayer, ConnectTimeout, ConnectTimeoutLayer, RequestWriteBody,
+    BodyIdleTimeout, BodyIdleTimeoutLayer, ConnectTimeoutLayer, RequestWriteBody,
     RequestWriteTimeout, RequestWriteTimeoutLayer, ResponseHeaderTimeout,
     ResponseHeaderTimeoutLayer, TlsHandshakeTimeoutLayer,
 };
@@ -91,9 +92,7 @@ pub type HardenedService<S> = Deadline<
     >,
 >;
 
-/// The connector of [`Hardened::client`]: hyper-util's `HttpConnector` bounded by the connect
-/// timeout.
-pub type HardenedConnector = ConnectTimeout<HttpConnector>;
+pub use crate::https::HardenedConnector;
 
 /// The client of [`Hardened::client`], for request bodies of type `B`.
 pub type HardenedClient<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<B>>>;
@@ -142,6 +141,9 @@ pub struct Hardened {
     max_response_body: u64,
     pool: PoolClientBuilder,
     max_response_header_bytes: usize,
+    /// Your TLS settings ([`Hardened::tls_config`]); the preset's defaults when `None`.
+    #[cfg(feature = "rustls")]
+    pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Hardened {
@@ -212,6 +214,8 @@ impl Hardened {
                 .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+            #[cfg(feature = "rustls")]
+            tls_config: None,
             stats,
         }
     }
@@ -438,6 +442,7 @@ impl Hardened {
     pub fn layer(&self) -> HardenedLayer {
         HardenedLayer {
             config: self.clone(),
+            grpc: false,
         }
     }
 
@@ -451,16 +456,15 @@ impl Hardened {
         TlsHandshakeTimeoutLayer::new(self.tls_handshake).stats(self.stats.clone())
     }
 
-    /// A ready hyper-util client for `http://` with the whole stack, request bodies of type `B`.
+    /// A ready hyper-util client with the whole stack, request bodies of type `B`: `http://`,
+    /// and with the `rustls` feature `https://` too (see [`HardenedConnector`]).
     pub fn client<B>(&self) -> HardenedClient<B>
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<crate::BoxError>,
     {
-        let mut http = HttpConnector::new();
-        http.set_keepalive(Some(Duration::from_secs(90)));
-        self.client_with(self.connect_layer().layer(http))
+        self.client_with(self.connector())
     }
 
     /// A ready hyper-util client over your own connector (for example an HTTPS connector built
@@ -525,6 +529,8 @@ impl Limits {
 #[derive(Debug, Clone)]
 pub struct HardenedLayer {
     config: Hardened,
+    /// Sends the time left as `grpc-timeout` (for [`Hardened::grpc_layer`]).
+    grpc: bool,
 }
 
 impl<S> Layer<S> for HardenedLayer {
@@ -547,6 +553,7 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = c.limits.global.layer(inner);
         let inner = c.limits.per_host.layer(inner);
         DeadlineLayer::new(c.total)
+            .propagate_grpc_timeout(self.grpc)
             .stats(stats.clone())
             .layer(inner)
     }
@@ -676,6 +683,102 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         preset: &Hardened,
     ) -> tower::ServiceBuilder<tower_layer::Stack<HardenedLayer, L>> {
         self.layer(preset.layer())
+    }
+}
+
+// ---- Integrations: HTTPS (feature `rustls`), gRPC (`tonic`), reqwest (`reqwest`) ----
+// Thin entry points; the code is in `src/https/`, `src/grpc/` and `src/reqwest/`.
+impl Hardened {
+    /// The connector of [`Hardened::client`]: `http://`, and with the `rustls` feature
+    /// `https://`, with this preset's connect and TLS-handshake timeouts (see
+    /// [`HardenedConnector`]). For [`Hardened::client_with`] or a pool of your own.
+    pub fn connector(&self) -> HardenedConnector {
+        self.connector_for(crate::https::Alpn::Both)
+    }
+
+    fn connector_for(&self, alpn: crate::https::Alpn) -> HardenedConnector {
+        HardenedConnector::new(
+            self.connect_layer(),
+            self.tls_layer(),
+            #[cfg(feature = "rustls")]
+            self.tls_config
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(crate::https::default_config),
+            alpn,
+        )
+    }
+
+    /// Your own TLS settings for `https://` (the system's roots, a client certificate, ...), in
+    /// place of the preset's (ring provider, `webpki-roots`). Build it with
+    /// `ClientConfig::builder_with_provider` and leave `alpn_protocols` empty: the preset offers
+    /// `h2` and `http/1.1` itself. The [`rustls`](crate::https::rustls) re-export is the
+    /// version this crate uses.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_hardened::https::rustls;
+    ///
+    /// let roots = rustls::RootCertStore::empty(); // add yours
+    /// let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    ///     rustls::crypto::ring::default_provider(),
+    /// ))
+    /// .with_safe_default_protocol_versions()
+    /// .unwrap()
+    /// .with_root_certificates(roots)
+    /// .with_no_client_auth();
+    /// let hardened = tower_hardened::Hardened::new().tls_config(config);
+    /// # let _ = hardened;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `config.alpn_protocols` is not empty.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    #[track_caller]
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        crate::https::check(&config);
+        self.tls_config = Some(std::sync::Arc::new(config));
+        self
+    }
+    /// The request-side stack for a tonic `Channel` (or any gRPC service), every error a
+    /// `tonic::Status` with a gRPC code, the time left sent as `grpc-timeout`: see
+    /// [`grpc`](crate::grpc) for the code table and the deadline rules. It shares this preset's
+    /// limits and stats.
+    ///
+    /// ```
+    /// use tower_hardened::Hardened;
+    /// use tower_layer::Layer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let hardened = Hardened::new();
+    /// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051")
+    ///     .connect_with_connector_lazy(hardened.grpc_connector());
+    /// let channel = hardened.grpc_layer().layer(channel);
+    /// # let _ = channel; }
+    /// ```
+    #[cfg(feature = "tonic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+    pub fn grpc_layer(&self) -> crate::grpc::GrpcLayer {
+        crate::grpc::GrpcLayer::new(HardenedLayer {
+            config: self.clone(),
+            grpc: true,
+        })
+    }
+
+    /// A connector for tonic's `Endpoint::connect_with_connector`: this preset's connect timeout
+    /// and (with `rustls`, for `https://`, ALPN `h2`) TLS-handshake timeout, under the pool's
+    /// per-host connection cap and write-stall timeout. Errors of the channel's connects are
+    /// then `Unavailable` with the phase (`Connect`, `TlsHandshake`) in the message.
+    #[cfg(feature = "tonic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+    pub fn grpc_connector(&self) -> crate::grpc::GrpcConnector {
+        let mut layer = self.pool.connector_layer().clone();
+        if layer.write_stall.is_none() {
+            layer = layer.write_stall_timeout(self.request_write);
+        }
+        crate::pool::PoolConnector::new(self.connector_for(crate::https::Alpn::H2), layer)
     }
 }
 

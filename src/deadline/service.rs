@@ -72,6 +72,8 @@ where
                 ours = false;
             }
         }
+        // The deadline the next hop was sent, when it was (see `DeadlineFuture`).
+        let mut hop = None;
         if self.layer.propagate {
             // A `grpc-timeout` the caller set (tonic's `Request::set_timeout`) is a deadline
             // too: kept when earlier, and then the header it came in is what goes out.
@@ -85,10 +87,9 @@ where
                 deadline = asked;
                 ours = true;
             }
-            req.headers_mut().insert(
-                GRPC_TIMEOUT.clone(),
-                RequestDeadline::encode_grpc_timeout(deadline.remaining()),
-            );
+            let (header, sent) = RequestDeadline::grpc_timeout(deadline.remaining());
+            req.headers_mut().insert(GRPC_TIMEOUT.clone(), header);
+            hop = Some(crate::clock::add(tokio::time::Instant::now(), sent));
         }
         if ours {
             req.extensions_mut().insert(deadline);
@@ -97,6 +98,7 @@ where
         DeadlineFuture::new(
             self.inner.call(req),
             deadline,
+            hop,
             self.layer.stats.clone(),
             authority,
         )

@@ -369,3 +369,40 @@ async fn a_request_budget_is_sent_as_grpc_timeout_unless_the_caller_asked_for_le
 fn a_zero_request_budget_is_rejected_at_construction() {
     let _ = RequestBudget::new(Duration::ZERO);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_failure_once_the_sent_deadline_passed_is_the_deadline() {
+    // The next hop enforces the grpc-timeout it was sent and fails a moment before this clock
+    // fires (tonic's channel does, with `Cancelled`): reported as this deadline, its source kept.
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(2)).propagate_grpc_timeout(true));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1999)).await;
+    send.send_error("the hop's own timeout");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(err.to_string(), "request deadline of 2s exceeded");
+    let source = std::error::Error::source(&*err).expect("the hop's error kept");
+    assert_eq!(source.to_string(), "the hop's own timeout");
+
+    // Earlier than that, an inner failure is its own.
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1990)).await;
+    send.send_error("refused");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "refused");
+
+    // And without propagation nothing was sent on: failures are always their own.
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(2)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1999)).await;
+    send.send_error("late");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "late");
+}
