@@ -53,3 +53,6 @@ pub use self::connector::{HardenedConnectFuture, HardenedConnector, HardenedIo};
 #[cfg(feature = "rustls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use rustls;
+
+#[cfg(test)]
+mod tests;
