@@ -127,6 +127,9 @@ pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod preset;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -171,6 +174,9 @@ pub use crate::pool::{
 pub use crate::preset::{
     Hardened, HardenedClient, HardenedConnector, HardenedLayer, HardenedService, ServiceBuilderExt,
 };
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use crate::reqwest::{HardenedReqwest, ReqwestFuture, ReqwestService, ReqwestServiceFuture};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{

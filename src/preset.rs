@@ -780,6 +780,24 @@ impl Hardened {
         }
         crate::pool::PoolConnector::new(self.connector_for(crate::https::Alpn::H2), layer)
     }
+    /// `client` with this preset's request-side stack around it, reqwest's own types at its
+    /// edges: see [`reqwest`](crate::reqwest). It shares this preset's limits and stats.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), tower_hardened::BoxError> {
+    /// let client = tower_hardened::Hardened::new().reqwest(reqwest::Client::new());
+    /// let resp = client.send(client.client().get("http://127.0.0.1:8080/")).await?;
+    /// println!("{}", resp.text().await?);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub fn reqwest(&self, client: ::reqwest::Client) -> crate::reqwest::HardenedReqwest {
+        crate::reqwest::HardenedReqwest::new(
+            self.layer()
+                .layer(crate::reqwest::ReqwestService::new(client)),
+        )
+    }
 }
 
 #[cfg(test)]
