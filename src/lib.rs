@@ -15,7 +15,9 @@
 //! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
-//! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
+//! | all of it in one line ([`preset`]), `https://` too with `rustls` ([`https`]) | [`Hardened`], [`ServiceBuilderExt`], [`HardenedConnector`] | all |
+//! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
+//! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //!
 //! # The one-line safe default
@@ -88,6 +90,9 @@
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
 //! | `preset` | the one-line safe stack | yes |
 //! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
+//! | `rustls` | `https://` in the preset ([`https`]): rustls, ring, webpki roots, ALPN h2 and http/1.1, [`Hardened::tls_config`] | no |
+//! | `tonic` | gRPC ([`grpc`]): `tonic::Status` codes, `grpc-timeout`, [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] (Rust 1.88, as tonic 0.14.6+) | no |
+//! | `reqwest` | the reqwest 0.12 adapter ([`reqwest`](mod@crate::reqwest)), [`Hardened::reqwest`] | no |
 //! | `full` | all of the above | no |
 //!
 //! The [`deadline`] module, [`Error`] and [`Stats`] are always there.

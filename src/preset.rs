@@ -712,7 +712,7 @@ impl Hardened {
     /// Your own TLS settings for `https://` (the system's roots, a client certificate, ...), in
     /// place of the preset's (ring provider, `webpki-roots`). Build it with
     /// `ClientConfig::builder_with_provider` and leave `alpn_protocols` empty: the preset offers
-    /// `h2` and `http/1.1` itself. The [`rustls`](crate::https::rustls) re-export is the
+    /// `h2` and `http/1.1` itself. The [`https::rustls`](crate::https::rustls) re-export is the
     /// version this crate uses.
     ///
     /// ```
