@@ -770,7 +770,8 @@ impl Hardened {
     /// A connector for tonic's `Endpoint::connect_with_connector`: this preset's connect timeout
     /// and (with `rustls`, for `https://`, ALPN `h2`) TLS-handshake timeout, under the pool's
     /// per-host connection cap and write-stall timeout. Errors of the channel's connects are
-    /// then `Unavailable` with the phase (`Connect`, `TlsHandshake`) in the message.
+    /// then `Unavailable` with the phase (`Connect`, `TlsHandshake`) in the message. The pool's
+    /// idle timeout and max lifetime do not apply: the channel keeps its connection itself.
     #[cfg(feature = "tonic")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
     pub fn grpc_connector(&self) -> crate::grpc::GrpcConnector {

@@ -522,52 +522,59 @@ async fn the_server_receives_a_grpc_timeout_no_larger_than_the_deadline_left() {
 
 #[tokio::test]
 async fn many_concurrent_calls_share_one_connection_under_both_limits() {
-    let server = Server::start().await;
-    let hardened = preset()
-        .max_in_flight(6)
-        .max_requests_per_host(4)
-        .max_waiting(64);
-    let tasks_before = live_tasks().unwrap();
-    let client = client(&hardened, &server.uri());
+    // Each limit in turn the tighter one: the server never sees more calls at once than it.
+    for (global, per_host) in [(6, 4), (3, 8)] {
+        let server = Server::start().await;
+        let hardened = preset()
+            .max_in_flight(global)
+            .max_requests_per_host(per_host)
+            .max_waiting(64);
+        let limit = global.min(per_host);
+        let tasks_before = live_tasks().unwrap();
+        let client = client(&hardened, &server.uri());
 
-    let calls: Vec<_> = (0..40)
-        .map(|_| {
-            let mut client = client.clone();
-            tokio::spawn(async move { client.check(ask("slow/30")).await })
-        })
-        .collect();
-    for call in calls {
-        let resp = call.await.unwrap().unwrap().into_inner();
-        assert_eq!(resp.status(), ServingStatus::Serving);
+        let calls: Vec<_> = (0..40)
+            .map(|_| {
+                let mut client = client.clone();
+                tokio::spawn(async move { client.check(ask("slow/30")).await })
+            })
+            .collect();
+        for call in calls {
+            let resp = call.await.unwrap().unwrap().into_inner();
+            assert_eq!(resp.status(), ServingStatus::Serving);
+        }
+        assert_eq!(server.seen.calls.load(SeqCst), 40);
+        let peak = server.seen.peak_active.load(SeqCst);
+        assert!(
+            peak <= limit,
+            "{peak} calls at once at the server, limit {limit}"
+        );
+        assert!(peak >= 2, "the calls were not concurrent at all ({peak})");
+        assert_eq!(
+            server.seen.accepted.load(SeqCst),
+            1,
+            "one HTTP/2 connection"
+        );
+        assert_nothing_held(&hardened);
+        let stats = hardened.stats_handle();
+        assert_eq!(stats.snapshot().connections_open, 1);
+
+        // The client and the preset gone (the preset's drain layer keeps a held-body sweeper
+        // task while it lives), the connection closes and every task of the client ends.
+        drop((client, hardened));
+        assert!(
+            eventually(Duration::from_secs(3), || server.seen.open.load(SeqCst)
+                == 0)
+            .await,
+            "the connection is still open at the server"
+        );
+        assert_eq!(stats.snapshot().connections_open, 0);
+        let left = wait_tasks_at_most(tasks_before).await;
+        assert!(
+            left <= tasks_before,
+            "{left} live tasks, {tasks_before} before"
+        );
     }
-    assert_eq!(server.seen.calls.load(SeqCst), 40);
-    let peak = server.seen.peak_active.load(SeqCst);
-    assert!(peak <= 4, "{peak} calls at once at the server, limit 4");
-    assert!(peak >= 2, "the calls were not concurrent at all ({peak})");
-    assert_eq!(
-        server.seen.accepted.load(SeqCst),
-        1,
-        "one HTTP/2 connection"
-    );
-    assert_nothing_held(&hardened);
-    let stats = hardened.stats_handle();
-    assert_eq!(stats.snapshot().connections_open, 1);
-
-    // The client and the preset gone (the preset's drain layer keeps a held-body sweeper task
-    // while it lives), the connection closes and every task of the client ends.
-    drop((client, hardened));
-    assert!(
-        eventually(Duration::from_secs(3), || server.seen.open.load(SeqCst)
-            == 0)
-        .await,
-        "the connection is still open at the server"
-    );
-    assert_eq!(stats.snapshot().connections_open, 0);
-    let left = wait_tasks_at_most(tasks_before).await;
-    assert!(
-        left <= tasks_before,
-        "{left} live tasks, {tasks_before} before"
-    );
 }
 
 #[tokio::test]

@@ -362,3 +362,24 @@ async fn connect_timeout_layer_in_reqwests_connector_layer_is_a_typed_connect_ti
     );
     assert_nothing_held(&hardened);
 }
+
+#[tokio::test]
+async fn a_response_held_unread_is_reported_and_dropping_it_releases_everything() {
+    let server = TestServer::start_apart().await;
+    let hardened = preset().drain_with(|d| d.leak_threshold(ms(200)));
+    let stats = hardened.stats_handle();
+    let client = hardened.reqwest(reqwest_client());
+    let held = client
+        .send(client.client().get(server.uri("/stall-body").to_string()))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || stats.snapshot().leaks == 1).await,
+        "the held body was not reported: {:?}",
+        stats.snapshot()
+    );
+    assert_eq!(stats.snapshot().in_flight, 1);
+    drop(held);
+    assert_nothing_held(&hardened);
+    assert_eq!(stats.snapshot().leaks, 1, "reported once");
+}
