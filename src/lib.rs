@@ -15,7 +15,9 @@
 //! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
-//! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
+//! | all of it in one line ([`preset`]), `https://` too with `rustls` ([`https`]) | [`Hardened`], [`ServiceBuilderExt`], [`HardenedConnector`] | all |
+//! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
+//! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //!
 //! The one-line safe default is `Hardened::new().client::<B>()`: every layer in the right order,
@@ -72,6 +74,9 @@
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
 //! | `preset` | the one-line safe stack | yes |
+//! | `rustls` | `https://` in the preset ([`https`]): rustls, ring, webpki roots, ALPN h2 and http/1.1, [`Hardened::tls_config`] | no |
+//! | `tonic` | gRPC ([`grpc`]): `tonic::Status` codes, `grpc-timeout`, [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] (Rust 1.88, as tonic 0.14.6+) | no |
+//! | `reqwest` | the reqwest 0.12 adapter ([`reqwest`](mod@crate::reqwest)), [`Hardened::reqwest`] | no |
 //! | `full` | all of the above | no |
 //!
 //! The [`deadline`] module, [`Error`] and [`Stats`] are always there. Design notes and comparisons
@@ -95,6 +100,12 @@ pub mod deadline;
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub mod drain;
 mod error;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod grpc;
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub mod https;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
@@ -104,6 +115,9 @@ pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod preset;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -116,11 +130,21 @@ mod test_util;
 pub use crate::body_limit::{
     ResponseBodyLimit, ResponseBodyLimitBody, ResponseBodyLimitFuture, ResponseBodyLimitLayer,
 };
-pub use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+pub use crate::deadline::{
+    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, RequestBudget, RequestDeadline,
+};
 #[cfg(feature = "drain")]
 #[cfg_attr(docsrs, doc(cfg(feature = "drain")))]
 pub use crate::drain::{DrainOnDrop, DrainOnDropBody, DrainOnDropFuture, DrainOnDropLayer};
 pub use crate::error::{BoxError, Error, ErrorKind, Phase};
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use crate::grpc::{
+    BoxRequestBody, Grpc, GrpcBody, GrpcConnector, GrpcFuture, GrpcLayer, HardenedGrpc,
+};
+#[cfg(feature = "preset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
+pub use crate::https::{HardenedConnectFuture, HardenedConnector, HardenedIo};
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub use crate::limit::{
@@ -145,6 +169,9 @@ pub use crate::preset::{
     Hardened, HardenedBody, HardenedClient, HardenedClientBody, HardenedClientFuture,
     HardenedFuture, HardenedLayer, HardenedService, ServiceBuilderExt,
 };
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use crate::reqwest::{HardenedReqwest, ReqwestFuture, ReqwestService, ReqwestServiceFuture};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{

@@ -10,6 +10,7 @@ use crate::stats::Stats;
 use http::uri::Authority;
 use http::Response;
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 
 pin_project! {
     /// The response future of [`Deadline`](super::Deadline): fails with [`Phase::Total`] when the
@@ -19,6 +20,8 @@ pin_project! {
         inner: F,
         sleep: LazySleep,
         deadline: RequestDeadline,
+        // The deadline sent on as `grpc-timeout`, if it was.
+        hop: Option<Instant>,
         stats: Option<Stats>,
         authority: Option<Authority>,
         expired: bool,
@@ -37,6 +40,7 @@ impl<F> DeadlineFuture<F> {
     pub(crate) fn new(
         inner: F,
         deadline: RequestDeadline,
+        hop: Option<Instant>,
         stats: Option<Stats>,
         authority: Option<Authority>,
     ) -> Self {
@@ -45,10 +49,16 @@ impl<F> DeadlineFuture<F> {
             sleep: LazySleep::default(),
             expired: deadline.is_expired(),
             deadline,
+            hop,
             stats,
             authority,
         }
     }
+}
+
+/// Whether the deadline sent to the next hop has passed, give or take the timer's resolution.
+fn hop_expired(hop: Instant) -> bool {
+    Instant::now() + std::time::Duration::from_millis(1) >= hop
 }
 
 impl<F, RB, E> Future for DeadlineFuture<F>
@@ -72,6 +82,16 @@ where
                             this.authority.take(),
                         )
                     })),
+                    // A hop further in that enforces the deadline it was sent (tonic's channel
+                    // applies the grpc-timeout, failing with its own `Cancelled`) races this
+                    // clock and can win by the header's rounding and the timer's resolution:
+                    // a failure once that deadline has passed is this deadline's.
+                    Err(e) if this.hop.is_some_and(hop_expired) => {
+                        let err =
+                            Error::timeout(Phase::Total, this.deadline.budget()).with_source(e);
+                        fired(this.stats.as_ref(), this.authority.as_ref(), &err);
+                        Err(err.into())
+                    }
                     Err(e) => Err(e.into()),
                 });
             }

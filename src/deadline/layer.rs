@@ -46,6 +46,11 @@ impl DeadlineLayer {
 
     /// Writes the time left into the outgoing `grpc-timeout` header, so the next hop can stop
     /// when this one gives up. Off by default.
+    ///
+    /// A `grpc-timeout` already on the request (tonic's `Request::set_timeout`) is then read as
+    /// a deadline of its own: when it is earlier than the one this layer fixes, it is the
+    /// request's deadline (in the extensions, and for every inner layer) and is what is sent;
+    /// otherwise it is replaced by the smaller time left here.
     pub fn propagate_grpc_timeout(mut self, on: bool) -> Self {
         self.propagate = on;
         self

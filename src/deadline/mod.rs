@@ -7,6 +7,13 @@
 //! deadline has passed, even if it never sends another byte.
 //! [`DeadlineLayer::propagate_grpc_timeout`] sends the time left on as `grpc-timeout`.
 //!
+//! A deadline already in the extensions (set from an inbound request's `grpc-timeout`, say) is
+//! kept when it is earlier. With [`DeadlineLayer::propagate_grpc_timeout`] the time left is
+//! written to the outgoing `grpc-timeout` header for the next hop, and a `grpc-timeout` the
+//! caller already set is read as a deadline too (kept when earlier, so the smaller goes out).
+//! A [`RequestBudget`] in the extensions gives one request its own total, longer or shorter
+//! than the layer's; an earlier deadline of either kind above still wins over it.
+//!
 //! Put it outermost, so that queue and pool waits, connecting and the body all count.
 //! [`DeadlineLayer::new`] panics on a zero budget.
 //!
@@ -51,12 +58,14 @@
 //! repository.
 
 mod body;
+mod budget;
 mod future;
 mod layer;
 mod request_deadline;
 mod service;
 
 pub use self::body::DeadlineBody;
+pub use self::budget::RequestBudget;
 pub use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 pub use self::request_deadline::RequestDeadline;

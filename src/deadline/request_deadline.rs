@@ -90,6 +90,12 @@ impl RequestDeadline {
     /// assert_eq!(RequestDeadline::parse_grpc_timeout("12x"), None);
     /// ```
     pub fn encode_grpc_timeout(left: Duration) -> HeaderValue {
+        Self::grpc_timeout(left).0
+    }
+
+    /// [`encode_grpc_timeout`](Self::encode_grpc_timeout), and the duration it encodes (`left`
+    /// rounded down to the unit chosen).
+    pub(crate) fn grpc_timeout(left: Duration) -> (HeaderValue, Duration) {
         const MAX: u128 = 99_999_999;
         let nanos = left.as_nanos();
         let units: [(u128, char); 6] = [
@@ -103,11 +109,17 @@ impl RequestDeadline {
         for (per, unit) in units {
             let value = nanos / per;
             if value <= MAX {
-                return HeaderValue::from_str(&format!("{value}{unit}"))
+                let header = HeaderValue::from_str(&format!("{value}{unit}"))
                     .expect("digits and a letter are a valid header value");
+                // value * per <= left, which is a Duration: it fits.
+                let sent = Duration::from_nanos(u64::try_from(value * per).unwrap_or(u64::MAX));
+                return (header, sent);
             }
         }
-        HeaderValue::from_static("99999999H")
+        (
+            HeaderValue::from_static("99999999H"),
+            Duration::from_secs(99_999_999 * 3600),
+        )
     }
 
     /// Parses a `grpc-timeout` header value (`"100m"`, `"5S"`, …), for taking a deadline from an

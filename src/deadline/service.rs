@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 use http::{HeaderName, Request, Response};
 use tower_service::Service;
 
-use super::{DeadlineBody, DeadlineFuture, DeadlineLayer, RequestDeadline};
+use super::{DeadlineBody, DeadlineFuture, DeadlineLayer, RequestBudget, RequestDeadline};
 use crate::error::BoxError;
 
 static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -73,24 +73,45 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let own = RequestDeadline::after(self.layer.budget);
-        let deadline = match RequestDeadline::of(&req) {
-            Some(earlier) if earlier.instant() <= own.instant() => earlier,
-            _ => {
-                req.extensions_mut().insert(own);
-                own
+        let budget = req
+            .extensions()
+            .get::<RequestBudget>()
+            .map_or(self.layer.budget, RequestBudget::get);
+        let mut deadline = RequestDeadline::after(budget);
+        let mut ours = true;
+        if let Some(earlier) = RequestDeadline::of(&req) {
+            if earlier.instant() <= deadline.instant() {
+                deadline = earlier;
+                ours = false;
             }
-        };
+        }
+        // The deadline the next hop was sent, when it was (see `DeadlineFuture`).
+        let mut hop = None;
         if self.layer.propagate {
-            req.headers_mut().insert(
-                GRPC_TIMEOUT.clone(),
-                RequestDeadline::encode_grpc_timeout(deadline.remaining()),
-            );
+            // A `grpc-timeout` the caller set (tonic's `Request::set_timeout`) is a deadline
+            // too: kept when earlier, and then the header it came in is what goes out.
+            let asked = req
+                .headers()
+                .get(&GRPC_TIMEOUT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(RequestDeadline::parse_grpc_timeout)
+                .map(RequestDeadline::after);
+            if let Some(asked) = asked.filter(|a| a.instant() < deadline.instant()) {
+                deadline = asked;
+                ours = true;
+            }
+            let (header, sent) = RequestDeadline::grpc_timeout(deadline.remaining());
+            req.headers_mut().insert(GRPC_TIMEOUT.clone(), header);
+            hop = Some(crate::clock::add(tokio::time::Instant::now(), sent));
+        }
+        if ours {
+            req.extensions_mut().insert(deadline);
         }
         let authority = req.uri().authority().cloned();
         DeadlineFuture::new(
             self.inner.call(req),
             deadline,
+            hop,
             self.layer.stats.clone(),
             authority,
         )

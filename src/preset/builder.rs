@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use hyper_util::client::legacy::connect::HttpConnector;
 use tower_layer::Layer;
 
 use super::{HardenedClient, HardenedLayer, HardenedService};
@@ -57,6 +56,9 @@ pub struct Hardened {
     pub(super) max_response_body: u64,
     pub(super) pool: PoolClientBuilder,
     pub(super) max_response_header_bytes: usize,
+    /// Your TLS settings ([`Hardened::tls_config`]); the preset's defaults when `None`.
+    #[cfg(feature = "rustls")]
+    pub(super) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Hardened {
@@ -129,6 +131,8 @@ impl Hardened {
                 .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+            #[cfg(feature = "rustls")]
+            tls_config: None,
             stats,
         }
     }
@@ -355,6 +359,7 @@ impl Hardened {
     pub fn layer(&self) -> HardenedLayer {
         HardenedLayer {
             config: self.clone(),
+            grpc: false,
         }
     }
 
@@ -368,7 +373,8 @@ impl Hardened {
         TlsHandshakeTimeoutLayer::new(self.tls_handshake).stats(self.stats.clone())
     }
 
-    /// A ready client for `http://` with the whole stack, for request bodies of type `B`.
+    /// A ready client with the whole stack, for request bodies of type `B`: `http://`, and with
+    /// the `rustls` feature `https://` too (see [`HardenedConnector`](crate::HardenedConnector)).
     ///
     /// Its type names no transport: today it is hyper-util's legacy client over a pool bounded
     /// by the [`pool_with`](Self::pool_with) settings, and its response body is a
@@ -379,9 +385,7 @@ impl Hardened {
         B::Data: Send,
         B::Error: Into<crate::BoxError>,
     {
-        let mut http = HttpConnector::new();
-        http.set_keepalive(Some(Duration::from_secs(90)));
-        HardenedClient::new(self.client_with(self.connect_layer().layer(http)))
+        HardenedClient::new(self.client_with(self.connector()))
     }
 
     /// A ready hyper-util legacy client over your own connector (for example an HTTPS

@@ -6,23 +6,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use crate::https::HardenedConnector;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{HardenedBody, HardenedFuture, HardenedService};
 use crate::error::BoxError;
 use crate::pool::PoolClient;
-use crate::timeout::{ConnectTimeout, RequestWriteBody};
+use crate::timeout::RequestWriteBody;
 
 /// What the client is made of today: hyper-util's legacy client over a bounded pool and a
 /// connect-timed `HttpConnector`, under the preset's stack. Private, so that another transport
 /// changes no public type.
-type Inner<B> = HardenedService<PoolClient<ConnectTimeout<HttpConnector>, RequestWriteBody<B>>>;
+type Inner<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<B>>>;
 
 /// The ready `http://` client of [`Hardened::client`](super::Hardened::client), for request
 /// bodies of type `B`: the preset's whole stack over a bounded connection pool.
@@ -105,7 +105,7 @@ pin_project! {
     {
         #[pin]
         inner: HardenedFuture<
-            PoolClient<ConnectTimeout<HttpConnector>, RequestWriteBody<B>>,
+            PoolClient<HardenedConnector, RequestWriteBody<B>>,
             B,
             Incoming,
         >,

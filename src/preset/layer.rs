@@ -11,6 +11,8 @@ use crate::timeout::{BodyIdleTimeoutLayer, RequestWriteTimeoutLayer, ResponseHea
 #[derive(Debug, Clone)]
 pub struct HardenedLayer {
     pub(super) config: Hardened,
+    /// Sends the time left as `grpc-timeout` (for [`Hardened::grpc_layer`]).
+    pub(super) grpc: bool,
 }
 
 impl<S> Layer<S> for HardenedLayer {
@@ -35,6 +37,7 @@ impl<S> Layer<S> for HardenedLayer {
         HardenedService::new(
             DeadlineLayer::new(c.total)
                 .stats(stats.clone())
+                .propagate_grpc_timeout(self.grpc)
                 .layer(inner),
         )
     }

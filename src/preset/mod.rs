@@ -73,6 +73,7 @@ mod builder;
 mod client;
 mod ext;
 mod future;
+mod integrations;
 mod layer;
 mod service;
 mod stack;

@@ -30,7 +30,14 @@ use crate::stats::Stats;
 /// the TLS handshake gets its own clock.
 ///
 /// The connection type is unchanged (hyper-util's legacy client needs its `Connection` impl for
-/// pooling and ALPN) and errors of the connector pass through unchanged (boxed).
+/// pooling and ALPN) and errors of the connector pass through unchanged (boxed). A timeout's
+/// [`source()`](std::error::Error::source) is an `io::Error` of kind `TimedOut`.
+///
+/// It takes any request type, so it also goes into reqwest's
+/// `ClientBuilder::connector_layer` (whose request type cannot be named); there it wraps
+/// reqwest's whole connector, so its limit covers DNS, TCP, TLS and any proxy tunnel together,
+/// and a timeout is a `reqwest::Error` whose `is_connect()` and `is_timeout()` are true. See
+/// the `reqwest` module (feature `reqwest`).
 ///
 /// # Example
 ///
@@ -136,10 +143,14 @@ impl<S> ConnectTimeout<S> {
     }
 }
 
-impl<S> Service<Uri> for ConnectTimeout<S>
+/// Generic over the request type so that it also fits connector stacks whose request type
+/// cannot be named or read, such as reqwest's `ClientBuilder::connector_layer`; the authority
+/// (for logs) is read when the request is a [`Uri`].
+impl<S, R> Service<R> for ConnectTimeout<S>
 where
-    S: Service<Uri>,
+    S: Service<R>,
     S::Error: Into<BoxError>,
+    R: 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -149,8 +160,10 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let authority = dst.authority().cloned();
+    fn call(&mut self, dst: R) -> Self::Future {
+        let authority = (&dst as &dyn std::any::Any)
+            .downcast_ref::<Uri>()
+            .and_then(|uri| uri.authority().cloned());
         let at = clock::add(Instant::now(), self.layer.limit);
         ConnectTimeoutFuture {
             inner: self.inner.call(dst),
@@ -207,7 +220,11 @@ where
             return Poll::Ready(res.map_err(Into::into));
         }
         ready!(this.sleep.poll_until(*this.at, cx));
-        let err = Error::timeout(Phase::Connect, *this.limit);
+        // An io::Error of kind TimedOut as the cause, as a connect timeout of the OS would be:
+        // clients that walk the source chain for one (reqwest's `Error::is_timeout`) see a
+        // timeout.
+        let err = Error::timeout(Phase::Connect, *this.limit)
+            .with_source(std::io::Error::from(std::io::ErrorKind::TimedOut));
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
     }

@@ -154,3 +154,24 @@ fn public_types_are_send_sync_clone_and_unpin() {
     assert_unpin::<ConnectTimeoutFuture<BoxFut>>();
     assert_unpin::<Fut>();
 }
+
+/// A request type that cannot be read, like reqwest's `connector_layer` request.
+#[derive(Debug)]
+struct Opaque;
+
+#[tokio::test(start_paused = true)]
+async fn any_request_type_is_bounded_and_a_timeout_has_a_timed_out_io_cause() {
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<Opaque, Conn, _>(ConnectTimeoutLayer::new(Duration::from_secs(3)));
+    assert_ready_ok!(svc.poll_ready());
+    let mut fut = task::spawn(svc.call(Opaque));
+    let _req = handle.next_request().await.unwrap();
+    advance(Duration::from_secs(3)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(tower_hardened::Phase::Connect));
+    let cause = std::error::Error::source(&*err).expect("a cause");
+    let io = cause
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+}

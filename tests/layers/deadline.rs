@@ -8,7 +8,8 @@ use tokio_test::{assert_pending, assert_ready, assert_ready_err, task};
 use tower_test::mock;
 
 use tower_hardened::{
-    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, Phase, RequestDeadline, Stats,
+    Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, Phase, RequestBudget, RequestDeadline,
+    Stats,
 };
 
 use crate::util::*;
@@ -266,4 +267,179 @@ fn grpc_timeout_round_trips_within_eight_digits() {
         RequestDeadline::parse_grpc_timeout("2H"),
         Some(Duration::from_secs(7200))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_grpc_timeout_of_the_caller_is_the_deadline_and_is_sent() {
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(10)).propagate_grpc_timeout(true));
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("250m"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(req));
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "250000u");
+    let d = RequestDeadline::of(&req).expect("the caller's deadline in the extensions");
+    assert_eq!(d.remaining(), Duration::from_millis(250));
+    advance(Duration::from_millis(249)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "request deadline of 250ms exceeded");
+
+    // A later one is replaced by the smaller time left here.
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("60S"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "10000000u");
+    assert_eq!(
+        RequestDeadline::of(&req).unwrap().remaining(),
+        Duration::from_secs(10)
+    );
+
+    // An unreadable one is replaced too.
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("soon"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "10000000u");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_timeout_is_neither_read_nor_touched_without_propagation() {
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(10)));
+    let mut req = Request::new(());
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("250m"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "250m");
+    assert_eq!(
+        RequestDeadline::of(&req).unwrap().remaining(),
+        Duration::from_secs(10)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_deadline_in_the_extensions_beats_the_callers_grpc_timeout_too() {
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(10)).propagate_grpc_timeout(true));
+    let earlier = RequestDeadline::after(Duration::from_millis(100));
+    let mut req = Request::new(());
+    req.extensions_mut().insert(earlier);
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("2S"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(RequestDeadline::of(&req), Some(earlier));
+    assert_eq!(req.headers()["grpc-timeout"], "100000u");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_budget_replaces_the_layers_longer_or_shorter() {
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(10)));
+    for secs in [3600, 1] {
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(RequestBudget::new(Duration::from_secs(secs)));
+        assert_ready!(svc.poll_ready()).unwrap();
+        let mut fut = task::spawn(svc.call(req));
+        let (req, _send) = handle.next_request().await.unwrap();
+        let d = RequestDeadline::of(&req).unwrap();
+        assert_eq!(d.remaining(), Duration::from_secs(secs));
+        assert_eq!(d.budget(), Duration::from_secs(secs));
+        advance(Duration::from_secs(secs) - Duration::from_millis(1)).await;
+        assert_pending!(fut.poll());
+        advance(Duration::from_millis(1)).await;
+        let err = assert_ready_err!(fut.poll());
+        assert_eq!(
+            err.to_string(),
+            format!("request deadline of {secs}s exceeded")
+        );
+    }
+
+    // An earlier deadline already there is kept over a longer budget.
+    let earlier = RequestDeadline::after(Duration::from_secs(5));
+    let mut req = Request::new(());
+    req.extensions_mut().insert(earlier);
+    req.extensions_mut()
+        .insert(RequestBudget::new(Duration::from_secs(3600)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(RequestDeadline::of(&req), Some(earlier));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_budget_is_sent_as_grpc_timeout_unless_the_caller_asked_for_less() {
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(10)).propagate_grpc_timeout(true));
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(RequestBudget::new(Duration::from_secs(3600)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "3600000m");
+
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(RequestBudget::new(Duration::from_secs(3600)));
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("30S"));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let _fut = svc.call(req);
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()["grpc-timeout"], "30000000u");
+}
+
+#[test]
+#[should_panic(expected = "RequestBudget must be greater than zero")]
+fn a_zero_request_budget_is_rejected_at_construction() {
+    let _ = RequestBudget::new(Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_failure_once_the_sent_deadline_passed_is_the_deadline() {
+    // The next hop enforces the grpc-timeout it was sent and fails a moment before this clock
+    // fires (tonic's channel does, with `Cancelled`): reported as this deadline, its source kept.
+    let (mut svc, mut handle) =
+        setup(DeadlineLayer::new(Duration::from_secs(2)).propagate_grpc_timeout(true));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1999)).await;
+    send.send_error("the hop's own timeout");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(err.to_string(), "request deadline of 2s exceeded");
+    let source = std::error::Error::source(&*err).expect("the hop's error kept");
+    assert_eq!(source.to_string(), "the hop's own timeout");
+
+    // Earlier than that, an inner failure is its own.
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1990)).await;
+    send.send_error("refused");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "refused");
+
+    // And without propagation nothing was sent on: failures are always their own.
+    let (mut svc, mut handle) = setup(DeadlineLayer::new(Duration::from_secs(2)));
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1999)).await;
+    send.send_error("late");
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(err.to_string(), "late");
 }
