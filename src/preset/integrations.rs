@@ -1,9 +1,7 @@
 //! The entry points of the integrations on [`Hardened`]: HTTPS (feature `rustls`), gRPC
 //! (`tonic`) and reqwest (`reqwest`). The code is in `src/https/`, `src/grpc/` and `src/reqwest/`.
 
-use tower_layer::Layer;
-
-use super::{Hardened, HardenedLayer};
+use super::Hardened;
 use crate::https::HardenedConnector;
 
 impl Hardened {
@@ -79,7 +77,7 @@ impl Hardened {
     #[cfg(feature = "tonic")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
     pub fn grpc_layer(&self) -> crate::grpc::GrpcLayer {
-        crate::grpc::GrpcLayer::new(HardenedLayer {
+        crate::grpc::GrpcLayer::new(super::HardenedLayer {
             config: self.clone(),
             grpc: true,
         })
@@ -112,9 +110,9 @@ impl Hardened {
     #[cfg(feature = "reqwest")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
     pub fn reqwest(&self, client: ::reqwest::Client) -> crate::reqwest::HardenedReqwest {
-        crate::reqwest::HardenedReqwest::new(
-            self.layer()
-                .layer(crate::reqwest::ReqwestService::new(client)),
-        )
+        crate::reqwest::HardenedReqwest::new(tower_layer::Layer::layer(
+            &self.layer(),
+            crate::reqwest::ReqwestService::new(client),
+        ))
     }
 }
