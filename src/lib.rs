@@ -17,6 +17,7 @@
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
 //! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
+//! | one span per request, OpenTelemetry metrics ([`telemetry`]) | [`TelemetryLayer`] | — (`error.type`) |
 //!
 //! # The one-line safe default
 //!
@@ -87,10 +88,11 @@
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
 //! | `preset` | the one-line safe stack | yes |
+//! | `metrics` | OpenTelemetry-named metrics through the `metrics` facade ([`telemetry`]) | no |
 //! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
 //! | `full` | all of the above | no |
 //!
-//! The [`deadline`] module, [`Error`] and [`Stats`] are always there.
+//! The [`deadline`] and [`telemetry`] modules, [`Error`] and [`Stats`] are always there.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -122,6 +124,7 @@ pub mod pool;
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod preset;
 pub mod stats;
+pub mod telemetry;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
@@ -156,6 +159,7 @@ pub use crate::preset::{
     Hardened, HardenedClient, HardenedConnector, HardenedLayer, HardenedService, ServiceBuilderExt,
 };
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
+pub use crate::telemetry::{Telemetry, TelemetryBody, TelemetryFuture, TelemetryLayer};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{
     BodyIdleTimeout, BodyIdleTimeoutBody, BodyIdleTimeoutFuture, BodyIdleTimeoutLayer,

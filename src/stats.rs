@@ -78,7 +78,9 @@ struct Inner {
 ///
 /// Each layer has a `stats(Stats)` setter; give them all clones of one handle and read one
 /// [`StatsSnapshot`] for the whole stack. Counting is a relaxed atomic add: cheap enough to leave
-/// on in production.
+/// on in production. With the `metrics` feature, timeouts, overloads, drain outcomes, leaks and
+/// closed connections are also counted as the `tower_hardened.*` metrics (see
+/// [`telemetry`](crate::telemetry)).
 ///
 /// # Example
 ///
@@ -138,10 +140,14 @@ impl Stats {
 
     pub(crate) fn timeout(&self, phase: Phase) {
         self.inner.timeouts[phase.index()].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::timeout(phase);
     }
     #[allow(dead_code)]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::overload();
     }
     #[allow(dead_code)]
     pub(crate) fn in_flight_add(&self, delta: i64) {
@@ -158,14 +164,20 @@ impl Stats {
     #[allow(dead_code)]
     pub(crate) fn drain_finished(&self) {
         self.inner.drains_finished.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::drain(None);
     }
     #[allow(dead_code)]
     pub(crate) fn drain_abandoned(&self, why: DrainAbandon) {
         self.inner.drains_abandoned[why as usize].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::drain(Some(why));
     }
     #[allow(dead_code)]
     pub(crate) fn leak(&self) {
         self.inner.leaks.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::leak();
     }
     #[allow(dead_code)]
     pub(crate) fn connection_opened(&self) {
@@ -179,6 +191,8 @@ impl Stats {
     #[allow(dead_code)]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::connection_closed(why);
         self.inner.connections_open.fetch_sub(1, Relaxed);
     }
 }

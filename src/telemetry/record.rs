@@ -1,0 +1,336 @@
+//! The recording points of the `metrics` feature: every metric name of the crate, the bounded
+//! attribute sets, and one function per event. Layers, the legacy pool hooks and the transport
+//! call these; nothing here is compiled without the feature.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::Method;
+use metrics::{Label, SharedString};
+
+use crate::error::Phase;
+use crate::stats::{CloseReason, DrainAbandon};
+
+pub(crate) const REQUEST_DURATION: &str = "http.client.request.duration";
+pub(crate) const ACTIVE_REQUESTS: &str = "http.client.active_requests";
+pub(crate) const OPEN_CONNECTIONS: &str = "http.client.open_connections";
+pub(crate) const CONNECTION_DURATION: &str = "http.client.connection.duration";
+pub(crate) const TIME_IN_QUEUE: &str = "http.client.request.time_in_queue";
+pub(crate) const TIMEOUTS: &str = "tower_hardened.timeouts";
+pub(crate) const OVERLOADS: &str = "tower_hardened.overloads";
+pub(crate) const DRAINS: &str = "tower_hardened.drains";
+pub(crate) const LEAKS: &str = "tower_hardened.leaks";
+pub(crate) const REPLAYS: &str = "tower_hardened.replays";
+pub(crate) const CONNECTIONS_CLOSED: &str = "tower_hardened.connections.closed";
+
+/// The `outcome` of a dropped body's drain: it was read to its end, or why it was given up.
+pub(crate) const DRAIN_OUTCOMES: [&str; 6] = [
+    "finished",
+    "bytes",
+    "time",
+    "concurrency",
+    "error",
+    "no_runtime",
+];
+
+pub(crate) fn drain_outcome(why: Option<DrainAbandon>) -> &'static str {
+    match why {
+        None => "finished",
+        Some(DrainAbandon::Bytes) => "bytes",
+        Some(DrainAbandon::Time) => "time",
+        Some(DrainAbandon::Concurrency) => "concurrency",
+        Some(DrainAbandon::Error) => "error",
+        Some(DrainAbandon::NoRuntime) => "no_runtime",
+    }
+}
+
+pub(crate) fn close_reason(why: CloseReason) -> &'static str {
+    match why {
+        CloseReason::Idle => "idle",
+        CloseReason::Lifetime => "lifetime",
+        CloseReason::Cap => "cap",
+        CloseReason::Error => "error",
+        CloseReason::Other => "other",
+    }
+}
+
+/// `http.request.method`: the method if it is one of the nine of RFC 9110 and RFC 5789, else
+/// `_OTHER` (OpenTelemetry's rule, so a client cannot be made to mint a series per method).
+pub(crate) fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// `server.address` and `server.port` of one peer: host and port only (never a path or a
+/// query), shared cheaply between the series of one request or connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    address: SharedString,
+    port: SharedString,
+}
+
+impl Server {
+    /// From a URI's scheme and authority; the port defaults by scheme (80, 443). IPv6 hosts lose
+    /// their brackets, as OpenTelemetry writes them.
+    pub(crate) fn new(scheme: Option<&Scheme>, authority: Option<&Authority>) -> Server {
+        let address = authority.map_or("", |a| {
+            a.host().trim_start_matches('[').trim_end_matches(']')
+        });
+        let port =
+            authority
+                .and_then(Authority::port_u16)
+                .or_else(|| match scheme.map(Scheme::as_str) {
+                    Some("http") => Some(80),
+                    Some("https") => Some(443),
+                    _ => None,
+                });
+        let port = match port {
+            Some(80) => SharedString::const_str("80"),
+            Some(443) => SharedString::const_str("443"),
+            Some(p) => SharedString::from(Arc::<str>::from(p.to_string())),
+            None => SharedString::const_str(""),
+        };
+        Server {
+            address: SharedString::from(Arc::<str>::from(address)),
+            port,
+        }
+    }
+
+    /// The port as a number, if known.
+    #[cfg(test)]
+    pub(crate) fn port(&self) -> &str {
+        &self.port
+    }
+
+    fn labels(&self, extra: usize) -> Vec<Label> {
+        let mut v = Vec::with_capacity(2 + extra);
+        v.push(Label::new("server.address", self.address.clone()));
+        v.push(Label::new("server.port", self.port.clone()));
+        v
+    }
+}
+
+/// The attributes every request series shares: method, address, port.
+pub(crate) fn request_labels(method: &'static str, server: &Server, extra: usize) -> Vec<Label> {
+    let mut v = server.labels(1 + extra);
+    v.insert(0, Label::from_static_parts("http.request.method", method));
+    v
+}
+
+/// A request entered: `http.client.active_requests` goes up; the handle brings it down.
+pub(crate) fn request_started(labels: &[Label]) -> metrics::Gauge {
+    let g = metrics::gauge!(ACTIVE_REQUESTS, labels.iter());
+    g.increment(1.0);
+    g
+}
+
+/// A request is over (its body ended, failed or was dropped, or it failed before a response).
+pub(crate) fn request_ended(
+    active: &metrics::Gauge,
+    mut labels: Vec<Label>,
+    status: Option<http::StatusCode>,
+    error_type: Option<&'static str>,
+    took: Duration,
+) {
+    active.decrement(1.0);
+    if let Some(status) = status {
+        labels.push(Label::new(
+            "http.response.status_code",
+            status_label(status),
+        ));
+    }
+    if let Some(e) = error_type {
+        labels.push(Label::from_static_parts("error.type", e));
+    }
+    metrics::histogram!(REQUEST_DURATION, labels).record(took.as_secs_f64());
+}
+
+/// The status code as a label value, without an allocation for the common ones.
+fn status_label(status: http::StatusCode) -> SharedString {
+    let s = match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        206 => "206",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => return SharedString::from_owned(status.as_str().to_owned()),
+    };
+    SharedString::const_str(s)
+}
+
+/// A request got its connection `waited` after it entered (its queue, pool and dial waits).
+pub(crate) fn time_in_queue(labels: &[Label], waited: Duration) {
+    metrics::histogram!(TIME_IN_QUEUE, labels.iter()).record(waited.as_secs_f64());
+}
+
+pub(crate) fn timeout(phase: Phase) {
+    metrics::counter!(TIMEOUTS, "phase" => phase.as_str()).increment(1);
+}
+
+pub(crate) fn overload() {
+    metrics::counter!(OVERLOADS).increment(1);
+}
+
+/// A dropped body's drain ended: `None` read to its end, else why it was given up.
+pub(crate) fn drain(why: Option<DrainAbandon>) {
+    metrics::counter!(DRAINS, "outcome" => drain_outcome(why)).increment(1);
+}
+
+pub(crate) fn leak() {
+    metrics::counter!(LEAKS).increment(1);
+}
+
+/// A written request replayed on a fresh connection (DESIGN.md semantics 5). The replay code
+/// calls this once it exists; until then the series is registered at zero.
+#[allow(dead_code)]
+pub(crate) fn replay() {
+    metrics::counter!(REPLAYS).increment(1);
+}
+
+pub(crate) fn connection_closed(why: CloseReason) {
+    metrics::counter!(CONNECTIONS_CLOSED, "reason" => close_reason(why)).increment(1);
+}
+
+/// `http.connection.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    Active,
+    Idle,
+}
+
+impl ConnState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Active => "active",
+            ConnState::Idle => "idle",
+        }
+    }
+}
+
+fn open_connections(server: &Server, state: ConnState) -> metrics::Gauge {
+    let mut labels = server.labels(1);
+    labels.push(Label::from_static_parts(
+        "http.connection.state",
+        state.as_str(),
+    ));
+    metrics::gauge!(OPEN_CONNECTIONS, labels)
+}
+
+/// A connection to `server` opened in `state`.
+pub(crate) fn connection_opened(server: &Server, state: ConnState) {
+    open_connections(server, state).increment(1.0);
+}
+
+/// A connection to `server` went from `from` to `to`.
+pub(crate) fn connection_state(server: &Server, from: ConnState, to: ConnState) {
+    if from != to {
+        open_connections(server, from).decrement(1.0);
+        open_connections(server, to).increment(1.0);
+    }
+}
+
+/// A connection to `server` closed in `state`, `age` after it opened.
+pub(crate) fn connection_ended(server: &Server, state: ConnState, age: Duration) {
+    open_connections(server, state).decrement(1.0);
+    metrics::histogram!(CONNECTION_DURATION, server.labels(0)).record(age.as_secs_f64());
+}
+
+/// The state of one connection as seen from the requests using it: active while at least one
+/// uses it (an HTTP/2 connection carries several), idle otherwise. Made for pools that do not
+/// tell when they hand a connection out (hyper-util's legacy pool): the requests do.
+#[derive(Debug)]
+pub(crate) struct ConnTracker {
+    server: Server,
+    state: Mutex<Track>,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    users: usize,
+    open: bool,
+    closed: bool,
+}
+
+impl Track {
+    fn state(&self) -> ConnState {
+        if self.users > 0 {
+            ConnState::Active
+        } else {
+            ConnState::Idle
+        }
+    }
+}
+
+impl ConnTracker {
+    pub(crate) fn new(server: Server) -> ConnTracker {
+        ConnTracker {
+            server,
+            state: Mutex::new(Track::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Track> {
+        // Plain assignments under the lock: a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection is established (counted once).
+    pub(crate) fn opened(&self) {
+        let mut t = self.lock();
+        if !t.open && !t.closed {
+            t.open = true;
+            connection_opened(&self.server, t.state());
+        }
+    }
+
+    /// A request starts using the connection.
+    pub(crate) fn begin_use(&self) {
+        let mut t = self.lock();
+        t.users += 1;
+        if t.open && t.users == 1 {
+            connection_state(&self.server, ConnState::Idle, ConnState::Active);
+        }
+    }
+
+    /// A request is done with the connection.
+    pub(crate) fn end_use(&self) {
+        let mut t = self.lock();
+        t.users = t.users.saturating_sub(1);
+        if t.open && t.users == 0 {
+            connection_state(&self.server, ConnState::Active, ConnState::Idle);
+        }
+    }
+
+    /// The connection is closed, `age` after it opened (counted once).
+    pub(crate) fn closed(&self, age: Duration) {
+        let mut t = self.lock();
+        if t.open {
+            t.open = false;
+            t.closed = true;
+            connection_ended(&self.server, t.state(), age);
+        }
+    }
+}
