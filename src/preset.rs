@@ -16,12 +16,14 @@
 //! # The stack, outer to inner
 //!
 //! ```text
-//! Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
+//! Telemetry → Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
 //!   → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout
 //!   → Retire → hyper-util Client (pool_timer set) → PoolConnector → ConnectTimeout → HttpConnector
 //! ```
 //!
-//! - The deadline is outermost so that queue waits, pool waits, connecting and the body all count.
+//! - Telemetry is outermost so that it sees every outcome, the deadline's too (see
+//!   [`telemetry`](crate::telemetry)).
+//! - The deadline is next so that queue waits, pool waits, connecting and the body all count.
 //! - The limits come next so that their waits happen inside the deadline, and their permits live
 //!   in the response body, released when it ends or is dropped. The per-host limit is outside the
 //!   global one (DESIGN.md lists them the other way round): a request first waits for its host,
@@ -81,11 +83,15 @@ use crate::timeout::{
 };
 
 /// The request-side stack of [`Hardened`] around an inner service `S`.
-pub type HardenedService<S> = Deadline<
-    PerHostLimit<
-        ConcurrencyLimit<
-            DrainOnDrop<
-                ResponseBodyLimit<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>,
+pub type HardenedService<S> = crate::telemetry::Telemetry<
+    Deadline<
+        PerHostLimit<
+            ConcurrencyLimit<
+                DrainOnDrop<
+                    ResponseBodyLimit<
+                        ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>,
+                    >,
+                >,
             >,
         >,
     >,
@@ -546,9 +552,10 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = c.drain.layer(inner);
         let inner = c.limits.global.layer(inner);
         let inner = c.limits.per_host.layer(inner);
-        DeadlineLayer::new(c.total)
+        let inner = DeadlineLayer::new(c.total)
             .stats(stats.clone())
-            .layer(inner)
+            .layer(inner);
+        crate::telemetry::TelemetryLayer::new().layer(inner)
     }
 }
 
