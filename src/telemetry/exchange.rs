@@ -39,6 +39,13 @@ pub(crate) enum Outcome<'a> {
     Cancelled,
 }
 
+/// What a layer keeps between requests: the series it registered (nothing without `metrics`).
+#[cfg(feature = "metrics")]
+pub(crate) type Cache = crate::telemetry::record::SeriesCache;
+/// What a layer keeps between requests: the series it registered (nothing without `metrics`).
+#[cfg(not(feature = "metrics"))]
+pub(crate) type Cache = ();
+
 /// One request's record. Finished exactly once: by [`Recording::finish`], or on drop (before
 /// the headers that is a cancellation; after them, a body dropped by its reader).
 pub(crate) struct Recording {
@@ -59,11 +66,12 @@ impl fmt::Debug for Recording {
 }
 
 impl Recording {
-    /// Opens the span (and, with `metrics`, counts the request active and hands inner layers
-    /// its [`Exchange`] through the extensions).
-    pub(crate) fn start<B>(req: &mut Request<B>) -> Recording {
+    /// Opens the span (and, with `metrics`, counts the request active in `cache`'s series and
+    /// hands inner layers its [`Exchange`] through the extensions).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn start<B>(req: &mut Request<B>, cache: &mut Cache) -> Recording {
         let uri = req.uri();
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "http.client.request",
             otel.kind = "client",
             http.request.method = %req.method(),
@@ -82,7 +90,7 @@ impl Recording {
             status: None,
             finished: false,
             #[cfg(feature = "metrics")]
-            metrics: metered::Metered::start(req),
+            metrics: metered::Metered::start(req, cache),
         }
     }
 
@@ -106,7 +114,7 @@ impl Recording {
             self.span.record("error.type", et);
             self.span.record("otel.status_code", "ERROR");
             match outcome {
-                Outcome::Failed(err) => tracing::info!(
+                Outcome::Failed(err) => tracing::debug!(
                     parent: &self.span,
                     error.type = et,
                     status = self.status.map(|s| s.as_u16()),
@@ -179,21 +187,20 @@ impl Exchange {
 }
 
 #[cfg(feature = "metrics")]
-mod metered {
+pub(crate) mod metered {
     use std::sync::{Arc, Mutex, PoisonError};
 
     use http::{Request, StatusCode};
-    use metrics::Label;
     use tokio::time::Instant;
 
     use super::Exchange;
-    use crate::telemetry::record::{self, Server};
+    use crate::telemetry::record::{Series, SeriesCache};
 
     /// What the request and the inner layers share.
     #[derive(Debug)]
-    pub(super) struct Shared {
+    pub(crate) struct Shared {
         start: Instant,
-        labels: Vec<Label>,
+        series: Arc<Series>,
         state: Mutex<Conn>,
     }
 
@@ -217,7 +224,7 @@ mod metered {
                 return;
             }
             conn.seen = true;
-            record::time_in_queue(&self.labels, self.start.elapsed());
+            self.series.queued(self.start.elapsed());
             conn.using = info.map(crate::pool::ConnectionInfo::begin_use);
         }
 
@@ -235,25 +242,21 @@ mod metered {
 
     pub(super) struct Metered {
         shared: Arc<Shared>,
-        active: metrics::Gauge,
     }
 
     impl Metered {
-        pub(super) fn start<B>(req: &mut Request<B>) -> Metered {
-            let method = record::method_label(req.method());
-            let uri = req.uri();
-            let server = Server::new(uri.scheme(), uri.authority());
-            let labels = record::request_labels(method, &server, 2);
-            let active = record::request_started(&labels);
+        pub(super) fn start<B>(req: &mut Request<B>, cache: &mut SeriesCache) -> Metered {
+            let series = cache.get(req.method(), req.uri());
+            series.started();
             let shared = Arc::new(Shared {
                 start: Instant::now(),
-                labels,
+                series,
                 state: Mutex::new(Conn::default()),
             });
             req.extensions_mut().insert(Exchange {
                 inner: shared.clone(),
             });
-            Metered { shared, active }
+            Metered { shared }
         }
 
         pub(super) fn finish(
@@ -262,13 +265,8 @@ mod metered {
             error_type: Option<&'static str>,
         ) {
             self.shared.end();
-            record::request_ended(
-                &self.active,
-                self.shared.labels.clone(),
-                status,
-                error_type,
-                self.shared.start.elapsed(),
-            );
+            let took = self.shared.start.elapsed();
+            self.shared.series.ended(status, error_type, took);
         }
     }
 }

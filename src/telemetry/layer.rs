@@ -1,5 +1,7 @@
 use tower_layer::Layer;
 
+use super::exchange::Cache;
+
 use super::Telemetry;
 
 /// Records every request in the OpenTelemetry HTTP client names: one `http.client.request`
@@ -21,16 +23,17 @@ use super::Telemetry;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct TelemetryLayer {
-    _priv: (),
+    cache: Cache,
 }
 
 impl TelemetryLayer {
-    /// A new layer. With the `metrics` feature, it also describes the crate's metrics to the
+    /// A new layer. Every service it makes shares one set of registered series (with `metrics`:
+    /// kept per method and host, at most 256 hosts). With the `metrics` feature, it also describes the crate's metrics to the
     /// recorder installed now (see [`describe_metrics`](super::describe_metrics)).
     pub fn new() -> Self {
         #[cfg(feature = "metrics")]
         super::describe_metrics();
-        TelemetryLayer { _priv: () }
+        TelemetryLayer::default()
     }
 }
 
@@ -38,6 +41,9 @@ impl<S> Layer<S> for TelemetryLayer {
     type Service = Telemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Telemetry { inner }
+        Telemetry {
+            inner,
+            cache: self.cache.clone(),
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! Requests in the names dashboards already chart: [`TelemetryLayer`].
 //!
-//! Each request gets one `tracing` span, `http.client.request`, from `call` to the end of its
-//! response body (fields `http.request.method`, `server.address`, `server.port`, then
-//! `http.response.status_code` and, on failure, `error.type`), and a failure is an `info` event
-//! on it. Inner layers poll inside the span, so their events (timeouts at `debug`) and the
-//! drain layer's held-body report (`warn`, with method, URI and age) belong to it.
+//! Each request gets one `tracing` span, `http.client.request` at `DEBUG`, from `call` to the
+//! end of its response body (fields `http.request.method`, `server.address`, `server.port`,
+//! then `http.response.status_code` and, on failure, `error.type`), and a failure is a `DEBUG`
+//! event on it. Inner layers poll inside the span, so their events (timeouts at `debug`) and
+//! the drain layer's held-body report (`WARN`, with method, URI and age) belong to it. The
+//! level is `DEBUG` because a kept span costs: with `tracing-subscriber`'s `fmt` keeping it,
+//! about 9,000 instructions per request (`BENCHMARKS.md`); an application that logs at `INFO`
+//! pays nothing for it. Keep them with a filter such as `tower_hardened=debug`.
 //!
 //! With the `metrics` feature it records, through the [`metrics`](https://docs.rs/metrics)
 //! facade, the OpenTelemetry HTTP client conventions:

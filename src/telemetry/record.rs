@@ -2,6 +2,7 @@
 //! attribute sets, and one function per event. Layers, the legacy pool hooks and the transport
 //! call these; nothing here is compiled without the feature.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -107,7 +108,7 @@ impl Server {
         }
     }
 
-    /// The port as a number, if known.
+    /// The port label.
     #[cfg(test)]
     pub(crate) fn port(&self) -> &str {
         &self.port
@@ -121,39 +122,153 @@ impl Server {
     }
 }
 
-/// The attributes every request series shares: method, address, port.
-pub(crate) fn request_labels(method: &'static str, server: &Server, extra: usize) -> Vec<Label> {
-    let mut v = server.labels(1 + extra);
-    v.insert(0, Label::from_static_parts("http.request.method", method));
-    v
+/// Which recorder the `metrics` macros reach from here now (the thread's local one, the global
+/// one, or the no-op one): handles registered with another one are registered again.
+fn recorder_id() -> usize {
+    metrics::with_recorder(|r| (r as *const dyn metrics::Recorder).cast::<()>() as usize)
 }
 
-/// A request entered: `http.client.active_requests` goes up; the handle brings it down.
-pub(crate) fn request_started(labels: &[Label]) -> metrics::Gauge {
-    let g = metrics::gauge!(ACTIVE_REQUESTS, labels.iter());
-    g.increment(1.0);
-    g
+/// The series of one method and server, registered once per recorder and kept: a request
+/// costs a lookup and a few atomic operations, not a key built and hashed per series.
+#[derive(Debug)]
+pub(crate) struct Series {
+    recorder: usize,
+    method: &'static str,
+    scheme: Option<Scheme>,
+    authority: Option<Box<str>>,
+    labels: Vec<Label>,
+    active: metrics::Gauge,
+    queue: metrics::Histogram,
+    /// `http.client.request.duration` by status and `error.type`, as they come.
+    durations: Mutex<Vec<(Option<u16>, Option<&'static str>, metrics::Histogram)>>,
 }
 
-/// A request is over (its body ended, failed or was dropped, or it failed before a response).
-pub(crate) fn request_ended(
-    active: &metrics::Gauge,
-    mut labels: Vec<Label>,
-    status: Option<http::StatusCode>,
-    error_type: Option<&'static str>,
-    took: Duration,
-) {
-    active.decrement(1.0);
-    if let Some(status) = status {
-        labels.push(Label::new(
-            "http.response.status_code",
-            status_label(status),
-        ));
+/// How many status and `error.type` pairs a [`Series`] keeps handles for; past that, the key
+/// of the duration is built for each request (the attributes stay bounded all the same).
+const MAX_DURATIONS: usize = 32;
+
+impl Series {
+    fn for_uri(method: &'static str, uri: &http::Uri) -> Arc<Series> {
+        let server = Server::new(uri.scheme(), uri.authority());
+        Arc::new(Series::new(method, Some(uri), &server))
     }
-    if let Some(e) = error_type {
-        labels.push(Label::from_static_parts("error.type", e));
+
+    fn new(method: &'static str, uri: Option<&http::Uri>, server: &Server) -> Series {
+        let mut labels = server.labels(1);
+        labels.insert(0, Label::from_static_parts("http.request.method", method));
+        Series {
+            recorder: recorder_id(),
+            method,
+            scheme: uri.and_then(|u| u.scheme().cloned()),
+            authority: uri.and_then(|u| u.authority()).map(|a| a.as_str().into()),
+            active: metrics::gauge!(ACTIVE_REQUESTS, labels.iter()),
+            queue: metrics::histogram!(TIME_IN_QUEUE, labels.iter()),
+            labels,
+            durations: Mutex::new(Vec::new()),
+        }
     }
-    metrics::histogram!(REQUEST_DURATION, labels).record(took.as_secs_f64());
+
+    /// A request entered: `http.client.active_requests` goes up.
+    pub(crate) fn started(&self) {
+        self.active.increment(1.0);
+    }
+
+    /// The request got its connection `waited` after it entered (queue, pool and dial waits).
+    pub(crate) fn queued(&self, waited: Duration) {
+        self.queue.record(waited.as_secs_f64());
+    }
+
+    /// The request is over: its body ended, failed or was dropped, or it failed before one.
+    pub(crate) fn ended(
+        &self,
+        status: Option<http::StatusCode>,
+        error_type: Option<&'static str>,
+        took: Duration,
+    ) {
+        self.active.decrement(1.0);
+        let code = status.map(|s| s.as_u16());
+        let mut durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, h)) = durations
+            .iter()
+            .find(|(c, e, _)| *c == code && *e == error_type)
+        {
+            return h.record(took.as_secs_f64());
+        }
+        let mut labels = self.labels.clone();
+        if let Some(status) = status {
+            labels.push(Label::new(
+                "http.response.status_code",
+                status_label(status),
+            ));
+        }
+        if let Some(e) = error_type {
+            labels.push(Label::from_static_parts("error.type", e));
+        }
+        let h = metrics::histogram!(REQUEST_DURATION, labels);
+        h.record(took.as_secs_f64());
+        if durations.len() < MAX_DURATIONS {
+            durations.push((code, error_type, h));
+        }
+    }
+}
+
+/// The [`Series`] of every method and server one layer has seen, by authority, shared by its
+/// services; each service also keeps the one it used last, the usual case (one host) costing
+/// a comparison of strings. Bounded: past `MAX_HOSTS` authorities, a new one gets series that
+/// are not kept.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeriesCache {
+    hosts: Arc<Mutex<HashMap<Box<str>, HostSeries>>>,
+    last: Option<Arc<Series>>,
+}
+
+type HostSeries = Vec<Arc<Series>>;
+
+const MAX_HOSTS: usize = 256;
+
+impl SeriesCache {
+    /// The series of a request with `method` to `uri`'s scheme and authority.
+    pub(crate) fn get(&mut self, method: &Method, uri: &http::Uri) -> Arc<Series> {
+        let method = method_label(method);
+        let Some(authority) = uri.authority() else {
+            return Arc::new(Series::new(method, None, &Server::new(uri.scheme(), None)));
+        };
+        let recorder = recorder_id();
+        let fits = |s: &Series| {
+            s.method == method
+                && s.recorder == recorder
+                && s.scheme.as_ref() == uri.scheme()
+                && s.authority.as_deref() == Some(authority.as_str())
+        };
+        if let Some(last) = self.last.as_ref().filter(|s| fits(s)) {
+            return last.clone();
+        }
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = hosts.len() < MAX_HOSTS;
+        let series = match hosts.get_mut(authority.as_str()) {
+            Some(kept) => match kept.iter().find(|s| fits(s)) {
+                Some(s) => s.clone(),
+                None => {
+                    kept.retain(|s| s.recorder == recorder);
+                    let s = Series::for_uri(method, uri);
+                    kept.push(s.clone());
+                    s
+                }
+            },
+            None if room => {
+                let s = Series::for_uri(method, uri);
+                hosts.insert(authority.as_str().into(), vec![s.clone()]);
+                s
+            }
+            None => Series::for_uri(method, uri),
+        };
+        drop(hosts);
+        self.last = Some(series.clone());
+        series
+    }
 }
 
 /// The status code as a label value, without an allocation for the common ones.
@@ -179,11 +294,6 @@ fn status_label(status: http::StatusCode) -> SharedString {
         _ => return SharedString::from_owned(status.as_str().to_owned()),
     };
     SharedString::const_str(s)
-}
-
-/// A request got its connection `waited` after it entered (its queue, pool and dial waits).
-pub(crate) fn time_in_queue(labels: &[Label], waited: Duration) {
-    metrics::histogram!(TIME_IN_QUEUE, labels.iter()).record(waited.as_secs_f64());
 }
 
 pub(crate) fn timeout(phase: Phase) {
@@ -239,23 +349,59 @@ fn open_connections(server: &Server, state: ConnState) -> metrics::Gauge {
     metrics::gauge!(OPEN_CONNECTIONS, labels)
 }
 
-/// A connection to `server` opened in `state`.
-pub(crate) fn connection_opened(server: &Server, state: ConnState) {
-    open_connections(server, state).increment(1.0);
+/// The `http.client.open_connections` gauges of one server, both states, and its
+/// `http.client.connection.duration`: what a pool records, registered once per recorder.
+#[derive(Debug)]
+pub(crate) struct ConnGauges {
+    recorder: usize,
+    idle: metrics::Gauge,
+    active: metrics::Gauge,
+    duration: metrics::Histogram,
 }
 
-/// A connection to `server` went from `from` to `to`.
-pub(crate) fn connection_state(server: &Server, from: ConnState, to: ConnState) {
-    if from != to {
-        open_connections(server, from).decrement(1.0);
-        open_connections(server, to).increment(1.0);
+impl ConnGauges {
+    pub(crate) fn new(server: &Server) -> ConnGauges {
+        ConnGauges {
+            recorder: recorder_id(),
+            idle: open_connections(server, ConnState::Idle),
+            active: open_connections(server, ConnState::Active),
+            duration: metrics::histogram!(CONNECTION_DURATION, server.labels(0)),
+        }
     }
-}
 
-/// A connection to `server` closed in `state`, `age` after it opened.
-pub(crate) fn connection_ended(server: &Server, state: ConnState, age: Duration) {
-    open_connections(server, state).decrement(1.0);
-    metrics::histogram!(CONNECTION_DURATION, server.labels(0)).record(age.as_secs_f64());
+    /// These gauges, registered again if the recorder changed since.
+    pub(crate) fn current(&mut self, server: &Server) -> &ConnGauges {
+        if self.recorder != recorder_id() {
+            *self = ConnGauges::new(server);
+        }
+        self
+    }
+
+    fn of(&self, state: ConnState) -> &metrics::Gauge {
+        match state {
+            ConnState::Idle => &self.idle,
+            ConnState::Active => &self.active,
+        }
+    }
+
+    /// A connection opened in `state`.
+    pub(crate) fn opened(&self, state: ConnState) {
+        self.of(state).increment(1.0);
+    }
+
+    /// A connection went from `from` to `to`.
+    pub(crate) fn moved(&self, from: ConnState, to: ConnState) {
+        if from != to {
+            self.of(from).decrement(1.0);
+            self.of(to).increment(1.0);
+        }
+    }
+
+    /// A connection closed in `state`, `age` after it opened.
+    pub(crate) fn closed(&self, state: ConnState, age: Duration) {
+        self.of(state).decrement(1.0);
+        self.duration.record(age.as_secs_f64());
+    }
 }
 
 /// The state of one connection as seen from the requests using it: active while at least one
@@ -272,6 +418,8 @@ struct Track {
     users: usize,
     open: bool,
     closed: bool,
+    /// Registered when the connection opens.
+    gauges: Option<ConnGauges>,
 }
 
 impl Track {
@@ -302,7 +450,8 @@ impl ConnTracker {
         let mut t = self.lock();
         if !t.open && !t.closed {
             t.open = true;
-            connection_opened(&self.server, t.state());
+            let state = t.state();
+            t.gauges.insert(ConnGauges::new(&self.server)).opened(state);
         }
     }
 
@@ -311,7 +460,10 @@ impl ConnTracker {
         let mut t = self.lock();
         t.users += 1;
         if t.open && t.users == 1 {
-            connection_state(&self.server, ConnState::Idle, ConnState::Active);
+            if let Some(g) = t.gauges.as_mut() {
+                g.current(&self.server)
+                    .moved(ConnState::Idle, ConnState::Active);
+            }
         }
     }
 
@@ -320,7 +472,10 @@ impl ConnTracker {
         let mut t = self.lock();
         t.users = t.users.saturating_sub(1);
         if t.open && t.users == 0 {
-            connection_state(&self.server, ConnState::Active, ConnState::Idle);
+            if let Some(g) = t.gauges.as_mut() {
+                g.current(&self.server)
+                    .moved(ConnState::Active, ConnState::Idle);
+            }
         }
     }
 
@@ -330,7 +485,10 @@ impl ConnTracker {
         if t.open {
             t.open = false;
             t.closed = true;
-            connection_ended(&self.server, t.state(), age);
+            let state = t.state();
+            if let Some(g) = t.gauges.as_mut() {
+                g.current(&self.server).closed(state, age);
+            }
         }
     }
 }

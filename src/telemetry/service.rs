@@ -3,7 +3,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::exchange::Recording;
+use super::exchange::{Cache, Recording};
 use super::{TelemetryBody, TelemetryFuture};
 use crate::error::BoxError;
 
@@ -30,12 +30,17 @@ use crate::error::BoxError;
 #[derive(Debug, Clone)]
 pub struct Telemetry<S> {
     pub(crate) inner: S,
+    pub(crate) cache: Cache,
 }
 
 impl<S> Telemetry<S> {
-    /// Records the requests sent to `inner`.
+    /// Records the requests sent to `inner` (with series of its own: use
+    /// [`TelemetryLayer`](super::TelemetryLayer) to share them between services).
     pub fn new(inner: S) -> Self {
-        Telemetry { inner }
+        Telemetry {
+            inner,
+            cache: Cache::default(),
+        }
     }
 
     inner_accessors!(S);
@@ -56,7 +61,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let rec = Recording::start(&mut req);
+        let rec = Recording::start(&mut req, &mut self.cache);
         let inner = {
             let _entered = rec.span.enter();
             self.inner.call(req)

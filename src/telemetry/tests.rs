@@ -323,11 +323,11 @@ async fn body_hints_are_forwarded() {
     let traces = traces::Traces::default();
     let _g = traces.install();
     let mut req = get();
-    let rec = exchange::Recording::start(&mut req);
+    let rec = exchange::Recording::start(&mut req, &mut Default::default());
     let body = TelemetryBody::new(http_body_util::Full::new(Bytes::from("12345")), rec);
     assert_eq!(body.size_hint().exact(), Some(5));
     assert!(!body.is_end_stream());
-    let rec = exchange::Recording::start(&mut req);
+    let rec = exchange::Recording::start(&mut req, &mut Default::default());
     let empty = TelemetryBody::new(http_body_util::Empty::<Bytes>::new(), rec);
     assert!(empty.is_end_stream());
     assert_eq!(empty.size_hint().exact(), Some(0));
@@ -388,7 +388,7 @@ async fn one_span_per_request_with_its_fields_and_the_failure_on_it() {
         .filter(|e| e.fields.get("error.type").is_some())
         .collect();
     assert_eq!(failed.len(), 1, "{events:?}");
-    assert_eq!(failed[0].level, tracing::Level::INFO);
+    assert_eq!(failed[0].level, tracing::Level::DEBUG);
     assert_eq!(
         failed[0].span,
         Some(0),
@@ -434,12 +434,15 @@ async fn a_second_request_gets_a_second_span_and_a_cancelled_one_says_so() {
     let failed: Vec<_> = traces
         .events()
         .into_iter()
-        .filter(|e| e.level == tracing::Level::INFO)
+        .filter(|e| e.fields.contains_key("error.type"))
         .collect();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].span, Some(1));
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].span, Some(0));
+    assert_eq!(failed[0].fields["error.type"], "cancelled");
+    assert_eq!(failed[1].span, Some(1));
+    assert_eq!(failed[1].level, tracing::Level::DEBUG);
     assert_eq!(
-        failed[0].fields["message"],
+        failed[1].fields["message"],
         "request failed: connection refused"
     );
 }
@@ -738,4 +741,30 @@ fn methods_outside_the_standard_nine_are_other() {
     assert_eq!(s.port(), "443");
     let none = record::Server::new(None, None);
     assert_eq!(none.port(), "");
+}
+
+/// Series are registered once and kept, but a different recorder in use (a test's local one,
+/// a global one installed after the first requests) gets series of its own.
+#[cfg(feature = "metrics")]
+#[tokio::test(start_paused = true)]
+async fn kept_series_follow_the_recorder_in_use() {
+    type Empty = http_body_util::Empty<Bytes>;
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<Request<()>, Response<Empty>, _>(TelemetryLayer::new());
+    let (first, second) = (recorder::Captured::default(), recorder::Captured::default());
+    let series = duration_series(&["http.response.status_code=200"]);
+    for (rec, requests) in [(&first, 2), (&second, 1), (&first, 1)] {
+        let _g = metrics::set_default_local_recorder(rec);
+        for _ in 0..requests {
+            assert_ready!(svc.poll_ready()).unwrap();
+            let mut fut = task::spawn(svc.call(get()));
+            let (_req, send) = handle.next_request().await.unwrap();
+            send.send_response(Response::new(Empty::new()));
+            drop(assert_ready!(fut.poll()).unwrap());
+        }
+    }
+    assert_eq!(first.histogram(&series).len(), 3);
+    assert_eq!(second.histogram(&series).len(), 1);
+    assert_eq!(first.gauge(&active_series()), Some(0.0));
+    assert_eq!(second.gauge(&active_series()), Some(0.0));
 }
