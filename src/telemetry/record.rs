@@ -140,8 +140,11 @@ pub(crate) struct Series {
     active: metrics::Gauge,
     queue: metrics::Histogram,
     /// `http.client.request.duration` by status and `error.type`, as they come.
-    durations: Mutex<Vec<(Option<u16>, Option<&'static str>, metrics::Histogram)>>,
+    durations: Mutex<Vec<KeptDuration>>,
 }
+
+/// One kept `http.client.request.duration`: status, `error.type`, handle.
+type KeptDuration = (Option<u16>, Option<&'static str>, metrics::Histogram);
 
 /// How many status and `error.type` pairs a [`Series`] keeps handles for; past that, the key
 /// of the duration is built for each request (the attributes stay bounded all the same).
