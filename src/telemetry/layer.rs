@@ -29,7 +29,7 @@ pub struct TelemetryLayer {
 impl TelemetryLayer {
     /// A new layer. Every service it makes shares one set of registered series (with `metrics`:
     /// kept per method and host, at most 256 hosts). With the `metrics` feature, it also describes the crate's metrics to the
-    /// recorder installed now (see [`describe_metrics`](super::describe_metrics)).
+    /// recorder installed now (see `telemetry::describe_metrics`).
     pub fn new() -> Self {
         #[cfg(feature = "metrics")]
         super::describe_metrics();

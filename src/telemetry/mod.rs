@@ -34,10 +34,12 @@
 //! not in `error.type`, so the set stays fixed. Without the feature, nothing of this is
 //! compiled.
 //!
-//! With hyper-util's legacy pool, a connection counts `active` from the moment the client
-//! picks it for a request that went through this layer until that request's body ends or is
-//! dropped, `idle` otherwise (a body dropped and drained in the background counts idle while it
-//! drains).
+//! With hyper-util's legacy pool ([`PoolClientBuilder`](crate::PoolClientBuilder), as in the
+//! preset), a connection counts `active` from the moment the client picks it for a request that
+//! went through this layer until that request's body ends or is dropped, `idle` otherwise (a
+//! body dropped and drained in the background counts idle while it drains); the time in queue
+//! ends at that same moment. Without this layer around the client, connections all count idle
+//! and no time in queue is recorded: only the requests tell which connection they got.
 //!
 //! # Example
 //!
@@ -81,6 +83,8 @@
 //! - reqwest has neither spans nor metrics; middleware crates add a span that ends at the
 //!   headers. None of them can name the phase that failed.
 
+// One layer, split by role: layer, service, future, body; `exchange` is what one request
+// records, `record` the metric names and the recording points other modules call.
 mod body;
 // The connection side is used by the pool (and, later, the transport) only.
 #[cfg_attr(not(feature = "pool"), allow(dead_code))]
