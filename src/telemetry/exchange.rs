@@ -162,6 +162,15 @@ impl Exchange {
         return None;
     }
 
+    /// The request has its connection (a pool of our own knows when it hands one out): records
+    /// the time in queue, once. Such a pool counts its connections active and idle itself, with
+    /// [`ConnGauges`](crate::telemetry::record::ConnGauges).
+    #[allow(dead_code)] // for the transport
+    pub(crate) fn got_connection(&self) {
+        #[cfg(feature = "metrics")]
+        self.inner.got_connection();
+    }
+
     /// Looks for the connection hyper-util's client picked for the request in `capture`; once
     /// it is there, records the time in queue and counts the connection active until the
     /// exchange ends. Returns whether the connection was seen (then call it no more).
@@ -226,6 +235,14 @@ pub(crate) mod metered {
             conn.seen = true;
             self.series.queued(self.start.elapsed());
             conn.using = info.map(crate::pool::ConnectionInfo::begin_use);
+        }
+
+        pub(super) fn got_connection(&self) {
+            let mut conn = self.lock();
+            if !conn.seen && !conn.ended {
+                conn.seen = true;
+                self.series.queued(self.start.elapsed());
+            }
         }
 
         /// The exchange is over: the connection it used is no longer counted active for it.

@@ -1,6 +1,12 @@
 //! The recording points of the `metrics` feature: every metric name of the crate, the bounded
-//! attribute sets, and one function per event. Layers, the legacy pool hooks and the transport
-//! call these; nothing here is compiled without the feature.
+//! attribute sets, and one function per event. Nothing here is compiled without the feature.
+//!
+//! Who calls what: [`Stats`](crate::Stats) calls the counters; the telemetry layer keeps a
+//! [`SeriesCache`] and records each request's [`Series`]; the legacy pool keeps a
+//! [`ConnTracker`] per connection (its requests say when they use it). A pool that owns its idle
+//! list (the transport) keeps one [`ConnGauges`] per host and calls `opened`, `moved` (idle and
+//! active, at checkout and check-in) and `closed`, and tells the request's
+//! [`Exchange`](super::Exchange) (`Exchange::of(&req)`) `got_connection()` at checkout.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
