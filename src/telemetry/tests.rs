@@ -499,17 +499,20 @@ async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {
     assert_ready!(svc.poll_ready()).unwrap();
     let mut fut = task::spawn(svc.call(get()));
     let (req, send) = handle.next_request().await.unwrap();
-    assert!(
-        Exchange::of(&req).is_some(),
-        "inner layers find the exchange"
-    );
+    let exchange = Exchange::of(&req).expect("inner layers find the exchange");
     assert_eq!(rec.gauge(&active_series()), Some(1.0));
 
     advance(Duration::from_secs(1)).await;
+    // A pool hands the request its connection: the time in queue, recorded once.
+    exchange.got_connection();
+    exchange.got_connection();
+    let queue = format!("http.client.request.time_in_queue{{{BASE}}}");
+    assert_eq!(rec.histogram(&queue), vec![1.0]);
     let (tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
     let resp = assert_ready!(fut.poll()).unwrap();
-    assert!(rec.histograms().is_empty(), "not over at the headers");
+    let series = duration_series(&["http.response.status_code=200"]);
+    assert!(rec.histogram(&series).is_empty(), "not over at the headers");
     assert_eq!(rec.gauge(&active_series()), Some(1.0));
 
     let mut body = task::spawn(resp.into_body());
@@ -522,7 +525,6 @@ async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {
     drop(tx);
     assert!(assert_ready!(body.enter(|cx, b| b.poll_frame(cx))).is_none());
 
-    let series = duration_series(&["http.response.status_code=200"]);
     assert_eq!(rec.histogram(&series), vec![3.0], "{:?}", rec.histograms());
     assert_eq!(rec.gauge(&active_series()), Some(0.0));
     for s in rec.all() {
