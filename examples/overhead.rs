@@ -17,6 +17,12 @@
 //!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
 //! - `preset`: `Hardened::new().client()`.
+//! - `telemetry`: [`TelemetryLayer`](tower_hardened::TelemetryLayer) alone around a bare
+//!   client (compare with `bare`).
+//! - `preset_tracing`: `preset` under `tracing-subscriber`'s `fmt` layer at `info`; with
+//!   `LEVEL=debug`, `tower_hardened=debug` (the telemetry layer's spans kept).
+//! - `preset_prometheus` (with `--features metrics`): `preset` recording into a
+//!   `metrics-exporter-prometheus` recorder.
 //!
 //! The server is the crate's test server (`tower_hardened_test_server`, `tests/server/`) on its
 //! own thread; the count covers both, and the server's share is the same for every mode. Also prints wall time and the client thread's CPU
@@ -67,7 +73,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|pool|layers|preset REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|pool|layers|preset|telemetry|preset_tracing|preset_prometheus REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
@@ -110,6 +116,46 @@ fn main() {
                 .await
             }
             "preset" => {
+                let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "telemetry" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = tower_hardened::TelemetryLayer::new().layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "preset_tracing" => {
+                // An application's subscriber: `info` for everything; with `LEVEL=debug`, the
+                // debug spans and events of this crate too.
+                use tracing_subscriber::layer::SubscriberExt;
+                let ours = match std::env::var("LEVEL").as_deref() {
+                    Ok("debug") => tracing::Level::DEBUG,
+                    _ => tracing::Level::INFO,
+                };
+                let subscriber = tracing_subscriber::registry()
+                    .with(tracing_subscriber::fmt::layer())
+                    .with(
+                        tracing_subscriber::filter::Targets::new()
+                            .with_default(tracing::Level::INFO)
+                            .with_target("tower_hardened", ours),
+                    );
+                tracing::subscriber::set_global_default(subscriber).unwrap();
+                let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            #[cfg(feature = "metrics")]
+            "preset_prometheus" => {
+                let buckets = [
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ];
+                metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Suffix("duration".into()),
+                        &buckets,
+                    )
+                    .unwrap()
+                    .install_recorder()
+                    .unwrap();
                 let c = Hardened::new().client::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }

@@ -110,6 +110,21 @@ pub enum ErrorKind {
     BodyTooLarge,
 }
 
+impl ErrorKind {
+    /// A short lower-case name, stable for logs and metrics (`"body_too_large"`).
+    ///
+    /// ```
+    /// assert_eq!(tower_hardened::ErrorKind::Overloaded.as_str(), "overloaded");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
 /// The error of every layer in this crate.
 ///
 /// It names its [`ErrorKind`], the [`Phase`] it happened in and the limit that was crossed, and

@@ -19,6 +19,7 @@
 //! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
 //! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
+//! | one span per request, OpenTelemetry metrics ([`telemetry`]) | [`TelemetryLayer`] | — (`error.type`) |
 //!
 //! The one-line safe default is `Hardened::new().client::<B>()`: every layer in the right order,
 //! every default documented in [`preset`]. [`Hardened::layer`] puts the same stack around any
@@ -77,10 +78,12 @@
 //! | `rustls` | `https://` in the preset ([`https`]): rustls, ring, webpki roots, ALPN h2 and http/1.1, [`Hardened::tls_config`] | no |
 //! | `tonic` | gRPC ([`grpc`]): `tonic::Status` codes, `grpc-timeout`, [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] (Rust 1.88, as tonic 0.14.6+) | no |
 //! | `reqwest` | the reqwest 0.12 adapter ([`reqwest`](mod@crate::reqwest)), [`Hardened::reqwest`] | no |
+//! | `metrics` | OpenTelemetry-named metrics through the `metrics` facade ([`telemetry`]) | no |
 //! | `full` | all of the above | no |
 //!
-//! The [`deadline`] module, [`Error`] and [`Stats`] are always there. Design notes and comparisons
-//! with tower, tower-http, hyper-util, reqwest, Go and OkHttp are in `docs/` in the repository.
+//! The [`deadline`] and [`telemetry`] modules, [`Error`] and [`Stats`] are always there. Design
+//! notes and comparisons with tower, tower-http, hyper-util, reqwest, Go and OkHttp are in
+//! `docs/` in the repository.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -119,6 +122,7 @@ pub mod preset;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 pub mod stats;
+pub mod telemetry;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
@@ -173,6 +177,7 @@ pub use crate::preset::{
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use crate::reqwest::{HardenedReqwest, ReqwestFuture, ReqwestService, ReqwestServiceFuture};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
+pub use crate::telemetry::{Telemetry, TelemetryBody, TelemetryFuture, TelemetryLayer};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{
     BodyIdleTimeout, BodyIdleTimeoutBody, BodyIdleTimeoutFuture, BodyIdleTimeoutLayer,

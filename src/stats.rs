@@ -106,7 +106,9 @@ struct Inner {
 ///
 /// Each layer has a `stats(Stats)` setter; give them all clones of one handle and read one
 /// [`StatsSnapshot`] for the whole stack. Counting is a relaxed atomic add: cheap enough to leave
-/// on in production.
+/// on in production. With the `metrics` feature, timeouts, overloads, drain outcomes, leaks and
+/// closed connections are also counted as the `tower_hardened.*` metrics (see
+/// [`telemetry`](crate::telemetry)).
 ///
 /// # Example
 ///
@@ -167,10 +169,14 @@ impl Stats {
 
     pub(crate) fn timeout(&self, phase: Phase) {
         self.inner.timeouts[phase.index()].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::timeout(phase);
     }
     #[cfg(any(feature = "limit", test))]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::overload();
     }
     #[cfg(any(feature = "limit", test))]
     pub(crate) fn in_flight_add(&self, delta: i64) {
@@ -187,14 +193,20 @@ impl Stats {
     #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_finished(&self) {
         self.inner.drains_finished.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::drain(None);
     }
     #[cfg(any(feature = "drain", test))]
     pub(crate) fn drain_abandoned(&self, why: DrainAbandon) {
         self.inner.drains_abandoned[why as usize].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::drain(Some(why));
     }
     #[cfg(any(feature = "drain", test))]
     pub(crate) fn leak(&self) {
         self.inner.leaks.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::leak();
     }
     #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_opened(&self) {
@@ -212,6 +224,8 @@ impl Stats {
     #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::connection_closed(why);
         self.inner.connections_open.fetch_sub(1, Relaxed);
     }
 }

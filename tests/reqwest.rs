@@ -1,5 +1,5 @@
 //! `Hardened::reqwest` around a real `reqwest::Client` (0.12, no default features) against the
-//! misbehaving loopback server of `tests/support`, which counts the connections it sees.
+//! misbehaving loopback server of `tests/server`, which counts the connections it sees.
 //!
 //! Covered: reqwest's own types and methods at the edges (`json()`, `error_for_status()`,
 //! `url()`); a per-host limit held until the body ends; dropped bodies whose connections are

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example showcase
+//! cargo run --release --example showcase -- --svg docs/showcase.svg   # the table, and a picture
 //! ```
 //!
 //! The server is `tower_hardened_test_server` (`tests/server/` in this repository).
@@ -16,9 +17,11 @@
 
 mod connect;
 mod drain;
+mod held;
 mod limit;
 mod pool;
 mod request;
+mod svg;
 
 use std::time::Duration;
 
@@ -206,6 +209,21 @@ fn print(rows: &[Row]) {
 
 #[tokio::main]
 async fn main() {
+    let svg: Option<std::path::PathBuf> = std::env::args()
+        .skip_while(|a| a != "--svg")
+        .nth(1)
+        .map(Into::into);
+    // Measured first, while the process is fresh (see `held::curves`); then its connections
+    // and tasks are given time to go, so the table's columns do not count them.
+    let curves = match &svg {
+        Some(_) => {
+            let tasks = live_tasks().unwrap_or(0);
+            let curves = held::curves().await;
+            tower_hardened_test_server::wait_tasks_at_most(tasks).await;
+            Some(curves)
+        }
+        None => None,
+    };
     let mut rows = Vec::new();
     rows.extend(request::rows().await);
     rows.extend(connect::rows().await);
@@ -213,4 +231,17 @@ async fn main() {
     rows.extend(drain::rows().await);
     rows.extend(pool::rows().await);
     print(&rows);
+    if let (Some(path), Some((bare, hardened))) = (svg, curves) {
+        svg::write(&path, &rows, &bare, &hardened).expect("write the SVG");
+        println!(
+            "\nheld bodies: bare held {} (open at the end: {}), the preset held {} and refused \
+             {} ({})",
+            bare.held,
+            bare.points.last().map_or(0, |p| p.open),
+            hardened.held,
+            hardened.failed,
+            hardened.first_error.as_deref().unwrap_or("-"),
+        );
+        println!("wrote {}", path.display());
+    }
 }

@@ -50,6 +50,9 @@ struct Entry {
     uri: Uri,
     since: Instant,
     reported: bool,
+    /// The span the body's response came in (a telemetry layer's request span, if any): the
+    /// report is an event on it.
+    span: tracing::Span,
 }
 
 /// A body's place in the registry; given back to [`Registry::remove`] when it ends or is dropped.
@@ -94,6 +97,7 @@ impl Registry {
             uri,
             since,
             reported: false,
+            span: tracing::Span::current(),
         });
         let key = LeakKey {
             index,
@@ -138,19 +142,25 @@ impl Registry {
                 let at = clock::add(entry.since, self.threshold);
                 if at <= now {
                     entry.reported = true;
-                    due.push((entry.method.clone(), entry.uri.clone(), now - entry.since));
+                    due.push((
+                        entry.method.clone(),
+                        entry.uri.clone(),
+                        now - entry.since,
+                        entry.span.clone(),
+                    ));
                 } else {
                     earliest = Some(earliest.map_or(at, |e| e.min(at)));
                 }
             }
         }
         // Outside the lock: registration never waits for a log line.
-        for (method, uri, age) in due {
+        for (method, uri, age, span) in due {
             if let Some(stats) = &self.stats {
                 stats.leak();
             }
             let uri = redacted(&uri);
             tracing::warn!(
+                parent: &span,
                 %method,
                 %uri,
                 ?age,

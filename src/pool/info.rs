@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     /// none is stored again, since a response can be seen after its connection closed
     /// (`Connection: close` with an empty body, HTTP/2 streams in flight).
     pill: Mutex<Pill>,
+    /// `http.client.open_connections` and `http.client.connection.duration` of this connection.
+    #[cfg(feature = "metrics")]
+    tracker: crate::telemetry::record::ConnTracker,
 }
 
 /// The poison pill's handle, and whether the connection is gone.
@@ -80,11 +83,18 @@ impl ConnectionInfo {
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 opened_at: now,
                 retire_at: retire_after.map(|d| crate::clock::add(now, d)),
-                host,
                 requests: AtomicU64::new(0),
                 expired: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
                 pill: Mutex::new(Pill::default()),
+                #[cfg(feature = "metrics")]
+                tracker: crate::telemetry::record::ConnTracker::new(
+                    crate::telemetry::record::Server::new(
+                        host.as_ref().map(|(s, _)| s),
+                        host.as_ref().map(|(_, a)| a),
+                    ),
+                ),
+                host,
             }),
         }
     }
@@ -185,5 +195,37 @@ impl ConnectionInfo {
         let capture = pill.capture.take();
         drop(pill);
         drop(capture);
+    }
+}
+
+/// The metrics side of a connection's life, for the `telemetry` module.
+#[cfg(feature = "metrics")]
+impl ConnectionInfo {
+    /// The connection is established: counted open (idle until a request uses it).
+    pub(crate) fn track_open(&self) {
+        self.shared.tracker.opened();
+    }
+
+    /// The connection is closed: counted no more, its duration recorded.
+    pub(crate) fn track_close(&self) {
+        self.shared.tracker.closed(self.age());
+    }
+
+    /// A request starts using the connection: active until the returned use is dropped.
+    pub(crate) fn begin_use(&self) -> ConnectionUse {
+        self.shared.tracker.begin_use();
+        ConnectionUse(self.clone())
+    }
+}
+
+/// One request's use of a connection; dropped when its exchange ends.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+pub(crate) struct ConnectionUse(ConnectionInfo);
+
+#[cfg(feature = "metrics")]
+impl Drop for ConnectionUse {
+    fn drop(&mut self) {
+        self.0.shared.tracker.end_use();
     }
 }

@@ -55,6 +55,8 @@ pin_project! {
                 CloseReason::Other
             };
             this.info.release();
+            #[cfg(feature = "metrics")]
+            this.info.track_close();
             if let Some(stats) = this.stats.as_ref() {
                 stats.connection_closed(reason);
             }
@@ -89,6 +91,8 @@ impl<T> PoolIo<T> {
         if let Some(stats) = &stats {
             stats.connection_opened();
         }
+        #[cfg(feature = "metrics")]
+        info.track_open();
         tracing::debug!(
             connection = info.id(),
             host = slot.as_ref().map(|s| s.key().1.as_str()),

@@ -73,6 +73,8 @@ pub use self::builder::{PoolClient, PoolClientBuilder};
 pub use self::connector::PoolConnector;
 pub use self::future::PoolConnectFuture;
 pub use self::info::ConnectionInfo;
+#[cfg(feature = "metrics")]
+pub(crate) use self::info::ConnectionUse;
 pub use self::io::PoolIo;
 pub use self::layer::PoolConnectorLayer;
 pub use self::retire::{Retire, RetireFuture, RetireLayer};

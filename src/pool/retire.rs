@@ -12,6 +12,7 @@ use super::ConnectionInfo;
 use crate::channels::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
 use crate::stats::Stats;
+use crate::telemetry::Exchange;
 
 /// The request side of max lifetime: retires connections of
 /// [`PoolConnector`](super::PoolConnector) that are past their lifetime, without ever cutting
@@ -133,11 +134,13 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let capture = capture_connection(&mut req);
         let header_hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+        let exchange = Exchange::of(&req);
         RetireFuture {
             inner: self.inner.call(req),
             capture: Some(capture),
             stats: self.stats.clone(),
             header_hold,
+            exchange,
         }
     }
 }
@@ -151,6 +154,8 @@ pin_project! {
         stats: Option<Stats>,
         // Released once the connection is obtained: an outer response-header clock starts then.
         header_hold: Option<HeaderHold>,
+        // Told once the connection is obtained: an outer telemetry layer's (with `metrics`).
+        exchange: Option<Exchange>,
     }
 }
 
@@ -178,6 +183,11 @@ where
         {
             // hyper-util records the connection just before it sends the request on it.
             *this.header_hold = None;
+        }
+        if let (Some(exchange), Some(capture)) = (this.exchange.as_ref(), this.capture.as_ref()) {
+            if exchange.connected_via(capture) {
+                *this.exchange = None;
+            }
         }
         let resp = ready!(polled).map_err(Into::into)?;
         if let Some(info) = resp.extensions().get::<ConnectionInfo>() {

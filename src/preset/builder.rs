@@ -56,6 +56,9 @@ pub struct Hardened {
     pub(super) max_response_body: u64,
     pub(super) pool: PoolClientBuilder,
     pub(super) max_response_header_bytes: usize,
+    /// The request span and metrics, outermost; one per preset, so every layer and client made
+    /// from it shares its registered series.
+    pub(super) telemetry: crate::telemetry::TelemetryLayer,
     /// Your TLS settings ([`Hardened::tls_config`]); the preset's defaults when `None`.
     #[cfg(feature = "rustls")]
     pub(super) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -131,6 +134,7 @@ impl Hardened {
                 .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+            telemetry: crate::telemetry::TelemetryLayer::new(),
             #[cfg(feature = "rustls")]
             tls_config: None,
             stats,

@@ -34,11 +34,10 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = c.drain.layer(inner);
         let inner = c.limits.global.layer(inner);
         let inner = c.limits.per_host.layer(inner);
-        HardenedService::new(
-            DeadlineLayer::new(c.total)
-                .stats(stats.clone())
-                .propagate_grpc_timeout(self.grpc)
-                .layer(inner),
-        )
+        let inner = DeadlineLayer::new(c.total)
+            .stats(stats.clone())
+            .propagate_grpc_timeout(self.grpc)
+            .layer(inner);
+        HardenedService::new(c.telemetry.layer(inner))
     }
 }

@@ -26,9 +26,12 @@
 //! # The stack, outer to inner
 //!
 //! ```text
-//! Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
+//! Telemetry → Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
 //!   → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
 //! ```
+//!
+//! Telemetry (one span per request, and with `metrics` the OpenTelemetry series) is outermost,
+//! so it sees every outcome, the deadline's included (see [`telemetry`](crate::telemetry)).
 //!
 //! [`Hardened::client`] adds a bounded pool under it (see [`pool`](crate::pool)) and a connect
 //! timeout on the connector. As a layer, the preset goes directly around the client, with nothing

@@ -57,6 +57,7 @@ impl<S> HardenedService<S> {
             .get_ref()
             .get_ref()
             .get_ref()
+            .get_ref()
     }
 
     /// The inner service, mutably. Requests sent after this use a new clone of it (the limits
@@ -71,11 +72,13 @@ impl<S> HardenedService<S> {
             .get_mut()
             .get_mut()
             .get_mut()
+            .get_mut()
     }
 
     /// Gives back the inner service, as given to the layer.
     pub fn into_inner(self) -> S {
         self.inner
+            .into_inner()
             .into_inner()
             .into_inner()
             .into_inner()

@@ -6,6 +6,7 @@ use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitBody};
 use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture};
 use crate::drain::{DrainOnDrop, DrainOnDropBody};
 use crate::limit::{ConcurrencyLimit, LimitBody, LimitFuture, PerHostLimit};
+use crate::telemetry::{Telemetry, TelemetryBody, TelemetryFuture};
 use crate::timeout::{
     BodyIdleTimeout, BodyIdleTimeoutBody, RequestWriteTimeout, RequestWriteTimeoutBody,
     ResponseHeaderTimeout,
@@ -16,17 +17,22 @@ pub(super) type Inner<S> =
     DrainOnDrop<ResponseBodyLimit<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>>;
 
 /// The whole request-side stack around `S`, outer to inner.
-pub(super) type Stack<S> = Deadline<PerHostLimit<ConcurrencyLimit<Inner<S>>>>;
+pub(super) type Stack<S> = Telemetry<Deadline<PerHostLimit<ConcurrencyLimit<Inner<S>>>>>;
 
 /// The response future of [`Stack`] for request bodies `B`.
-pub(super) type StackFuture<S, B> = DeadlineFuture<LimitFuture<ConcurrencyLimit<Inner<S>>, B>>;
+pub(super) type StackFuture<S, B> =
+    TelemetryFuture<DeadlineFuture<LimitFuture<ConcurrencyLimit<Inner<S>>, B>>>;
 
-/// The response body of [`Stack`] around the inner service's body `B`: seven wrappers
+/// The response body of [`Stack`] around the inner service's body `B`: eight wrappers
 /// (`ResponseHeaderTimeout` adds none).
-pub(super) type StackBody<B> = DeadlineBody<
-    LimitBody<
+pub(super) type StackBody<B> = TelemetryBody<
+    DeadlineBody<
         LimitBody<
-            DrainOnDropBody<ResponseBodyLimitBody<BodyIdleTimeoutBody<RequestWriteTimeoutBody<B>>>>,
+            LimitBody<
+                DrainOnDropBody<
+                    ResponseBodyLimitBody<BodyIdleTimeoutBody<RequestWriteTimeoutBody<B>>>,
+                >,
+            >,
         >,
     >,
 >;
