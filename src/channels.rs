@@ -168,15 +168,13 @@ pub(crate) mod split {
 
 /// Whether the current poll belongs to the background drain of a dropped body.
 pub(crate) mod background {
-    use std::future::Future;
-
     tokio::task_local! {
         static DRAINING: ();
     }
 
     /// Runs `fut` as a background drain: timeouts fired inside it are not counted.
     #[cfg(feature = "drain")]
-    pub(crate) async fn drain<F: Future>(fut: F) -> F::Output {
+    pub(crate) async fn drain<F: std::future::Future>(fut: F) -> F::Output {
         DRAINING.scope((), fut).await
     }
 
