@@ -23,6 +23,12 @@
 //!   by `tracing` subscribers (one debug event with the phase and the authority). Why: one
 //!   place counts each fired timeout once, under its phase, and logs it with the same fields,
 //!   whichever layer fired.
+//! - **The background drain** ([`background`], a tokio task-local). Written by the drain task of
+//!   `DrainOnDrop`, which runs the dropped body's polls inside it. Read by [`fired`], which then
+//!   counts nothing. Why: a timer that fires while a dropped body is drained (the deadline, the
+//!   idle limit of a layer inside) ends no request of a caller; the drain reports its own outcome
+//!   (`DrainAbandon`), and counting it as a timeout of the request would count one request twice
+//!   when the caller already got a timeout from an outer layer.
 
 use http::uri::Authority;
 
@@ -160,10 +166,36 @@ pub(crate) mod split {
     }
 }
 
+/// Whether the current poll belongs to the background drain of a dropped body.
+pub(crate) mod background {
+    tokio::task_local! {
+        static DRAINING: ();
+    }
+
+    /// Runs `fut` as a background drain: timeouts fired inside it are not counted.
+    #[cfg(feature = "drain")]
+    pub(crate) async fn drain<F: std::future::Future>(fut: F) -> F::Output {
+        DRAINING.scope((), fut).await
+    }
+
+    /// Whether we are inside [`drain`].
+    pub(crate) fn draining() -> bool {
+        DRAINING.try_with(|_| ()).is_ok()
+    }
+}
+
 /// Reports a timeout that fired: counts it by phase in `stats` and logs it at debug level with
 /// its phase and authority. Every layer calls it once per fired timer, right before it returns
-/// the error.
+/// the error. Inside a background drain it only logs at trace level (see the module docs).
 pub(crate) fn fired(stats: Option<&Stats>, authority: Option<&Authority>, err: &Error) {
+    if background::draining() {
+        tracing::trace!(
+            phase = err.phase().map(Phase::as_str),
+            authority = authority.map(Authority::as_str),
+            "{err} (while draining a dropped body; not a timeout of the request)"
+        );
+        return;
+    }
     if let Some(stats) = stats {
         if let Some(phase) = err.phase() {
             stats.timeout(phase);

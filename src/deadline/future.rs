@@ -85,14 +85,20 @@ where
                     // A hop further in that enforces the deadline it was sent (tonic's channel
                     // applies the grpc-timeout, failing with its own `Cancelled`) races this
                     // clock and can win by the header's rounding and the timer's resolution:
-                    // a failure once that deadline has passed is this deadline's.
-                    Err(e) if this.hop.is_some_and(hop_expired) => {
-                        let err =
-                            Error::timeout(Phase::Total, this.deadline.budget()).with_source(e);
-                        fired(this.stats.as_ref(), this.authority.as_ref(), &err);
-                        Err(err.into())
+                    // a failure once that deadline has passed is this deadline's. Not an error
+                    // of one of our layers inside, though: it names its own phase and was
+                    // counted where it fired.
+                    Err(e) => {
+                        let e: BoxError = e.into();
+                        if this.hop.is_some_and(hop_expired) && Error::find(&*e).is_none() {
+                            let err =
+                                Error::timeout(Phase::Total, this.deadline.budget()).with_source(e);
+                            fired(this.stats.as_ref(), this.authority.as_ref(), &err);
+                            Err(err.into())
+                        } else {
+                            Err(e)
+                        }
                     }
-                    Err(e) => Err(e.into()),
                 });
             }
         }

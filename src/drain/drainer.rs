@@ -170,7 +170,8 @@ where
             }
         }
     };
-    let outcome = tokio::time::timeout_at(until, reading)
+    // Timers inside the body that fire now end no caller's request: not counted as timeouts.
+    let outcome = tokio::time::timeout_at(until, crate::channels::background::drain(reading))
         .await
         .unwrap_or(Err(DrainAbandon::Time));
     // The body goes first (back to the pool, or closed), then the permit.

@@ -443,3 +443,48 @@ async fn an_inner_failure_once_the_sent_deadline_passed_is_the_deadline() {
     let err = assert_ready_err!(fut.poll());
     assert_eq!(err.to_string(), "late");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_error_of_this_crate_keeps_its_phase_and_is_counted_once() {
+    // The hop rule is for the foreign error of a hop that enforces the sent deadline; an error
+    // of one of our own layers already names its phase and was counted where it fired.
+    let stats = Stats::new();
+    let layers = tower::ServiceBuilder::new()
+        .layer(
+            DeadlineLayer::new(Duration::from_secs(2))
+                .propagate_grpc_timeout(true)
+                .stats(stats.clone()),
+        )
+        .layer(
+            tower_hardened::ResponseHeaderTimeoutLayer::new(Duration::from_secs(10))
+                .stats(stats.clone()),
+        )
+        .into_inner();
+    let (mut svc, mut handle) = mock::spawn_layer::<Request<()>, Response<ChannelBody>, _>(layers);
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    assert_pending!(fut.poll());
+    let (_req, _send) = handle.next_request().await.unwrap();
+    // The header timer inside is cut by the same deadline and fires first: one Total, not two.
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+
+    // A typed error of another phase in the last millisecond stays what it is.
+    let (mut svc, mut handle) = setup(
+        DeadlineLayer::new(Duration::from_secs(2))
+            .propagate_grpc_timeout(true)
+            .stats(stats.clone()),
+    );
+    assert_ready!(svc.poll_ready()).unwrap();
+    let mut fut = task::spawn(svc.call(Request::new(())));
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(1999)).await;
+    send.send_error(tower_hardened::Error::overloaded(Phase::Acquire, 8));
+    let err = assert_ready_err!(fut.poll());
+    let typed = tower_hardened::Error::find(&*err).expect("typed");
+    assert!(typed.is_overloaded(), "{err}");
+    assert_eq!(typed.phase(), Some(Phase::Acquire));
+    assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+}
