@@ -7,7 +7,10 @@ use tower_layer::Layer;
 use super::{HardenedClient, HardenedLayer, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
 use crate::drain::DrainOnDropLayer;
-use crate::limit::{ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimitLayer};
+use crate::limit::{
+    AdaptiveLimitHandle, AdaptiveLimitLayer, ConcurrencyLimitLayer, LimitHandle, PerHostHandle,
+    PerHostLimitLayer,
+};
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
 use crate::stats::Stats;
 use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
@@ -49,6 +52,8 @@ pub struct Hardened {
     pub(super) max_requests_per_host: usize,
     pub(super) max_waiting: usize,
     pub(super) acquire_timeout: Duration,
+    /// The adaptive per-host limit of [`Hardened::adaptive`], as given.
+    pub(super) adaptive: Option<AdaptiveLimitLayer>,
     /// The global and per-host limits: built from the four fields above whenever one of them (or
     /// the stats handle) changes, and shared by every layer, client and clone made from here.
     pub(super) limits: Limits,
@@ -122,7 +127,9 @@ impl Hardened {
                 Self::DEFAULT_MAX_WAITING,
                 Self::DEFAULT_ACQUIRE_TIMEOUT,
                 &stats,
+                None,
             ),
+            adaptive: None,
             drain: DrainOnDropLayer::new()
                 .leak_threshold(Self::DEFAULT_LEAK_THRESHOLD)
                 .stats(stats.clone()),
@@ -149,6 +156,7 @@ impl Hardened {
             self.max_waiting,
             self.acquire_timeout,
             &self.stats,
+            self.adaptive.as_ref(),
         );
         self
     }
@@ -265,6 +273,37 @@ impl Hardened {
         crate::limit::check_limit("Hardened::max_requests_per_host", n);
         self.max_requests_per_host = n;
         self.with_new_limits()
+    }
+
+    /// Limits each host adaptively instead of with the static
+    /// [`max_requests_per_host`](Self::max_requests_per_host): `limit` keeps one limit per host
+    /// (scheme + authority), which falls when that host's latency, body included, grows or its
+    /// requests time out or fail, and grows back while it stays healthy. It sits outside the
+    /// static global cap ([`max_in_flight`](Self::max_in_flight)), so one slow host shrinks only
+    /// its own share. The preset sets its queue bound and acquire timeout
+    /// ([`max_waiting`](Self::max_waiting), [`acquire_timeout`](Self::acquire_timeout)) and its
+    /// stats; everything else (algorithm, bounds, windows, probes) is `limit`'s. The highest
+    /// limit of `limit` is then each host's cap. Off by default. Makes a new set of limits.
+    ///
+    /// ```
+    /// use tower_hardened::{AdaptiveLimitLayer, Gradient, Hardened};
+    ///
+    /// let hardened = Hardened::new().adaptive(AdaptiveLimitLayer::new(Gradient::new(), 4..=64));
+    /// assert!(hardened.adaptive_handle().is_some());
+    /// ```
+    pub fn adaptive(mut self, limit: AdaptiveLimitLayer) -> Self {
+        self.adaptive = Some(limit);
+        self.with_new_limits()
+    }
+
+    /// Reads the adaptive per-host limits of [`adaptive`](Self::adaptive) (each host's current
+    /// limit, in-flight and waiting counts), shared by every layer and client of this preset.
+    /// `None` when the per-host limit is the static one.
+    pub fn adaptive_handle(&self) -> Option<AdaptiveLimitHandle> {
+        self.limits
+            .adaptive
+            .as_ref()
+            .map(AdaptiveLimitLayer::handle)
     }
 
     /// At most `n` requests waiting in each queue — the global one, and each host's — for a
@@ -426,6 +465,8 @@ impl Hardened {
 pub(super) struct Limits {
     pub(super) global: ConcurrencyLimitLayer,
     pub(super) per_host: PerHostLimitLayer,
+    /// Set by [`Hardened::adaptive`]: takes the static per-host limit's place.
+    pub(super) adaptive: Option<AdaptiveLimitLayer>,
 }
 
 impl Limits {
@@ -435,8 +476,17 @@ impl Limits {
         waiting: usize,
         acquire: Duration,
         stats: &Stats,
+        adaptive: Option<&AdaptiveLimitLayer>,
     ) -> Limits {
         Limits {
+            adaptive: adaptive.map(|a| {
+                a.clone()
+                    .per_host()
+                    .max_waiting(waiting)
+                    .acquire_timeout(acquire)
+                    .stats(stats.clone())
+                    .without_in_flight_count()
+            }),
             global: ConcurrencyLimitLayer::new(in_flight)
                 .max_waiting(waiting)
                 .acquire_timeout(acquire)

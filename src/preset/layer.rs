@@ -2,6 +2,7 @@
 
 use tower_layer::Layer;
 
+use super::host::HostLimit;
 use super::{Hardened, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
 use crate::deadline::DeadlineLayer;
@@ -33,7 +34,10 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = ResponseBodyLimitLayer::new(c.max_response_body).layer(inner);
         let inner = c.drain.layer(inner);
         let inner = c.limits.global.layer(inner);
-        let inner = c.limits.per_host.layer(inner);
+        let inner = match &c.limits.adaptive {
+            Some(adaptive) => HostLimit::Adaptive(adaptive.layer(inner)),
+            None => HostLimit::Static(c.limits.per_host.layer(inner)),
+        };
         let inner = DeadlineLayer::new(c.total)
             .stats(stats.clone())
             .propagate_grpc_timeout(self.grpc)

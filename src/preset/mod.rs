@@ -76,6 +76,7 @@ mod builder;
 mod client;
 mod ext;
 mod future;
+mod host;
 mod integrations;
 mod layer;
 mod service;

@@ -2,10 +2,11 @@
 //! as types. Private, so that fusing layers or moving the client onto another transport changes
 //! only this file.
 
+use super::host::{HostBody, HostFuture, HostLimit};
 use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitBody};
 use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture};
 use crate::drain::{DrainOnDrop, DrainOnDropBody};
-use crate::limit::{ConcurrencyLimit, LimitBody, LimitFuture, PerHostLimit};
+use crate::limit::{ConcurrencyLimit, LimitBody};
 use crate::telemetry::{Telemetry, TelemetryBody, TelemetryFuture};
 use crate::timeout::{
     BodyIdleTimeout, BodyIdleTimeoutBody, RequestWriteTimeout, RequestWriteTimeoutBody,
@@ -17,17 +18,17 @@ pub(super) type Inner<S> =
     DrainOnDrop<ResponseBodyLimit<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>>;
 
 /// The whole request-side stack around `S`, outer to inner.
-pub(super) type Stack<S> = Telemetry<Deadline<PerHostLimit<ConcurrencyLimit<Inner<S>>>>>;
+pub(super) type Stack<S> = Telemetry<Deadline<HostLimit<ConcurrencyLimit<Inner<S>>>>>;
 
 /// The response future of [`Stack`] for request bodies `B`.
 pub(super) type StackFuture<S, B> =
-    TelemetryFuture<DeadlineFuture<LimitFuture<ConcurrencyLimit<Inner<S>>, B>>>;
+    TelemetryFuture<DeadlineFuture<HostFuture<ConcurrencyLimit<Inner<S>>, B>>>;
 
 /// The response body of [`Stack`] around the inner service's body `B`: eight wrappers
 /// (`ResponseHeaderTimeout` adds none).
 pub(super) type StackBody<B> = TelemetryBody<
     DeadlineBody<
-        LimitBody<
+        HostBody<
             LimitBody<
                 DrainOnDropBody<
                     ResponseBodyLimitBody<BodyIdleTimeoutBody<RequestWriteTimeoutBody<B>>>,

@@ -529,3 +529,98 @@ async fn a_background_drain_counts_no_timeout_of_the_request() {
     assert_eq!(snap.timeouts_total(), 0, "{snap:?}");
     drop(tx);
 }
+
+/// With `adaptive`, each host gets its own adaptive limit under the static global cap: a host
+/// whose requests fail has its limit lowered, the other host's is not, and a request in flight
+/// counts once in the stats (the global limiter counts it, the adaptive one does not).
+#[tokio::test(start_paused = true)]
+async fn adaptive_per_host_limits_fall_for_the_failing_host_only() {
+    use crate::limit::{AdaptiveLimitLayer, Aimd};
+    let preset = Hardened::new().adaptive(
+        AdaptiveLimitLayer::new(Aimd::new(), 1..=16)
+            .initial_limit(8)
+            .update_interval(Duration::from_millis(100)),
+    );
+    let stats = preset.stats_handle();
+    let adaptive = preset.adaptive_handle().expect("adaptive is on");
+    let svc = preset
+        .layer()
+        .layer(tower::service_fn(|req: Request<Up>| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if req.uri().host() == Some("bad.test") {
+                Err::<Response<http_body_util::Full<Bytes>>, crate::BoxError>(
+                    "refused by the peer".into(),
+                )
+            } else {
+                Ok(Response::new(http_body_util::Full::new(Bytes::from("ok"))))
+            }
+        }));
+    let good: http::Uri = "http://good.test/".parse().unwrap();
+    let bad: http::Uri = "http://bad.test/".parse().unwrap();
+    let send = |uri: &http::Uri| {
+        let req = Request::get(uri.clone())
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        svc.clone().oneshot(req)
+    };
+    // While a request is in flight it counts once, not once per limiter.
+    let mut held = task::spawn(send(&good));
+    assert_pending!(held.poll());
+    assert_eq!(stats.snapshot().in_flight, 1);
+    assert!(
+        adaptive.limit_for(&good).is_some(),
+        "the host has its own limit"
+    );
+    assert_eq!(adaptive.in_flight(), 1);
+    drop(held);
+    for _ in 0..30 {
+        // Eight at once per host, so neither host is app-limited.
+        let mut calls = Vec::new();
+        for _ in 0..8 {
+            calls.push(send(&good));
+            calls.push(send(&bad));
+        }
+        for r in futures_join(calls).await {
+            if let Ok(resp) = r {
+                resp.into_body().collect().await.unwrap();
+            }
+        }
+        advance(Duration::from_millis(100)).await;
+    }
+    let (good_limit, bad_limit) = (
+        adaptive.limit_for(&good).unwrap(),
+        adaptive.limit_for(&bad).unwrap(),
+    );
+    assert_eq!(bad_limit, 1, "the failing host's limit fell to its minimum");
+    assert!(
+        good_limit >= 4,
+        "the healthy host's limit stayed up: {good_limit}"
+    );
+    let snap = stats.snapshot();
+    assert_eq!(snap.in_flight, 0);
+    assert_eq!(snap.adaptive_limit, (good_limit + bad_limit) as u64);
+}
+
+/// Runs the futures to completion concurrently on this task.
+async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}

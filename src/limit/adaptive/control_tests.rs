@@ -39,6 +39,7 @@ fn config(
         acquire_timeout: None,
         stats: None,
         per_host: false,
+        count_in_flight: true,
     }
 }
 

@@ -41,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) acquire_timeout: Option<Duration>,
     pub(crate) stats: Option<Stats>,
     pub(crate) per_host: bool,
+    /// Whether `in_flight` is counted in `stats` (the preset stacks this limiter over its
+    /// global one on one handle, and lets only the global one count it).
+    pub(crate) count_in_flight: bool,
 }
 
 /// What a request gets when it arrives.
@@ -188,7 +191,12 @@ impl Limiter {
             let n = self.in_flight.fetch_add(1, AcqRel) + 1;
             let era = st.ctl.admitted(now, n);
             drop(st);
-            if let Some(stats) = &self.config.stats {
+            if let Some(stats) = self
+                .config
+                .stats
+                .as_ref()
+                .filter(|_| self.config.count_in_flight)
+            {
                 stats.in_flight_add(1);
             }
             return Admission::Now(Permit::new(self.clone(), permit, now, era));
@@ -267,7 +275,9 @@ impl Ticket {
         drop(st);
         if let Some(stats) = &limiter.config.stats {
             stats.waiting_add(-1);
-            stats.in_flight_add(1);
+            if limiter.config.count_in_flight {
+                stats.in_flight_add(1);
+            }
         }
         Permit::new(limiter, permit, now, era)
     }
@@ -368,7 +378,12 @@ impl Permit {
         limiter.apply(&mut st);
         limiter.give_back(&mut st, permit);
         drop(st);
-        if let Some(stats) = &limiter.config.stats {
+        if let Some(stats) = limiter
+            .config
+            .stats
+            .as_ref()
+            .filter(|_| limiter.config.count_in_flight)
+        {
             stats.in_flight_add(-1);
         }
     }

@@ -125,6 +125,7 @@ impl AdaptiveLimitLayer {
             acquire_timeout: None,
             stats: None,
             per_host: false,
+            count_in_flight: true,
         })
     }
 
@@ -220,6 +221,13 @@ impl AdaptiveLimitLayer {
     /// [`ConcurrencyLimitLayer::stats`](crate::ConcurrencyLimitLayer::stats)).
     pub fn stats(self, stats: Stats) -> Self {
         self.with(|c| c.stats = Some(stats))
+    }
+
+    /// Counts waits, refusals, timeouts and the limit in the stats but not `in_flight`, for an
+    /// adaptive limiter stacked with a global one on the same handle (the preset does this).
+    #[cfg(feature = "preset")]
+    pub(crate) fn without_in_flight_count(self) -> Self {
+        self.with(|c| c.count_in_flight = false)
     }
 
     /// A handle to read the limit and the counts, shared with every service the layer makes.

@@ -153,6 +153,7 @@ async fn run(s: Setup, ops: Vec<Op>) {
         acquire_timeout: None,
         stats: None,
         per_host: false,
+        count_in_flight: true,
     };
     let l = Arc::new(Limiter::new(Arc::new(config), None));
     let mut w = World {
