@@ -16,6 +16,10 @@
 //!   a body-held permit (one clock read, one extension, one timer armed when the response is
 //!   not ready at once, one semaphore permit moved into the body). It bounds what any stack
 //!   with those guarantees can reach on this workload.
+//! - `loopback/*/reqwest`, `loopback/*/tower_stack`: the peers of [`peers`], what users would
+//!   pick instead (reqwest 0.12 with the preset's timeouts and pool settings as far as it has
+//!   them; `tower::timeout` + `tower::limit::ConcurrencyLimit` + tower-http's
+//!   `ResponseBodyTimeout` around a bare client), each paired with the bare client.
 //!
 //! Method: the server runs in this process on its own thread and runtime, so its cost is common
 //! to both sides; the clients run on one current-thread runtime. Every subject is **paired** with
@@ -32,6 +36,10 @@
 #![allow(unreachable_pub)]
 
 mod common;
+#[path = "common/floor.rs"]
+mod floor;
+#[path = "common/peers.rs"]
+mod peers;
 use tower_hardened_test_server as support;
 
 use bytes::Bytes;
@@ -114,7 +122,7 @@ fn client_rt() -> tokio::runtime::Runtime {
 fn read_to_end(c: &mut Criterion) {
     let server = servers(1).remove(0);
     let rt = client_rt();
-    let (bare, bare2, preset, preset_400k, floor) = rt.block_on(async {
+    let (bare, bare2, preset, preset_400k, floor, reqwest, tower_stack) = rt.block_on(async {
         (
             support::bare_client::<Empty<Bytes>>(),
             support::bare_client::<Empty<Bytes>>(),
@@ -122,10 +130,9 @@ fn read_to_end(c: &mut Criterion) {
             Hardened::new()
                 .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
                 .client::<Empty<Bytes>>(),
-            floor::Floor {
-                inner: support::bare_client::<Empty<Bytes>>(),
-                sem: std::sync::Arc::new(tokio::sync::Semaphore::new(256)),
-            },
+            floor::floor(support::bare_client::<Empty<Bytes>>()),
+            peers::reqwest(),
+            peers::tower_stack(support::bare_client::<Empty<Bytes>>()),
         )
     });
     for (group, path, callers, expect) in [
@@ -172,6 +179,30 @@ fn read_to_end(c: &mut Criterion) {
                 move |n| load(f.clone(), u.clone(), callers, n, Some(expect))
             }),
         );
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{group}/bare (vs reqwest)"),
+                run(bare.clone(), &uri),
+            ),
+            (&format!("{group}/reqwest"), {
+                let (r, u) = (reqwest.clone(), uri.clone());
+                move |n| load(r.clone(), u.clone(), callers, n, Some(expect))
+            }),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{group}/bare (vs tower_stack)"),
+                run(bare.clone(), &uri),
+            ),
+            (&format!("{group}/tower_stack"), {
+                let (t, u) = (tower_stack.clone(), uri.clone());
+                move |n| load(t.clone(), u.clone(), callers, n, Some(expect))
+            }),
+        );
         if group == "64KiB_x8" {
             common::paired(
                 &mut g,
@@ -196,6 +227,12 @@ fn read_to_end(c: &mut Criterion) {
         ));
         rows.push((format!("{group}/bare"), format!("{group}/hardened")));
         rows.push((format!("{group}/bare (vs floor)"), format!("{group}/floor")));
+        for peer in ["reqwest", "tower_stack"] {
+            rows.push((
+                format!("{group}/bare (vs {peer})"),
+                format!("{group}/{peer}"),
+            ));
+        }
     }
     rows.push((
         "64KiB_x8/bare (vs 400KiB header cap)".into(),
@@ -422,107 +459,6 @@ fn breakdown(c: &mut Criterion) {
     }
     let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     common::print_paired("breakdown: each half of the stack alone vs bare", &rows);
-}
-
-/// The floor: see the module docs. Not a usable layer (no error when the timer fires, no
-/// queue): only its costs are real.
-mod floor {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::sync::Arc;
-    use std::task::{Context, Poll};
-    use std::time::Duration;
-
-    use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-    use tokio::time::{Instant, Sleep};
-
-    #[derive(Clone)]
-    pub struct Floor<S> {
-        pub inner: S,
-        pub sem: Arc<Semaphore>,
-    }
-
-    #[derive(Clone, Copy)]
-    struct Deadline(#[allow(dead_code)] Instant);
-
-    impl<S, B, RB> tower::Service<http::Request<B>> for Floor<S>
-    where
-        S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
-        S::Future: Unpin,
-    {
-        type Response = http::Response<PermitBody<RB>>;
-        type Error = S::Error;
-        type Future = FloorFuture<S::Future>;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-            let at = Instant::now() + Duration::from_secs(30);
-            req.extensions_mut().insert(Deadline(at));
-            let permit = self.sem.clone().try_acquire_owned().ok();
-            FloorFuture {
-                inner: self.inner.call(req),
-                at,
-                sleep: None,
-                permit,
-            }
-        }
-    }
-
-    pub struct FloorFuture<F> {
-        inner: F,
-        at: Instant,
-        sleep: Option<Pin<Box<Sleep>>>,
-        permit: Option<OwnedSemaphorePermit>,
-    }
-
-    impl<F, RB, E> Future for FloorFuture<F>
-    where
-        F: Future<Output = Result<http::Response<RB>, E>> + Unpin,
-    {
-        type Output = Result<http::Response<PermitBody<RB>>, E>;
-
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            match Pin::new(&mut self.inner).poll(cx) {
-                Poll::Ready(r) => {
-                    let permit = self.permit.take();
-                    Poll::Ready(r.map(|resp| resp.map(|b| PermitBody(b, permit))))
-                }
-                Poll::Pending => {
-                    let at = self.at;
-                    let sleep = self
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-                    let _ = sleep.as_mut().poll(cx);
-                    Poll::Pending
-                }
-            }
-        }
-    }
-
-    pub struct PermitBody<B>(B, Option<OwnedSemaphorePermit>);
-
-    impl<B: http_body::Body + Unpin> http_body::Body for PermitBody<B> {
-        type Data = B::Data;
-        type Error = B::Error;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-            let r = Pin::new(&mut self.0).poll_frame(cx);
-            if matches!(r, Poll::Ready(None)) {
-                self.1 = None;
-            }
-            r
-        }
-
-        fn is_end_stream(&self) -> bool {
-            self.0.is_end_stream()
-        }
-    }
 }
 
 criterion_group!(benches, read_to_end, drop_unread, breakdown);

@@ -9,10 +9,13 @@
 //! # instructions per request: (B - A) / 2000 (start-up cost cancels out)
 //! ```
 //!
-//! Arguments: `bare | pool | layers | preset`, the number of requests, the number of concurrent
+//! Arguments: `bare | floor | pool | layers | preset | reqwest | tower`, the number of requests, the number of concurrent
 //! callers (default 1), the path on the test server (default `/ok`). With `DROP=1` in the
 //! environment each body is dropped unread instead of read to its end.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
+//! - `floor`: not this crate but the floor of `benches/stack.rs` around a bare client (one clock
+//!   read, one extension, one timer armed when the response is not ready at once, one permit
+//!   held by the body): what that much machinery costs.
 //! - `pool`: [`PoolClientBuilder`](tower_hardened::PoolClientBuilder) with the preset's pool
 //!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
@@ -23,6 +26,9 @@
 //!   `LEVEL=debug`, `tower_hardened=debug` (the telemetry layer's spans kept).
 //! - `preset_prometheus` (with `--features metrics`): `preset` recording into a
 //!   `metrics-exporter-prometheus` recorder.
+//! - `reqwest`, `tower`: the peers of `benches/stack.rs` (reqwest 0.12 with the preset's
+//!   timeouts and pool settings as far as it has them; `tower::timeout` +
+//!   `tower::limit::ConcurrencyLimit` + tower-http's `ResponseBodyTimeout` around a bare client).
 //!
 //! The server is the crate's test server (`tower_hardened_test_server`, `tests/server/`) on its
 //! own thread; the count covers both, and the server's share is the same for every mode. Also prints wall time and the client thread's CPU
@@ -34,6 +40,12 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
 use tower_hardened::{Hardened, PoolClientBuilder, RequestWriteBody};
 use tower_hardened_test_server::TestServer;
+
+// The floor and the peers are the benches' own, so both measure the same thing.
+#[path = "../benches/common/floor.rs"]
+mod floor;
+#[path = "../benches/common/peers.rs"]
+mod peers;
 
 async fn run<S, B>(svc: S, uri: http::Uri, n: usize, callers: usize, drop_unread: bool)
 where
@@ -73,7 +85,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|pool|layers|preset|telemetry|preset_tracing|preset_prometheus REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|telemetry|preset_tracing|preset_prometheus REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
@@ -92,6 +104,15 @@ fn main() {
             "bare" => {
                 let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
+            }
+            "floor" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                run(floor::floor(c), uri, n, callers, drop_unread).await
+            }
+            "reqwest" => run(peers::reqwest(), uri, n, callers, drop_unread).await,
+            "tower" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                run(peers::tower_stack(c), uri, n, callers, drop_unread).await
             }
             "pool" => {
                 let c = PoolClientBuilder::new()
