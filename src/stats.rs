@@ -220,6 +220,8 @@ impl Stats {
     #[cfg(feature = "limit")]
     pub(crate) fn adaptive_limit_add(&self, delta: i64) {
         self.inner.adaptive_limit.fetch_add(delta, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::adaptive_limit(delta);
     }
     #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {

@@ -25,6 +25,7 @@
 //! | `tower_hardened.leaks` | counter | — | the drain layer's held-body report, with `Stats` |
 //! | `tower_hardened.replays` | counter | — | (registered at zero: no replay path yet) |
 //! | `tower_hardened.connections.closed` | counter | `reason`: `idle`, `lifetime`, `cap`, `error`, `other` | the pool, with `Stats` |
+//! | `tower_hardened.adaptive.limit` | gauge | — | the adaptive limiters' current limit, summed over hosts, with `Stats` |
 //!
 //! `error.type` is one of [`ERROR_TYPES`]: the phase of a timeout, the kind of another error
 //! of this crate, `cancelled` (the caller dropped the response future), `_OTHER` (any other
@@ -165,6 +166,10 @@ pub fn describe_metrics() {
         "The amount of time requests spent on a queue waiting for an available connection."
     );
     describe_counter!(TIMEOUTS, "Timeouts, by the phase that timed out.");
+    describe_gauge!(
+        ADAPTIVE_LIMIT,
+        "The current limit of the adaptive concurrency limiters, summed over every host."
+    );
     describe_counter!(
         OVERLOADS,
         "Requests refused at once because a queue was full."

@@ -30,6 +30,7 @@ pub(crate) const DRAINS: &str = "tower_hardened.drains";
 pub(crate) const LEAKS: &str = "tower_hardened.leaks";
 pub(crate) const REPLAYS: &str = "tower_hardened.replays";
 pub(crate) const CONNECTIONS_CLOSED: &str = "tower_hardened.connections.closed";
+pub(crate) const ADAPTIVE_LIMIT: &str = "tower_hardened.adaptive.limit";
 
 /// The `outcome` of a dropped body's drain: it was read to its end, or why it was given up.
 pub(crate) const DRAIN_OUTCOMES: [&str; 6] = [
@@ -327,6 +328,12 @@ pub(crate) fn leak() {
 #[allow(dead_code)]
 pub(crate) fn replay() {
     metrics::counter!(REPLAYS).increment(1);
+}
+
+/// The adaptive limiters' current limit moved by `delta` (their sum, over every host).
+#[cfg(feature = "limit")]
+pub(crate) fn adaptive_limit(delta: i64) {
+    metrics::gauge!(ADAPTIVE_LIMIT).increment(delta as f64);
 }
 
 pub(crate) fn connection_closed(why: CloseReason) {

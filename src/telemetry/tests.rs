@@ -689,6 +689,10 @@ fn stats_counters_are_the_tower_hardened_series() {
     );
     record::replay();
     assert_eq!(rec.counter("tower_hardened.replays{}"), Some(1));
+    stats.adaptive_limit_add(20);
+    stats.adaptive_limit_add(-3);
+    assert_eq!(rec.gauge("tower_hardened.adaptive.limit{}"), Some(17.0));
+    assert_eq!(stats.snapshot().adaptive_limit, 17);
     // The snapshot still counts as before.
     assert_eq!(stats.snapshot().timeouts(Phase::BodyIdle), 2);
 }
