@@ -29,7 +29,7 @@ mod support;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use tower::{Layer, Service, ServiceExt};
-use tower_hardened::{Hardened, PoolClientBuilder, RequestWriteBody};
+use tower_hardened::{Hardened, PoolClientBuilder, ReplayBody, RequestWriteBody};
 
 async fn run<S, B>(svc: S, uri: http::Uri, n: usize, callers: usize, drop_unread: bool)
 where
@@ -100,7 +100,7 @@ fn main() {
                 run(c, uri, n, callers, drop_unread).await
             }
             "layers" => {
-                let c = support::bare_client::<RequestWriteBody<Empty<Bytes>>>();
+                let c = support::bare_client::<RequestWriteBody<ReplayBody<Empty<Bytes>>>>();
                 run(
                     Hardened::new().layer().layer(c),
                     uri,

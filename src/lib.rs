@@ -15,6 +15,7 @@
 //! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
+//! | send a request lost to a stale keep-alive connection once more, when safe ([`replay`]) | [`ReplayLayer`] | — (`ErrorKind::ConnectionClosed` when not replayed) |
 //! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //!
@@ -107,6 +108,7 @@ pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod preset;
+pub mod replay;
 pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
@@ -146,8 +148,9 @@ pub use crate::pool::{
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub use crate::preset::{
     Hardened, HardenedBody, HardenedClient, HardenedClientBody, HardenedClientFuture,
-    HardenedFuture, HardenedLayer, HardenedService, ServiceBuilderExt,
+    HardenedFuture, HardenedLayer, HardenedRequestBody, HardenedService, ServiceBuilderExt,
 };
+pub use crate::replay::{Replay, ReplayBody, ReplayFuture, ReplayLayer};
 pub use crate::stats::{CloseReason, DrainAbandon, Stats, StatsSnapshot};
 #[cfg(feature = "timeout")]
 pub use crate::timeout::{

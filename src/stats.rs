@@ -98,6 +98,7 @@ struct Inner {
     connections_closed: [AtomicU64; 5],
     connections_open: AtomicI64,
     adaptive_limit: AtomicI64,
+    replays: AtomicU64,
 }
 
 /// A cloneable handle of counters shared by every layer it is given to.
@@ -155,6 +156,7 @@ impl Stats {
             connections_closed: std::array::from_fn(|k| i.connections_closed[k].load(Relaxed)),
             connections_open: gauge(&i.connections_open),
             adaptive_limit: gauge(&i.adaptive_limit),
+            replays: i.replays.load(Relaxed),
         }
     }
 
@@ -207,6 +209,9 @@ impl Stats {
     pub(crate) fn adaptive_limit_add(&self, delta: i64) {
         self.inner.adaptive_limit.fetch_add(delta, Relaxed);
     }
+    pub(crate) fn replay(&self) {
+        self.inner.replays.fetch_add(1, Relaxed);
+    }
     #[allow(dead_code)]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
@@ -253,6 +258,9 @@ pub struct StatsSnapshot {
     /// The current limit of the adaptive limiters counted here (`AdaptiveLimitLayer`): their
     /// sum, over every host for a per-host one. Zero without an adaptive limiter.
     pub adaptive_limit: u64,
+    /// Requests sent a second time because their reused connection was closed by the peer
+    /// before any byte of the response (`ReplayLayer`).
+    pub replays: u64,
 }
 
 impl StatsSnapshot {
@@ -296,7 +304,9 @@ mod tests {
         b.connection_opened();
         b.connection_opened();
         b.connection_closed(CloseReason::Lifetime);
+        b.replay();
         let s = a.snapshot();
+        assert_eq!(s.replays, 1);
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
         assert_eq!(s.timeouts(Phase::Total), 0);
         assert_eq!(s.timeouts_total(), 2);

@@ -10,6 +10,7 @@ use crate::body_limit::ResponseBodyLimitLayer;
 use crate::drain::DrainOnDropLayer;
 use crate::limit::{ConcurrencyLimitLayer, LimitHandle, PerHostHandle, PerHostLimitLayer};
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
+use crate::replay::ReplayBody;
 use crate::stats::Stats;
 use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
 
@@ -57,6 +58,7 @@ pub struct Hardened {
     pub(super) max_response_body: u64,
     pub(super) pool: PoolClientBuilder,
     pub(super) max_response_header_bytes: usize,
+    pub(super) replay_put_delete: bool,
 }
 
 impl Default for Hardened {
@@ -129,6 +131,7 @@ impl Hardened {
                 .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
+            replay_put_delete: false,
             stats,
         }
     }
@@ -327,6 +330,14 @@ impl Hardened {
         self
     }
 
+    /// Also sends PUT and DELETE once more when their reused connection was closed before the
+    /// response (off by default, as in Go; see [`ReplayLayer`](crate::ReplayLayer) for the
+    /// requests that are replayed).
+    pub fn replay_put_delete(mut self, allow: bool) -> Self {
+        self.replay_put_delete = allow;
+        self
+    }
+
     /// Counts into `stats` instead of the preset's own handle.
     pub fn stats(mut self, stats: Stats) -> Self {
         self.drain = self.drain.stats(stats.clone());
@@ -390,7 +401,7 @@ impl Hardened {
     pub fn client_with<C, B>(
         &self,
         connector: C,
-    ) -> HardenedService<PoolClient<C, RequestWriteBody<B>>>
+    ) -> HardenedService<PoolClient<C, RequestWriteBody<ReplayBody<B>>>>
     where
         PoolConnector<C>:
             hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,

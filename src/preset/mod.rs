@@ -26,9 +26,13 @@
 //! # The stack, outer to inner
 //!
 //! ```text
-//! Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
+//! Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit → Replay
 //!   → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
 //! ```
+//!
+//! `Replay` ([`ReplayLayer`](crate::ReplayLayer)) sits inside the deadline and the limits, so a
+//! replay keeps the request's deadline and permits, and outside the phase timeouts, so each
+//! attempt gets its own and a timeout is never replayed.
 //!
 //! [`Hardened::client`] adds a bounded pool under it (see [`pool`](crate::pool)) and a connect
 //! timeout on the connector. As a layer, the preset goes directly around the client, with nothing
@@ -84,6 +88,23 @@ pub use self::ext::ServiceBuilderExt;
 pub use self::future::HardenedFuture;
 pub use self::layer::HardenedLayer;
 pub use self::service::HardenedService;
+
+/// The request body a [`HardenedService`] hands to the client under it, for the caller's body
+/// `B`: kept for a replay when small ([`ReplayBody`](crate::ReplayBody)) and timed while it
+/// uploads ([`RequestWriteBody`](crate::RequestWriteBody)). Name your client's body type with it:
+///
+/// ```
+/// use hyper_util::client::legacy::Client;
+/// use tower::Layer;
+/// use tower_hardened::{Hardened, HardenedRequestBody};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mine: Client<_, HardenedRequestBody<http_body_util::Empty<bytes::Bytes>>> =
+///     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+/// let client = Hardened::new().layer().layer(mine);
+/// # let _ = client; }
+/// ```
+pub type HardenedRequestBody<B> = crate::timeout::RequestWriteBody<crate::replay::ReplayBody<B>>;
 
 #[cfg(test)]
 mod tests;
