@@ -90,6 +90,10 @@ impl Hardened {
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default held-body report threshold of the drain settings ([`drain_with`](Self::drain_with)).
     pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(60);
+    /// Default idle timeout of pooled connections ([`pool_with`](Self::pool_with)): 50 s, below
+    /// the 60 s idle timeout of AWS load balancers and nginx's 75 s `keepalive_timeout`, so that
+    /// the pool, not the server, closes an idle connection (Go's 90 s is above both).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
     /// Default idle connections kept per host ([`pool_with`](Self::pool_with)).
     pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 16;
     /// Default connections per host, dialing + in use + idle ([`pool_with`](Self::pool_with)).
@@ -125,6 +129,7 @@ impl Hardened {
                 .stats(stats.clone()),
             max_response_body: Self::DEFAULT_MAX_RESPONSE_BODY,
             pool: PoolClientBuilder::new()
+                .idle_timeout(Self::DEFAULT_IDLE_TIMEOUT)
                 .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
                 .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
                 .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)

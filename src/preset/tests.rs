@@ -383,9 +383,7 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
                 DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS.to_string()
             }
             "Hardened::DEFAULT_LEAK_THRESHOLD" => time(Hardened::DEFAULT_LEAK_THRESHOLD),
-            "crate::PoolClientBuilder::DEFAULT_IDLE_TIMEOUT" => {
-                time(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
-            }
+            "Hardened::DEFAULT_IDLE_TIMEOUT" => time(Hardened::DEFAULT_IDLE_TIMEOUT),
             "Hardened::DEFAULT_MAX_IDLE_PER_HOST" => {
                 Hardened::DEFAULT_MAX_IDLE_PER_HOST.to_string()
             }
@@ -452,9 +450,13 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
         Some(Hardened::DEFAULT_LEAK_THRESHOLD)
     );
     let c = preset.pool.connector_layer();
-    assert_eq!(
-        c.idle_timeout,
-        Some(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
+    assert_eq!(c.idle_timeout, Some(Hardened::DEFAULT_IDLE_TIMEOUT));
+    assert!(
+        format!("{:?}", preset.pool).contains(&format!(
+            "idle_timeout: {:?}",
+            Hardened::DEFAULT_IDLE_TIMEOUT
+        )),
+        "the client's pool uses it too"
     );
     assert_eq!(
         c.max_lifetime,
