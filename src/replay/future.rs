@@ -9,6 +9,7 @@ use http::uri::Authority;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::body::replay_of;
@@ -36,6 +37,7 @@ pin_project! {
         deadline: Option<RequestDeadline>,
         stats: Option<Stats>,
         authority: Option<Authority>,
+        entered: Instant,
     }
 }
 
@@ -70,6 +72,7 @@ where
             deadline,
             stats,
             authority,
+            entered: Instant::now(),
         }
     }
 }
@@ -110,7 +113,7 @@ where
             if Error::find(&*err).is_some() {
                 return Poll::Ready(Err(err));
             }
-            let Some(lost) = lost(&*err) else {
+            let Some(lost) = lost(&*err, *this.entered) else {
                 return Poll::Ready(Err(err));
             };
             if *this.replaying {

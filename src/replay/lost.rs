@@ -47,12 +47,13 @@ pub(crate) struct Lost {
 
 impl Lost {
     /// Before the replay: on the legacy path, retire the host's other pooled connections that
-    /// have been idle at least as long as the failed one was (a server closing idle connections
-    /// closes many at once); returns how many. The transport dials afresh instead.
+    /// have been idle at least 7/8 as long as the failed one was (a server closing idle
+    /// connections closes many at once, and those nearly as idle are about to go too); returns
+    /// how many. The transport dials afresh instead.
     pub(crate) fn make_room(&self) -> usize {
         #[cfg(feature = "pool")]
         if let (Some(info), Some(idle)) = (&self.info, self.idle) {
-            return info.retire_stale_peers(idle);
+            return info.retire_stale_peers(idle - idle / 8);
         }
         0
     }
@@ -61,7 +62,10 @@ impl Lost {
 /// Whether `err` is a written request lost with its reused connection before any response byte:
 /// a [`LostConnection`] in its chain, or hyper-util's legacy client's error as
 /// [`PoolConnector`](crate::PoolConnector) and [`RetireLayer`](crate::RetireLayer) let us read it.
-pub(crate) fn lost(err: &(dyn StdError + 'static)) -> Option<Lost> {
+///
+/// `entered` is when the request entered the replay layer: a connection opened before it was
+/// taken from the pool (reused, or idle unused), one opened after it was dialed for it.
+pub(crate) fn lost(err: &(dyn StdError + 'static), entered: tokio::time::Instant) -> Option<Lost> {
     if let Some(l) = find::<LostConnection>(err) {
         return Some(Lost {
             idle: Some(l.idle),
@@ -70,7 +74,7 @@ pub(crate) fn lost(err: &(dyn StdError + 'static)) -> Option<Lost> {
         });
     }
     #[cfg(feature = "pool")]
-    if let Some(lost) = legacy(err) {
+    if let Some(lost) = legacy(err, entered) {
         return Some(lost);
     }
     None
@@ -99,11 +103,11 @@ fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<
 }
 
 /// hyper-util's legacy client: its error names the connection (`connect_info`), whose
-/// [`ConnectionInfo`](crate::ConnectionInfo) tells whether it had carried a response before
-/// this request and whether anything was read since the request's first write; hyper's error
-/// tells how the connection ended.
+/// [`ConnectionInfo`](crate::ConnectionInfo) tells whether it came from the pool (it had carried
+/// a response, or it was opened before the request) and whether anything was read since the
+/// request's first write; hyper's error tells how the connection ended.
 #[cfg(feature = "pool")]
-fn legacy(err: &(dyn StdError + 'static)) -> Option<Lost> {
+fn legacy(err: &(dyn StdError + 'static), entered: tokio::time::Instant) -> Option<Lost> {
     use hyper_util::client::legacy::Error as LegacyError;
 
     let client_err = find::<LegacyError>(err)?;
@@ -114,7 +118,8 @@ fn legacy(err: &(dyn StdError + 'static)) -> Option<Lost> {
     client_err.connect_info()?.get_extras(&mut extensions);
     let info = extensions.get::<crate::pool::ConnectionInfo>()?;
     let ex = info.exchange()?;
-    if !ex.reused || ex.http2 {
+    let pooled = ex.reused || info.opened_at() < entered;
+    if !pooled || ex.http2 {
         return None;
     }
     let hyper_err = find::<hyper::Error>(err)?;
