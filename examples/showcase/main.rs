@@ -18,6 +18,7 @@ mod support;
 
 mod connect;
 mod drain;
+mod keepalive;
 mod limit;
 mod pool;
 mod request;
@@ -212,5 +213,6 @@ async fn main() {
     rows.extend(limit::rows().await);
     rows.extend(drain::rows().await);
     rows.extend(pool::rows().await);
+    rows.extend(keepalive::rows().await);
     print(&rows);
 }
