@@ -51,7 +51,7 @@ use tower::Layer;
 use tower::{Service, ServiceExt};
 use tower_hardened::{
     BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
-    PerHostLimitLayer, PoolClientBuilder, RequestWriteBody, RequestWriteTimeoutLayer,
+    PerHostLimitLayer, PoolClientBuilder, ReplayBody, RequestWriteBody, RequestWriteTimeoutLayer,
     ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer,
 };
 
@@ -338,9 +338,9 @@ fn breakdown(c: &mut Criterion) {
                     b.http1_max_buf_size(400 * 1024);
                 })
                 .build_http::<Empty<Bytes>>(),
-            hardened
-                .layer()
-                .layer(support::bare_client::<RequestWriteBody<Empty<Bytes>>>()),
+            hardened.layer().layer(support::bare_client::<
+                RequestWriteBody<ReplayBody<Empty<Bytes>>>,
+            >()),
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .http1_max_buf_size(64 * 1024)
                 .build_http::<Empty<Bytes>>(),

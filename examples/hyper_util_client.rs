@@ -46,7 +46,7 @@ async fn main() -> Result<(), tower_hardened::BoxError> {
 
     // 2. Your own hyper-util client (your connector, your pool settings): put the request-side
     //    stack around it. Set `pool_timer`, or hyper-util never reaps idle connections.
-    let mine: Client<_, tower_hardened::RequestWriteBody<Empty<Bytes>>> =
+    let mine: Client<_, tower_hardened::HardenedRequestBody<Empty<Bytes>>> =
         Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))

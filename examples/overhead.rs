@@ -38,7 +38,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
-use tower_hardened::{Hardened, PoolClientBuilder, RequestWriteBody};
+use tower_hardened::{Hardened, PoolClientBuilder, ReplayBody, RequestWriteBody};
 use tower_hardened_test_server::TestServer;
 
 // The floor and the peers are the benches' own, so both measure the same thing.
@@ -126,7 +126,7 @@ fn main() {
             }
             "layers" => {
                 let c = Client::builder(TokioExecutor::new())
-                    .build_http::<RequestWriteBody<Empty<Bytes>>>();
+                    .build_http::<RequestWriteBody<ReplayBody<Empty<Bytes>>>>();
                 run(
                     Hardened::new().layer().layer(c),
                     uri,

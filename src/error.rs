@@ -108,6 +108,56 @@ pub enum ErrorKind {
     Overloaded,
     /// A response body was larger than the configured byte limit.
     BodyTooLarge,
+    /// The peer closed (or reset) a reused connection after the request was written and before
+    /// any byte of the response, and the request was not sent again: it was not idempotent, its
+    /// body could not be replayed, or it had been replayed once already (see
+    /// [`ReplayLayer`](crate::ReplayLayer)).
+    ConnectionClosed,
+}
+
+/// Why a request whose connection was closed before the response was not sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NotRetried {
+    /// Its method is not idempotent (and it carries no `Idempotency-Key`).
+    Method(http::Method),
+    /// PUT or DELETE, which are replayed only when allowed.
+    OptIn(http::Method),
+    /// Its body is not empty and has no exact size of at most the replay cap.
+    BodySize(u64),
+    /// Its body was not kept whole (it was still being sent, or it failed).
+    BodyNotKept,
+    /// It had been replayed once already, and the replay failed the same way.
+    Replayed,
+}
+
+impl fmt::Display for NotRetried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotRetried::Method(m) => write!(
+                f,
+                "not retried because {m} is not idempotent (an Idempotency-Key header marks it safe to retry)"
+            ),
+            NotRetried::OptIn(m) => write!(
+                f,
+                "not retried because {m} is replayed only when allowed (ReplayLayer::replay_put_delete)"
+            ),
+            NotRetried::BodySize(cap) => write!(
+                f,
+                "not retried because its body could not be replayed (not empty, and no exact size of at most {cap} bytes)"
+            ),
+            NotRetried::BodyNotKept => f.write_str(
+                "not retried because its body could not be replayed (it was not sent whole before the failure)",
+            ),
+            NotRetried::Replayed => f.write_str("not retried again: it was already replayed once"),
+        }
+    }
+}
+
+/// The details of an [`ErrorKind::ConnectionClosed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Closed {
+    idle: Option<Duration>,
+    why: NotRetried,
 }
 
 impl ErrorKind {
@@ -121,6 +171,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::ConnectionClosed => "connection_closed",
         }
     }
 }
@@ -153,6 +204,7 @@ pub struct Error {
     phase: Option<Phase>,
     limit: Option<Duration>,
     amount: Option<u64>,
+    closed: Option<Box<Closed>>,
     source: Option<BoxError>,
 }
 
@@ -163,7 +215,17 @@ impl Error {
             phase,
             limit: None,
             amount: None,
+            closed: None,
             source: None,
+        }
+    }
+
+    /// A reused connection, idle for `idle` before the request, closed by the peer before any
+    /// byte of the response; the request was not sent again for `why`.
+    pub(crate) fn connection_closed(idle: Option<Duration>, why: NotRetried) -> Self {
+        Error {
+            closed: Some(Box::new(Closed { idle, why })),
+            ..Error::new(ErrorKind::ConnectionClosed, None)
         }
     }
 
@@ -289,6 +351,10 @@ impl fmt::Debug for Error {
         if let Some(amount) = self.amount {
             d.field("amount", &amount);
         }
+        if let Some(closed) = &self.closed {
+            d.field("idle", &closed.idle);
+            d.field("not_retried", &closed.why);
+        }
         if let Some(source) = &self.source {
             d.field("source", source);
         }
@@ -323,6 +389,16 @@ impl fmt::Display for Error {
                 "response body longer than {} bytes",
                 self.amount.unwrap_or_default()
             ),
+            ErrorKind::ConnectionClosed => {
+                f.write_str("connection closed by the peer before the response")?;
+                let Some(closed) = &self.closed else {
+                    return Ok(());
+                };
+                if let Some(idle) = closed.idle {
+                    write!(f, " (a reused connection, idle for {idle:?})")?;
+                }
+                write!(f, "; {}", closed.why)
+            }
         }
     }
 }
@@ -392,6 +468,50 @@ mod tests {
         let found = Error::find(&io).expect("found inside io::Error");
         assert_eq!(found.kind(), ErrorKind::Overloaded);
         assert!(Error::find(&std::io::Error::other("plain")).is_none());
+    }
+
+    #[test]
+    fn connection_closed_says_what_happened_and_why_it_was_not_retried() {
+        let idle = Some(Duration::from_millis(1500));
+        let cases = [
+            (
+                NotRetried::Method(http::Method::POST),
+                "connection closed by the peer before the response (a reused connection, idle for 1.5s); \
+                 not retried because POST is not idempotent (an Idempotency-Key header marks it safe to retry)",
+            ),
+            (
+                NotRetried::OptIn(http::Method::PUT),
+                "connection closed by the peer before the response (a reused connection, idle for 1.5s); \
+                 not retried because PUT is replayed only when allowed (ReplayLayer::replay_put_delete)",
+            ),
+            (
+                NotRetried::BodySize(65536),
+                "connection closed by the peer before the response (a reused connection, idle for 1.5s); \
+                 not retried because its body could not be replayed (not empty, and no exact size of at most 65536 bytes)",
+            ),
+            (
+                NotRetried::BodyNotKept,
+                "connection closed by the peer before the response (a reused connection, idle for 1.5s); \
+                 not retried because its body could not be replayed (it was not sent whole before the failure)",
+            ),
+            (
+                NotRetried::Replayed,
+                "connection closed by the peer before the response (a reused connection, idle for 1.5s); \
+                 not retried again: it was already replayed once",
+            ),
+        ];
+        for (why, text) in cases {
+            let err = Error::connection_closed(idle, why);
+            assert_eq!(err.to_string(), text);
+            assert_eq!(err.kind(), ErrorKind::ConnectionClosed);
+            assert_eq!(err.phase(), None);
+            assert!(!err.is_timeout());
+        }
+        let err = Error::connection_closed(None, NotRetried::Replayed);
+        assert_eq!(
+            err.to_string(),
+            "connection closed by the peer before the response; not retried again: it was already replayed once"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
+//! | send a request lost to a stale keep-alive connection once more, when safe ([`replay`]) | [`ReplayLayer`] | — (`ErrorKind::ConnectionClosed` when not replayed) |
 //! | all of it in one line ([`preset`]), `https://` too with `rustls` ([`https`]) | [`Hardened`], [`ServiceBuilderExt`], [`HardenedConnector`] | all |
 //! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
 //! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
@@ -118,6 +119,7 @@ pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod preset;
+pub mod replay;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
@@ -171,8 +173,9 @@ pub use crate::pool::{
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub use crate::preset::{
     Hardened, HardenedBody, HardenedClient, HardenedClientBody, HardenedClientFuture,
-    HardenedFuture, HardenedLayer, HardenedService, ServiceBuilderExt,
+    HardenedFuture, HardenedLayer, HardenedRequestBody, HardenedService, ServiceBuilderExt,
 };
+pub use crate::replay::{Replay, ReplayBody, ReplayFuture, ReplayLayer};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use crate::reqwest::{HardenedReqwest, ReqwestFuture, ReqwestService, ReqwestServiceFuture};

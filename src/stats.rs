@@ -100,6 +100,7 @@ struct Inner {
     connections_closed: [AtomicU64; CloseReason::ALL.len()],
     connections_open: AtomicI64,
     adaptive_limit: AtomicI64,
+    replays: AtomicU64,
 }
 
 /// A cloneable handle of counters shared by every layer it is given to.
@@ -159,6 +160,7 @@ impl Stats {
             connections_closed: std::array::from_fn(|k| i.connections_closed[k].load(Relaxed)),
             connections_open: gauge(&i.connections_open),
             adaptive_limit: gauge(&i.adaptive_limit),
+            replays: i.replays.load(Relaxed),
         }
     }
 
@@ -224,6 +226,12 @@ impl Stats {
         crate::telemetry::record::adaptive_limit(delta);
     }
     #[cfg(any(feature = "pool", test))]
+    pub(crate) fn replay(&self) {
+        self.inner.replays.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::record::replay();
+    }
+    #[cfg(any(feature = "pool", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
@@ -271,6 +279,9 @@ pub struct StatsSnapshot {
     /// The current limit of the adaptive limiters counted here (`AdaptiveLimitLayer`): their
     /// sum, over every host for a per-host one. Zero without an adaptive limiter.
     pub adaptive_limit: u64,
+    /// Requests sent a second time because their reused connection was closed by the peer
+    /// before any byte of the response (`ReplayLayer`).
+    pub replays: u64,
 }
 
 impl StatsSnapshot {
@@ -319,7 +330,9 @@ mod tests {
         b.connection_opened();
         b.connection_reused();
         b.connection_closed(CloseReason::Lifetime);
+        b.replay();
         let s = a.snapshot();
+        assert_eq!(s.replays, 1);
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
         assert_eq!(s.timeouts(Phase::Total), 0);
         assert_eq!(s.timeouts_total(), 2);

@@ -254,7 +254,8 @@ mod tls {
     use hyper_util::client::legacy::connect::HttpConnector;
     use tokio_rustls::rustls::ClientConfig;
     use tower_hardened::{
-        ConnectTimeout, HardenedService, PoolClient, RequestWriteBody, TlsHandshakeTimeout,
+        ConnectTimeout, HardenedService, PoolClient, ReplayBody, RequestWriteBody,
+        TlsHandshakeTimeout,
     };
     use tower_layer::Layer;
 
@@ -262,7 +263,7 @@ mod tls {
 
     type Https = TlsHandshakeTimeout<HttpsConnector<ConnectTimeout<HttpConnector>>>;
     /// The preset's stack over hyper-util's client with the HTTPS connector.
-    type HttpsClient = HardenedService<PoolClient<Https, RequestWriteBody<ReqBody>>>;
+    type HttpsClient = HardenedService<PoolClient<Https, RequestWriteBody<ReplayBody<ReqBody>>>>;
 
     /// `tls_layer(hyper-rustls(connect_layer(HttpConnector)))` under the preset, HTTP/1 and 2.
     fn https_rig(hardened: Hardened, cfg: ClientConfig) -> Rig<HttpsClient> {

@@ -18,6 +18,7 @@
 mod connect;
 mod drain;
 mod held;
+mod keepalive;
 mod limit;
 mod pool;
 mod request;
@@ -230,6 +231,7 @@ async fn main() {
     rows.extend(limit::rows().await);
     rows.extend(drain::rows().await);
     rows.extend(pool::rows().await);
+    rows.extend(keepalive::rows().await);
     print(&rows);
     if let (Some(path), Some((bare, hardened))) = (svg, curves) {
         svg::write(&path, &rows, &bare, &hardened).expect("write the SVG");

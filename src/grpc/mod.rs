@@ -8,6 +8,7 @@
 //! |---|---|
 //! | timeout of `Total`, `ResponseHeaders`, `BodyIdle`, `RequestWrite` | `DeadlineExceeded` |
 //! | timeout of `Connect`, `TlsHandshake` | `Unavailable` |
+//! | connection closed by the peer before the response, not replayed (`ConnectionClosed`) | `Unavailable` |
 //! | `Overloaded` (a full queue), a timeout of `Acquire`, `BodyTooLarge` (a byte cap) | `ResourceExhausted` |
 //! | anything else (a status from the server, a reset stream, ...) | tonic's own mapping |
 //!

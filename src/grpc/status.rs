@@ -25,6 +25,9 @@ pub fn code_of(err: &Error) -> Code {
             Phase::Acquire => Code::ResourceExhausted,
         },
         ErrorKind::Overloaded | ErrorKind::BodyTooLarge => Code::ResourceExhausted,
+        // The peer closed a reused connection before answering and the call was not replayed:
+        // a transient failure of the channel, as gRPC reports a broken connection.
+        ErrorKind::ConnectionClosed => Code::Unavailable,
     }
 }
 

@@ -28,6 +28,11 @@ fn every_error_of_ours_has_the_code_of_the_table() {
         Code::ResourceExhausted
     );
     assert_eq!(code_of(&Error::body_too_large(10)), Code::ResourceExhausted);
+    let closed = Error::connection_closed(
+        Some(Duration::from_secs(2)),
+        crate::error::NotRetried::Method(http::Method::POST),
+    );
+    assert_eq!(code_of(&closed), Code::Unavailable);
 }
 
 #[test]

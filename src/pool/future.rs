@@ -168,8 +168,11 @@ where
                     let lifetime = layer
                         .max_lifetime
                         .map(|d| jitter::jittered(d, layer.jitter));
-                    let info =
-                        ConnectionInfo::new(slot.as_ref().map(|s| s.key().clone()), lifetime);
+                    let info = ConnectionInfo::with_peers(
+                        slot.as_ref().map(|s| s.key().clone()),
+                        lifetime,
+                        slot.as_ref().map(Slot::peers),
+                    );
                     return Poll::Ready(Ok(PoolIo::new(
                         io,
                         info,

@@ -23,6 +23,8 @@ pub(crate) struct HostState {
     pub(crate) sem: Option<Arc<Semaphore>>,
     /// Connections dialing or open (the permits taken out of `sem`, or what they would be).
     pub(crate) open: AtomicUsize,
+    /// The host's live connections (see `ConnectionInfo::retire_stale_peers`).
+    pub(crate) peers: Arc<super::info::Peers>,
     /// Handles on this state. Changed only under the map's lock, so the last handle to go
     /// knows it is the last (an `Arc` count would not: a handle's own reference is released
     /// after its `drop`, outside the lock, so two last handles dropped at once each saw the
@@ -71,6 +73,7 @@ impl Hosts {
                             .max
                             .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))),
                         open: AtomicUsize::new(0),
+                        peers: Arc::default(),
                         handles: AtomicUsize::new(0),
                     })
                 })
@@ -147,6 +150,11 @@ impl Slot {
 
     pub(crate) fn key(&self) -> &HostKey {
         self.host.key()
+    }
+
+    /// The host's live connections.
+    pub(crate) fn peers(&self) -> Arc<super::info::Peers> {
+        self.host.state.peers.clone()
     }
 }
 

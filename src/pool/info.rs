@@ -1,6 +1,7 @@
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::CaptureConnection;
@@ -37,6 +38,18 @@ pub struct ConnectionInfo {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The live connections of one host, for retiring the stale ones at once (see
+/// [`ConnectionInfo::retire_stale_peers`]).
+pub(crate) type Peers = Mutex<HashMap<u64, Weak<Shared>>>;
+
+/// No value yet, in the atomics below.
+const NONE: u64 = u64::MAX;
+
+/// Why a connection was retired (`Shared::retired`).
+const NOT_RETIRED: u8 = 0;
+const RETIRED_LIFETIME: u8 = 1;
+const RETIRED_IDLE: u8 = 2;
+
 pub(crate) struct Shared {
     id: u64,
     opened_at: Instant,
@@ -44,7 +57,24 @@ pub(crate) struct Shared {
     host: Option<HostKey>,
     requests: AtomicU64,
     expired: AtomicBool,
-    poisoned: AtomicBool,
+    /// `NOT_RETIRED`, or why it was poisoned.
+    retired: AtomicU8,
+    /// The host's live connections, this one included while its IO lives.
+    peers: Option<Arc<Peers>>,
+    /// Nanoseconds after `opened_at` of the last read or write that succeeded (set by `PoolIo`).
+    last_io: AtomicU64,
+    /// Reads that succeeded (with data, or the end of the stream), in total.
+    reads: AtomicU64,
+    /// The exchange in progress, as `PoolIo` saw it begin with its first write: the responses
+    /// seen on this connection before it (`NONE`: no exchange yet), the successful reads before
+    /// it, and how long the connection had been idle (ns).
+    ex_responses: AtomicU64,
+    ex_reads: AtomicU64,
+    ex_idle: AtomicU64,
+    /// The connection speaks HTTP/2 (its first write was the preface): exchanges interleave.
+    http2: AtomicBool,
+    /// The server's `Keep-Alive: timeout=N` hint in ms (`NONE`: none).
+    hint_ms: AtomicU64,
     /// A captured `Connected` of this connection: the only handle on hyper-util's poison pill.
     /// Taken out when the connection's IO is dropped, which breaks the cycle
     /// `Connected -> extra -> ConnectionInfo -> pill -> Connected`; after that (`Pill::gone`)
@@ -54,6 +84,26 @@ pub(crate) struct Shared {
     /// `http.client.open_connections` and `http.client.connection.duration` of this connection.
     #[cfg(feature = "metrics")]
     tracker: crate::telemetry::record::ConnTracker,
+}
+
+/// What [`ConnectionInfo::exchange`] knows about the exchange in progress on a connection (or
+/// its last one), from the connection's IO: enough to tell whether a request that failed there
+/// was written on a reused connection that the peer closed before sending anything back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exchange {
+    /// A response had come back on the connection before this exchange began.
+    pub(crate) reused: bool,
+    /// How long the connection had been idle when this exchange began (its first write).
+    pub(crate) idle: Duration,
+    /// Reads that succeeded since the exchange began: data, or the end of the stream.
+    pub(crate) reads: u64,
+    /// The connection speaks HTTP/2: exchanges interleave and the counts above mean nothing.
+    pub(crate) http2: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain inserts and removals only: a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The poison pill's handle, and whether the connection is gone.
@@ -76,16 +126,30 @@ impl fmt::Debug for ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    pub(crate) fn new(host: Option<HostKey>, retire_after: Option<Duration>) -> ConnectionInfo {
+    /// A new connection's tag, registered among `peers` (its host's live connections) until
+    /// [`release`](Self::release).
+    pub(crate) fn with_peers(
+        host: Option<HostKey>,
+        retire_after: Option<Duration>,
+        peers: Option<Arc<Peers>>,
+    ) -> ConnectionInfo {
         let now = Instant::now();
-        ConnectionInfo {
+        let info = ConnectionInfo {
             shared: Arc::new(Shared {
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 opened_at: now,
                 retire_at: retire_after.map(|d| crate::clock::add(now, d)),
                 requests: AtomicU64::new(0),
                 expired: AtomicBool::new(false),
-                poisoned: AtomicBool::new(false),
+                retired: AtomicU8::new(NOT_RETIRED),
+                peers,
+                last_io: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+                ex_responses: AtomicU64::new(NONE),
+                ex_reads: AtomicU64::new(0),
+                ex_idle: AtomicU64::new(0),
+                http2: AtomicBool::new(false),
+                hint_ms: AtomicU64::new(NONE),
                 pill: Mutex::new(Pill::default()),
                 #[cfg(feature = "metrics")]
                 tracker: crate::telemetry::record::ConnTracker::new(
@@ -96,7 +160,11 @@ impl ConnectionInfo {
                 ),
                 host,
             }),
+        };
+        if let Some(peers) = &info.shared.peers {
+            lock(peers).insert(info.id(), Arc::downgrade(&info.shared));
         }
+        info
     }
 
     /// A number unique to this connection within the process.
@@ -135,19 +203,123 @@ impl ConnectionInfo {
             || self.shared.retire_at.is_some_and(|t| Instant::now() >= t)
     }
 
-    /// Whether it has been retired: marked so that hyper-util's pool never hands it out again.
+    /// Whether it has been retired: marked so that hyper-util's pool never hands it out again
+    /// (past its lifetime, idle for nearly as long as the server's `Keep-Alive: timeout` hint,
+    /// or as stale as a connection of the same host that the server had closed).
     pub fn is_retired(&self) -> bool {
-        self.shared.poisoned.load(Relaxed)
+        self.shared.retired.load(Relaxed) != NOT_RETIRED
+    }
+
+    /// Whether it was retired for idleness (the server's hint, or stale like a closed peer)
+    /// rather than for its lifetime.
+    pub(crate) fn retired_for_idleness(&self) -> bool {
+        self.shared.retired.load(Relaxed) == RETIRED_IDLE
+    }
+
+    /// The server's `Keep-Alive: timeout=N` hint, from the last HTTP/1 response that had one.
+    pub fn keep_alive_hint(&self) -> Option<Duration> {
+        match self.shared.hint_ms.load(Relaxed) {
+            NONE => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// How long since its last successful read or write.
+    pub fn idle(&self) -> Duration {
+        let last = Duration::from_nanos(self.shared.last_io.load(Relaxed));
+        self.shared.opened_at.elapsed().saturating_sub(last)
     }
 
     /// The lifetime timer fired.
     pub(crate) fn expire(&self) {
         self.shared.expired.store(true, Relaxed);
-        self.try_poison();
+        self.try_poison(RETIRED_LIFETIME);
     }
 
-    /// A response came back on this connection; `capture` is the request's captured connection.
-    pub(crate) fn on_response(&self, capture: Option<CaptureConnection>, stats: Option<&Stats>) {
+    /// Idle for too long by the server's hint: retire it now.
+    pub(crate) fn retire_idle(&self) {
+        self.try_poison(RETIRED_IDLE);
+    }
+
+    /// IO succeeded at `now` (a read with data or end of stream when `read`).
+    pub(crate) fn note_io(&self, now: Instant, read: bool) {
+        let at = now.saturating_duration_since(self.shared.opened_at);
+        self.shared
+            .last_io
+            .store(u64::try_from(at.as_nanos()).unwrap_or(NONE - 1), Relaxed);
+        if read {
+            self.shared.reads.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The first write of an exchange: `responses` seen before it, idle for `idle` before it.
+    pub(crate) fn begin_exchange(&self, responses: u64, idle: Duration) {
+        let s = &*self.shared;
+        s.ex_reads.store(s.reads.load(Relaxed), Relaxed);
+        s.ex_idle
+            .store(u64::try_from(idle.as_nanos()).unwrap_or(NONE - 1), Relaxed);
+        s.ex_responses.store(responses, Relaxed);
+    }
+
+    /// Its first write was the HTTP/2 preface.
+    pub(crate) fn set_http2(&self) {
+        self.shared.http2.store(true, Relaxed);
+    }
+
+    /// Whether a request is on its way and its response head has not come back yet (as far as
+    /// [`RetireLayer`](super::RetireLayer) has seen).
+    pub(crate) fn awaiting_response(&self) -> bool {
+        let r = self.shared.ex_responses.load(Relaxed);
+        r != NONE && r == self.requests()
+    }
+
+    /// The exchange in progress (or the last one), for telling whether a failed request can be
+    /// replayed: see [`Exchange`].
+    pub(crate) fn exchange(&self) -> Option<Exchange> {
+        let s = &*self.shared;
+        let responses = s.ex_responses.load(Relaxed);
+        if responses == NONE {
+            return None;
+        }
+        Some(Exchange {
+            reused: responses > 0,
+            idle: Duration::from_nanos(s.ex_idle.load(Relaxed)),
+            reads: s
+                .reads
+                .load(Relaxed)
+                .saturating_sub(s.ex_reads.load(Relaxed)),
+            http2: s.http2.load(Relaxed),
+        })
+    }
+
+    /// Retires every other live connection of its host that has been idle for at least
+    /// `min_idle`: when a server closes idle connections, it closes many at once. Returns how
+    /// many were retired now.
+    pub(crate) fn retire_stale_peers(&self, min_idle: Duration) -> usize {
+        let Some(peers) = &self.shared.peers else {
+            return 0;
+        };
+        let stale: Vec<ConnectionInfo> = lock(peers)
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|shared| ConnectionInfo { shared })
+            .filter(|c| c.id() != self.id() && !c.is_retired() && c.idle() >= min_idle)
+            .collect();
+        stale.iter().filter(|c| c.try_poison(RETIRED_IDLE)).count()
+    }
+
+    /// A response came back on this connection; `capture` is the request's captured connection,
+    /// `hint` the response's `Keep-Alive: timeout` (HTTP/1 only).
+    pub(crate) fn on_response(
+        &self,
+        capture: Option<CaptureConnection>,
+        stats: Option<&Stats>,
+        hint: Option<Duration>,
+    ) {
+        if let Some(hint) = hint {
+            let ms = u64::try_from(hint.as_millis()).unwrap_or(NONE - 1);
+            self.shared.hint_ms.store(ms, Relaxed);
+        }
         let n = self.shared.requests.fetch_add(1, Relaxed) + 1;
         if n > 1 {
             if let Some(stats) = stats {
@@ -162,7 +334,7 @@ impl ConnectionInfo {
         }
         if self.is_expired() {
             self.shared.expired.store(true, Relaxed);
-            self.try_poison();
+            self.try_poison(RETIRED_LIFETIME);
         }
     }
 
@@ -170,31 +342,52 @@ impl ConnectionInfo {
         self.shared.pill.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn try_poison(&self) {
+    /// Poisons the connection for `why`, if it can be (a response was seen on it, so its pill
+    /// is known) and was not already. Whether it was poisoned now.
+    fn try_poison(&self, why: u8) -> bool {
         let pill = self.lock_pill();
         let Some(capture) = pill.capture.as_ref() else {
-            return;
+            return false;
         };
         let meta = capture.connection_metadata();
-        if let Some(connected) = meta.as_ref() {
-            if !self.shared.poisoned.swap(true, Relaxed) {
-                connected.poison();
-                tracing::debug!(
-                    connection = self.id(),
-                    age = ?self.age(),
-                    "connection past its max lifetime retired: not reused, closed when idle"
-                );
-            }
+        let Some(connected) = meta.as_ref() else {
+            return false;
+        };
+        let s = &self.shared.retired;
+        if s.compare_exchange(NOT_RETIRED, why, Relaxed, Relaxed)
+            .is_err()
+        {
+            return false;
         }
+        connected.poison();
+        if why == RETIRED_LIFETIME {
+            tracing::debug!(
+                connection = self.id(),
+                age = ?self.age(),
+                "connection past its max lifetime retired: not reused, closed when idle"
+            );
+        } else {
+            tracing::debug!(
+                connection = self.id(),
+                idle = ?self.idle(),
+                hint = ?self.keep_alive_hint(),
+                "connection retired before the server closes it for idleness"
+            );
+        }
+        true
     }
 
-    /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good.
+    /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good,
+    /// and leave the host's live connections.
     pub(crate) fn release(&self) {
         let mut pill = self.lock_pill();
         pill.gone = true;
         let capture = pill.capture.take();
         drop(pill);
         drop(capture);
+        if let Some(peers) = &self.shared.peers {
+            lock(peers).remove(&self.id());
+        }
     }
 }
 

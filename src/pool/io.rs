@@ -40,12 +40,19 @@ pin_project! {
         write_stall: Option<Duration>,
         stalled_since: Option<Instant>,
         stall_timer: LazySleep,
+        // Retires the connection once idle for nearly the server's `Keep-Alive: timeout`.
+        hint_timer: LazySleep,
+        // The responses seen when the current exchange began (its first write).
+        exchange_mark: Option<u64>,
+        wrote: bool,
     }
 
     impl<T> PinnedDrop for PoolIo<T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let reason = if this.info.is_retired() {
+            let reason = if this.info.retired_for_idleness() {
+                CloseReason::Idle
+            } else if this.info.is_retired() {
                 CloseReason::Lifetime
             } else if *this.failed {
                 CloseReason::Error
@@ -111,6 +118,9 @@ impl<T> PoolIo<T> {
             write_stall: None,
             stalled_since: None,
             stall_timer: LazySleep::default(),
+            hint_timer: LazySleep::default(),
+            exchange_mark: None,
+            wrote: false,
         }
     }
 
@@ -135,12 +145,49 @@ impl<T> PoolIo<T> {
     }
 }
 
-/// Notes IO activity and failures for the close reason.
-fn seen<R>(res: &Poll<io::Result<R>>, last_io: &mut Instant, failed: &mut bool) {
+/// Notes IO activity (here and in the connection's tag) and failures for the close reason.
+fn seen<R>(
+    res: &Poll<io::Result<R>>,
+    last_io: &mut Instant,
+    failed: &mut bool,
+    info: &ConnectionInfo,
+    read: bool,
+) {
     match res {
-        Poll::Ready(Ok(_)) => *last_io = Instant::now(),
+        Poll::Ready(Ok(_)) => {
+            *last_io = Instant::now();
+            info.note_io(*last_io, read);
+        }
         Poll::Ready(Err(_)) => *failed = true,
         Poll::Pending => {}
+    }
+}
+
+/// The margin by which a connection is retired before the server's `Keep-Alive: timeout=N`
+/// hint: 1 s (Node's agent takes 1 s off the hint; undici 1–2 s), but at most half the hint, so
+/// that a short hint still allows reuse.
+pub(crate) fn hint_margin(hint: Duration) -> Duration {
+    (hint / 2).min(Duration::from_secs(1))
+}
+
+/// Before a write: a write after a new response (or the first one) begins an exchange.
+fn begin_write(
+    info: &ConnectionInfo,
+    mark: &mut Option<u64>,
+    wrote: &mut bool,
+    last_io: Instant,
+    first: &[u8],
+) {
+    if !*wrote {
+        *wrote = true;
+        if first.starts_with(b"PRI * HTTP/2") {
+            info.set_http2();
+        }
+    }
+    let responses = info.requests();
+    if *mark != Some(responses) {
+        *mark = Some(responses);
+        info.begin_exchange(responses, last_io.elapsed());
     }
 }
 
@@ -187,8 +234,18 @@ impl<T: Read> Read for PoolIo<T> {
                 this.info.expire();
             }
         }
+        // The server's keep-alive hint runs while the connection is idle: from its last IO,
+        // and not while a request waits for its response.
+        if let Some(hint) = this.info.keep_alive_hint() {
+            if !this.info.is_retired() && !this.info.awaiting_response() {
+                let due = clock::add(*this.last_io, hint.saturating_sub(hint_margin(hint)));
+                if this.hint_timer.poll_until(due, cx).is_ready() {
+                    this.info.retire_idle();
+                }
+            }
+        }
         let res = this.inner.poll_read(cx, buf);
-        seen(&res, this.last_io, this.failed);
+        seen(&res, this.last_io, this.failed, this.info, true);
         res
     }
 }
@@ -200,6 +257,13 @@ impl<T: Write> Write for PoolIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        begin_write(
+            this.info,
+            this.exchange_mark,
+            this.wrote,
+            *this.last_io,
+            buf,
+        );
         let res = this.inner.poll_write(cx, buf);
         let res = stall_check(
             res,
@@ -209,7 +273,7 @@ impl<T: Write> Write for PoolIo<T> {
             this.stall_timer,
             cx,
         );
-        seen(&res, this.last_io, this.failed);
+        seen(&res, this.last_io, this.failed, this.info, false);
         res
     }
 
@@ -254,6 +318,17 @@ impl<T: Write> Write for PoolIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        begin_write(
+            this.info,
+            this.exchange_mark,
+            this.wrote,
+            *this.last_io,
+            first,
+        );
         let res = this.inner.poll_write_vectored(cx, bufs);
         let res = stall_check(
             res,
@@ -263,7 +338,7 @@ impl<T: Write> Write for PoolIo<T> {
             this.stall_timer,
             cx,
         );
-        seen(&res, this.last_io, this.failed);
+        seen(&res, this.last_io, this.failed, this.info, false);
         res
     }
 }

@@ -1,6 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection};
@@ -27,7 +28,10 @@ use crate::telemetry::Exchange;
 /// poisons idle connections at the due time once any request has gone through this layer on
 /// them.
 ///
-/// It also counts reused connections in [`Stats`].
+/// It also counts reused connections in [`Stats`], and reads the server's `Keep-Alive:
+/// timeout=N` hint from HTTP/1 responses: a connection idle for nearly that long (the hint less
+/// 1 s, or less half of it when it is under 2 s) is retired the same way, so it is never handed
+/// out once the server may have closed it.
 ///
 /// It uses hyper-util's `capture_connection`, which keeps one capture per request: a
 /// `capture_connection` of your own made *before* this layer is replaced by this layer's (it
@@ -191,8 +195,26 @@ where
         }
         let resp = ready!(polled).map_err(Into::into)?;
         if let Some(info) = resp.extensions().get::<ConnectionInfo>() {
-            info.on_response(this.capture.take(), this.stats.as_ref());
+            let hint = keep_alive_hint(&resp);
+            info.on_response(this.capture.take(), this.stats.as_ref(), hint);
         }
         Poll::Ready(Ok(resp))
     }
+}
+
+/// The `timeout` of an HTTP/1 response's `Keep-Alive` header (`Keep-Alive: timeout=5, max=100`),
+/// in whole seconds as RFC 2068 §19.7.1.1 and MDN define it.
+pub(crate) fn keep_alive_hint<B>(resp: &Response<B>) -> Option<Duration> {
+    if resp.version() >= http::Version::HTTP_2 {
+        return None;
+    }
+    let value = resp.headers().get("keep-alive")?.to_str().ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        let secs = secs.trim().trim_matches('"');
+        secs.parse::<u64>().ok().map(Duration::from_secs)
+    })
 }

@@ -12,6 +12,7 @@ use crate::limit::{
     PerHostLimitLayer,
 };
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
+use crate::replay::ReplayBody;
 use crate::stats::Stats;
 use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
 
@@ -67,6 +68,7 @@ pub struct Hardened {
     /// Your TLS settings ([`Hardened::tls_config`]); the preset's defaults when `None`.
     #[cfg(feature = "rustls")]
     pub(super) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub(super) replay_put_delete: bool,
 }
 
 impl Default for Hardened {
@@ -98,6 +100,10 @@ impl Hardened {
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default held-body report threshold of the drain settings ([`drain_with`](Self::drain_with)).
     pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(60);
+    /// Default idle timeout of pooled connections ([`pool_with`](Self::pool_with)): 50 s, below
+    /// the 60 s idle timeout of AWS load balancers and nginx's 75 s `keepalive_timeout`, so that
+    /// the pool, not the server, closes an idle connection (Go's 90 s is above both).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
     /// Default idle connections kept per host ([`pool_with`](Self::pool_with)).
     pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 16;
     /// Default connections per host, dialing + in use + idle ([`pool_with`](Self::pool_with)).
@@ -135,6 +141,7 @@ impl Hardened {
                 .stats(stats.clone()),
             max_response_body: Self::DEFAULT_MAX_RESPONSE_BODY,
             pool: PoolClientBuilder::new()
+                .idle_timeout(Self::DEFAULT_IDLE_TIMEOUT)
                 .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
                 .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
                 .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
@@ -144,6 +151,7 @@ impl Hardened {
             telemetry: crate::telemetry::TelemetryLayer::new(),
             #[cfg(feature = "rustls")]
             tls_config: None,
+            replay_put_delete: false,
             stats,
         }
     }
@@ -374,6 +382,14 @@ impl Hardened {
         self
     }
 
+    /// Also sends PUT and DELETE once more when their reused connection was closed before the
+    /// response (off by default, as in Go; see [`ReplayLayer`](crate::ReplayLayer) for the
+    /// requests that are replayed).
+    pub fn replay_put_delete(mut self, allow: bool) -> Self {
+        self.replay_put_delete = allow;
+        self
+    }
+
     /// Counts into `stats` instead of the preset's own handle.
     pub fn stats(mut self, stats: Stats) -> Self {
         self.drain = self.drain.stats(stats.clone());
@@ -437,7 +453,7 @@ impl Hardened {
     pub fn client_with<C, B>(
         &self,
         connector: C,
-    ) -> HardenedService<PoolClient<C, RequestWriteBody<B>>>
+    ) -> HardenedService<PoolClient<C, RequestWriteBody<ReplayBody<B>>>>
     where
         PoolConnector<C>:
             hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,

@@ -17,12 +17,13 @@ use tower_service::Service;
 use super::{HardenedBody, HardenedFuture, HardenedService};
 use crate::error::BoxError;
 use crate::pool::PoolClient;
+use crate::replay::ReplayBody;
 use crate::timeout::RequestWriteBody;
 
 /// What the client is made of today: hyper-util's legacy client over a bounded pool and a
 /// connect-timed `HttpConnector`, under the preset's stack. Private, so that another transport
 /// changes no public type.
-type Inner<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<B>>>;
+type Inner<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<ReplayBody<B>>>>;
 
 /// The ready `http://` client of [`Hardened::client`](super::Hardened::client), for request
 /// bodies of type `B`: the preset's whole stack over a bounded connection pool.
@@ -105,7 +106,7 @@ pin_project! {
     {
         #[pin]
         inner: HardenedFuture<
-            PoolClient<HardenedConnector, RequestWriteBody<B>>,
+            PoolClient<HardenedConnector, RequestWriteBody<ReplayBody<B>>>,
             B,
             Incoming,
         >,

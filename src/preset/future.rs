@@ -14,6 +14,7 @@ use tower_service::Service;
 use super::stack::StackFuture;
 use super::HardenedBody;
 use crate::error::BoxError;
+use crate::replay::ReplayBody;
 use crate::timeout::RequestWriteBody;
 
 pin_project! {
@@ -26,10 +27,11 @@ pin_project! {
     /// whose body is a [`HardenedBody`]. Its bounds are those of the service's `Service` impl.
     pub struct HardenedFuture<S, B, RB>
     where
-        S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>>,
+        S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>>,
         S: Clone,
         S::Error: Into<BoxError>,
         B: Body,
+        B::Error: Into<BoxError>,
         RB: Body,
         RB: Send,
         RB: 'static,
@@ -43,9 +45,10 @@ pin_project! {
 
 impl<S, B, RB> HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
@@ -59,9 +62,10 @@ where
 
 impl<S, B, RB> fmt::Debug for HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
@@ -72,9 +76,10 @@ where
 
 impl<S, B, RB> Future for HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {

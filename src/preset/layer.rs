@@ -6,6 +6,7 @@ use super::host::HostLimit;
 use super::{Hardened, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
 use crate::deadline::DeadlineLayer;
+use crate::replay::ReplayLayer;
 use crate::timeout::{BodyIdleTimeoutLayer, RequestWriteTimeoutLayer, ResponseHeaderTimeoutLayer};
 
 /// The request-side stack of a [`Hardened`] preset as a [`Layer`].
@@ -29,6 +30,10 @@ impl<S> Layer<S> for HardenedLayer {
             .stats(stats.clone())
             .layer(inner);
         let inner = ResponseHeaderTimeoutLayer::new(c.response_headers)
+            .stats(stats.clone())
+            .layer(inner);
+        let inner = ReplayLayer::new()
+            .replay_put_delete(c.replay_put_delete)
             .stats(stats.clone())
             .layer(inner);
         let inner = ResponseBodyLimitLayer::new(c.max_response_body).layer(inner);

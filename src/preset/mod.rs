@@ -27,11 +27,16 @@
 //!
 //! ```text
 //! Telemetry → Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop → ResponseBodyLimit
-//!   → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
+//!   → Replay → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
 //! ```
 //!
 //! Telemetry (one span per request, and with `metrics` the OpenTelemetry series) is outermost,
 //! so it sees every outcome, the deadline's included (see [`telemetry`](crate::telemetry)).
+//! The per-host limit is static, or adaptive with [`Hardened::adaptive`].
+//!
+//! `Replay` ([`ReplayLayer`](crate::ReplayLayer)) sits inside the deadline and the limits, so a
+//! replay keeps the request's deadline and permits, and outside the phase timeouts, so each
+//! attempt gets its own and a timeout is never replayed.
 //!
 //! [`Hardened::client`] adds a bounded pool under it (see [`pool`](crate::pool)) and a connect
 //! timeout on the connector. As a layer, the preset goes directly around the client, with nothing
@@ -55,13 +60,18 @@
 //! | time to drain a dropped body | [100 ms](crate::DrainOnDropLayer::DEFAULT_MAX_DRAIN_TIME) | OkHttp | [`drain_with`](Hardened::drain_with) |
 //! | drains at once | [64](crate::DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS) | ours | [`drain_with`](Hardened::drain_with) |
 //! | held-body report | [60 s](Hardened::DEFAULT_LEAK_THRESHOLD) | ours (twice the deadline) | [`drain_with`](Hardened::drain_with) |
-//! | idle timeout, reaped | [90 s](crate::PoolClientBuilder::DEFAULT_IDLE_TIMEOUT) | Go | [`pool_with`](Hardened::pool_with) |
+//! | idle timeout, reaped | [50 s](Hardened::DEFAULT_IDLE_TIMEOUT) | below the idle timeouts of [AWS ALB, 60 s](https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout) and [nginx, 75 s](https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout) (Go: 90 s) | [`pool_with`](Hardened::pool_with) |
 //! | idle connections per host | [16](Hardened::DEFAULT_MAX_IDLE_PER_HOST) | ours | [`pool_with`](Hardened::pool_with) |
 //! | connections per host | [128](Hardened::DEFAULT_MAX_CONNS_PER_HOST) | ours | [`pool_with`](Hardened::pool_with) |
 //! | connection lifetime | [30 min](crate::PoolClientBuilder::DEFAULT_MAX_LIFETIME) | HikariCP | [`pool_with`](Hardened::pool_with) |
 //! | less a random jitter of up to | [2.5 %](crate::PoolConnectorLayer::DEFAULT_JITTER) | HikariCP | [`pool_with`](Hardened::pool_with) |
 //! | response head bytes | [400 KiB](Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES) | hyper's read-buffer ceiling | [`max_response_header_bytes`](Hardened::max_response_header_bytes) |
 //! | response body bytes | [unlimited](Hardened::DEFAULT_MAX_RESPONSE_BODY) | Go, OkHttp | [`max_response_body`](Hardened::max_response_body) |
+//!
+//! Servers with shorter keep-alive timeouts (Apache and Node: 5 s) mostly say so in a
+//! `Keep-Alive: timeout=N` header, and the pool retires such a connection before it
+//! ([`RetireLayer`](crate::RetireLayer)); what still races is replayed when safe
+//! ([`ReplayLayer`](crate::ReplayLayer)).
 //!
 //! Each knob beside Go's, OkHttp's, HikariCP's and Envoy's, and why ours: see
 //! docs/comparisons.md in the repository.
@@ -89,6 +99,23 @@ pub use self::ext::ServiceBuilderExt;
 pub use self::future::HardenedFuture;
 pub use self::layer::HardenedLayer;
 pub use self::service::HardenedService;
+
+/// The request body a [`HardenedService`] hands to the client under it, for the caller's body
+/// `B`: kept for a replay when small ([`ReplayBody`](crate::ReplayBody)) and timed while it
+/// uploads ([`RequestWriteBody`](crate::RequestWriteBody)). Name your client's body type with it:
+///
+/// ```
+/// use hyper_util::client::legacy::Client;
+/// use tower::Layer;
+/// use tower_hardened::{Hardened, HardenedRequestBody};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mine: Client<_, HardenedRequestBody<http_body_util::Empty<bytes::Bytes>>> =
+///     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+/// let client = Hardened::new().layer().layer(mine);
+/// # let _ = client; }
+/// ```
+pub type HardenedRequestBody<B> = crate::timeout::RequestWriteBody<crate::replay::ReplayBody<B>>;
 
 #[cfg(test)]
 mod tests;

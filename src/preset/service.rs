@@ -9,6 +9,7 @@ use tower_service::Service;
 use super::stack::Stack;
 use super::{HardenedBody, HardenedFuture};
 use crate::error::BoxError;
+use crate::replay::ReplayBody;
 use crate::timeout::RequestWriteBody;
 
 /// The request-side stack of a [`Hardened`](super::Hardened) preset around an inner service
@@ -16,8 +17,9 @@ use crate::timeout::RequestWriteBody;
 /// order of its layers).
 ///
 /// Opaque: which layers make it up, and how, is not part of the API. `S` receives requests
-/// whose bodies are wrapped in [`RequestWriteBody`] (which times the upload), and its response
-/// bodies come back wrapped in [`HardenedBody`].
+/// whose bodies are wrapped in [`ReplayBody`] (kept for a replay when small) and
+/// [`RequestWriteBody`] (which times the upload), and its response bodies come back wrapped in
+/// [`HardenedBody`].
 ///
 /// # Example
 ///
@@ -25,10 +27,10 @@ use crate::timeout::RequestWriteBody;
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_hardened::{Hardened, HardenedService, RequestWriteBody};
+/// use tower_hardened::{Hardened, HardenedService, ReplayBody, RequestWriteBody};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
-/// let inner = service_fn(|_req: Request<RequestWriteBody<Full<bytes::Bytes>>>| async {
+/// let inner = service_fn(|_req: Request<RequestWriteBody<ReplayBody<Full<bytes::Bytes>>>>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
 /// });
 /// let svc: HardenedService<_> = Hardened::new().layer().layer(inner);
@@ -58,12 +60,14 @@ impl<S> HardenedService<S> {
             .get_ref()
             .get_ref()
             .get_ref()
+            .get_ref()
     }
 
     /// The inner service, mutably. Requests sent after this use a new clone of it (the limits
     /// send each request on a clone of the inner service).
     pub fn get_mut(&mut self) -> &mut S {
         self.inner
+            .get_mut()
             .get_mut()
             .get_mut()
             .get_mut()
@@ -87,14 +91,16 @@ impl<S> HardenedService<S> {
             .into_inner()
             .into_inner()
             .into_inner()
+            .into_inner()
     }
 }
 
 impl<S, B, RB> Service<Request<B>> for HardenedService<S>
 where
-    S: Service<Request<RequestWriteBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {

@@ -13,11 +13,12 @@ use tower_test::mock;
 use super::*;
 use crate::deadline::RequestDeadline;
 use crate::drain::DrainOnDropLayer;
+use crate::replay::ReplayBody;
 use crate::test_util::*;
 use crate::timeout::RequestWriteBody;
 use crate::Phase;
 
-type Up = RequestWriteBody<http_body_util::Empty<Bytes>>;
+type Up = RequestWriteBody<ReplayBody<http_body_util::Empty<Bytes>>>;
 type Inner = mock::Mock<Request<Up>, Response<ChannelBody>>;
 
 fn get() -> Request<http_body_util::Empty<Bytes>> {
@@ -115,7 +116,7 @@ async fn service_builder_ext_composes_the_same_layers() {
     let svc = tower::ServiceBuilder::new()
         .hardened(&preset)
         .service(tower::service_fn(
-            |_req: Request<RequestWriteBody<ChannelBody>>| async {
+            |_req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| async {
                 Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
                     Bytes::from("ok"),
                 )))
@@ -172,7 +173,7 @@ fn the_inner_service_is_reachable_through_the_stack() {
 #[tokio::test(start_paused = true)]
 async fn hardened_body_forwards_size_hint_and_is_end_stream() {
     let preset = Hardened::new();
-    let full = |req: Request<RequestWriteBody<ChannelBody>>| async move {
+    let full = |req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| async move {
         let body = match req.uri().path() {
             "/five" => http_body_util::Full::new(Bytes::from("hello")),
             _ => http_body_util::Full::new(Bytes::new()),
@@ -226,7 +227,7 @@ async fn hardened_body_forwards_size_hint_and_is_end_stream() {
     // The inner service must be `Clone` (the limits send on clones): share the one body.
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(streaming)));
     let svc = preset.layer().layer(tower::service_fn(
-        move |_req: Request<RequestWriteBody<ChannelBody>>| {
+        move |_req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| {
             let body = slot.lock().unwrap().take().unwrap();
             async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
         },
@@ -382,9 +383,7 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
                 DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS.to_string()
             }
             "Hardened::DEFAULT_LEAK_THRESHOLD" => time(Hardened::DEFAULT_LEAK_THRESHOLD),
-            "crate::PoolClientBuilder::DEFAULT_IDLE_TIMEOUT" => {
-                time(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
-            }
+            "Hardened::DEFAULT_IDLE_TIMEOUT" => time(Hardened::DEFAULT_IDLE_TIMEOUT),
             "Hardened::DEFAULT_MAX_IDLE_PER_HOST" => {
                 Hardened::DEFAULT_MAX_IDLE_PER_HOST.to_string()
             }
@@ -451,9 +450,13 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
         Some(Hardened::DEFAULT_LEAK_THRESHOLD)
     );
     let c = preset.pool.connector_layer();
-    assert_eq!(
-        c.idle_timeout,
-        Some(PoolClientBuilder::DEFAULT_IDLE_TIMEOUT)
+    assert_eq!(c.idle_timeout, Some(Hardened::DEFAULT_IDLE_TIMEOUT));
+    assert!(
+        format!("{:?}", preset.pool).contains(&format!(
+            "idle_timeout: {:?}",
+            Hardened::DEFAULT_IDLE_TIMEOUT
+        )),
+        "the client's pool uses it too"
     );
     assert_eq!(
         c.max_lifetime,

@@ -23,7 +23,7 @@
 //! | `tower_hardened.overloads` | counter | — | the limiters, with `Stats` |
 //! | `tower_hardened.drains` | counter | `outcome`: `finished`, `bytes`, `time`, `concurrency`, `error`, `no_runtime` | the drain layer, with `Stats` |
 //! | `tower_hardened.leaks` | counter | — | the drain layer's held-body report, with `Stats` |
-//! | `tower_hardened.replays` | counter | — | (registered at zero: no replay path yet) |
+//! | `tower_hardened.replays` | counter | — | the replay layer, with `Stats` |
 //! | `tower_hardened.connections.closed` | counter | `reason`: `idle`, `lifetime`, `cap`, `error`, `other` | the pool, with `Stats` |
 //! | `tower_hardened.adaptive.limit` | gauge | — | the adaptive limiters' current limit, summed over hosts, with `Stats` |
 //!
@@ -112,9 +112,9 @@ pub use self::service::Telemetry;
 /// use tower_hardened::{telemetry::ERROR_TYPES, Phase};
 ///
 /// assert!(Phase::ALL.iter().all(|p| ERROR_TYPES.contains(&p.as_str())));
-/// assert_eq!(ERROR_TYPES.len(), 11);
+/// assert_eq!(ERROR_TYPES.len(), 12);
 /// ```
-pub const ERROR_TYPES: [&str; 11] = [
+pub const ERROR_TYPES: [&str; 12] = [
     "connect",
     "tls_handshake",
     "acquire",
@@ -124,6 +124,7 @@ pub const ERROR_TYPES: [&str; 11] = [
     "total",
     "overloaded",
     "body_too_large",
+    "connection_closed",
     exchange::CANCELLED,
     exchange::OTHER,
 ];

@@ -323,9 +323,8 @@ pub(crate) fn leak() {
     metrics::counter!(LEAKS).increment(1);
 }
 
-/// A written request replayed on a fresh connection (DESIGN.md semantics 5). The replay code
-/// calls this once it exists; until then the series is registered at zero.
-#[allow(dead_code)]
+/// A request lost to a stale keep-alive connection sent once more (the `replay` module), through
+/// `Stats::replay`.
 pub(crate) fn replay() {
     metrics::counter!(REPLAYS).increment(1);
 }

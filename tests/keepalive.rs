@@ -1,0 +1,476 @@
+//! The stale keep-alive race against loopback servers that close idle connections on a timer:
+//! safe replay, the server's `Keep-Alive: timeout` hint, and what is not replayed.
+use tower_hardened_test_server as support;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Empty, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tower_hardened::{Error, ErrorKind, Hardened, Phase, RequestDeadline};
+
+/// How the idle-closing server behaves.
+#[derive(Clone, Copy, Debug)]
+struct Config {
+    /// Closes a connection that has waited this long for its next request (nginx's
+    /// `keepalive_timeout`, counted from the end of the last response).
+    idle_close: Duration,
+    /// Sends `Keep-Alive: timeout=N` with every response.
+    hint: Option<u64>,
+    /// Reads the whole N-th request of each connection, then closes it without answering.
+    close_nth: Option<usize>,
+    /// Delays the first response on every connection but the first one accepted.
+    slow_new: Option<Duration>,
+}
+
+impl Config {
+    fn closing_after(idle_close: Duration) -> Config {
+        Config {
+            idle_close,
+            hint: None,
+            close_nth: None,
+            slow_new: None,
+        }
+    }
+}
+
+/// What the server saw.
+#[derive(Default, Debug)]
+struct Seen {
+    accepted: AtomicUsize,
+    /// Requests read whole (answered or not).
+    requests: AtomicUsize,
+    /// Requests that arrived on a connection that had served one before.
+    reused: AtomicUsize,
+    /// The longest a connection had been idle (µs) when a request arrived on it.
+    max_reused_idle_us: AtomicU64,
+    /// Connections closed by the idle timer.
+    idle_closed: AtomicUsize,
+}
+
+struct IdleServer {
+    addr: std::net::SocketAddr,
+    seen: Arc<Seen>,
+}
+
+impl IdleServer {
+    /// Starts on a runtime and thread of its own, so its timer does not wait for the client's.
+    async fn start(config: Config) -> IdleServer {
+        support::apart(move || async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen = Arc::new(Seen::default());
+            let s = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((sock, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = sock.set_nodelay(true);
+                    let n = s.accepted.fetch_add(1, SeqCst);
+                    tokio::spawn(serve(sock, config, s.clone(), n == 0));
+                }
+            });
+            IdleServer { addr, seen }
+        })
+        .await
+    }
+
+    fn uri(&self) -> http::Uri {
+        format!("http://{}/", self.addr).parse().unwrap()
+    }
+
+    fn max_reused_idle(&self) -> Duration {
+        Duration::from_micros(self.seen.max_reused_idle_us.load(SeqCst))
+    }
+}
+
+fn find(buf: &[u8], pat: &[u8]) -> Option<usize> {
+    buf.windows(pat.len()).position(|w| w == pat)
+}
+
+fn content_length(head: &[u8]) -> usize {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+async fn serve(mut sock: TcpStream, config: Config, seen: Arc<Seen>, first_conn: bool) {
+    let mut buf = Vec::new();
+    let mut served = 0usize;
+    let mut idle_since = Instant::now();
+    loop {
+        // The next request, within the idle timeout.
+        let mut arrived = None;
+        let head_end = loop {
+            if let Some(at) = find(&buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            let read =
+                tokio::time::timeout_at(idle_since + config.idle_close, sock.read(&mut chunk));
+            match read.await {
+                Err(_) => {
+                    seen.idle_closed.fetch_add(1, SeqCst);
+                    return; // dropping the socket closes it (a reset if a request is unread)
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => {
+                    arrived.get_or_insert_with(Instant::now);
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        };
+        if served > 0 {
+            seen.reused.fetch_add(1, SeqCst);
+            let idle = arrived.unwrap_or_else(Instant::now) - idle_since;
+            let us = u64::try_from(idle.as_micros()).unwrap();
+            seen.max_reused_idle_us.fetch_max(us, SeqCst);
+        }
+        let len = head_end + content_length(&buf[..head_end]);
+        while buf.len() < len {
+            let mut chunk = [0u8; 8192];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..len);
+        served += 1;
+        seen.requests.fetch_add(1, SeqCst);
+        if config.close_nth == Some(served) {
+            return; // read it whole, answer nothing
+        }
+        if served == 1 && !first_conn {
+            if let Some(d) = config.slow_new {
+                tokio::time::sleep(d).await;
+            }
+        }
+        let hint = config
+            .hint
+            .map(|n| format!("keep-alive: timeout={n}\r\n"))
+            .unwrap_or_default();
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{hint}\r\nok");
+        if sock.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+        idle_since = Instant::now();
+    }
+}
+
+/// A small seeded generator for the idle gaps (xorshift; only spread matters).
+struct Gaps(u64);
+
+impl Gaps {
+    fn new() -> Gaps {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        println!("gap seed {seed}");
+        Gaps(seed | 1)
+    }
+
+    /// Uniform in `[lo, hi]`.
+    fn next(&mut self, lo: Duration, hi: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + (hi - lo).mul_f64((self.0 >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// `callers` tasks in lock step, `rounds` times: each sends a GET and reads the body, then all
+/// wait the same gap, drawn anew each round from `T ± jitter` around the server's idle timeout,
+/// so that connections are reused right as the server closes them. Returns the failures.
+async fn lock_step<S>(
+    client: S,
+    uri: http::Uri,
+    callers: usize,
+    rounds: usize,
+    around: Duration,
+    jitter: Duration,
+) -> Vec<String>
+where
+    S: tower::Service<Request<Empty<Bytes>>> + Clone + Send + 'static,
+    S::Response: Send,
+    S::Future: Send,
+    S::Error: std::fmt::Display + Send,
+    S::Response: IntoBody,
+{
+    let mut gaps = Gaps::new();
+    let plan: Vec<Duration> = (0..rounds)
+        .map(|_| gaps.next(around - jitter, around + jitter))
+        .collect();
+    let plan = Arc::new(plan);
+    let barrier = Arc::new(tokio::sync::Barrier::new(callers));
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (client, uri, plan, barrier) =
+            (client.clone(), uri.clone(), plan.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for gap in plan.iter() {
+                barrier.wait().await;
+                let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+                match client.clone().oneshot(req).await {
+                    Ok(resp) => {
+                        if let Err(e) = resp.read_all().await {
+                            failures.push(format!("body: {e}"));
+                        }
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+                tokio::time::sleep(*gap).await;
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        failures.extend(t.await.unwrap());
+    }
+    failures
+}
+
+/// Reads a response body to its end, whatever the client.
+trait IntoBody {
+    fn read_all(self) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+impl<B> IntoBody for http::Response<B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    async fn read_all(self) -> Result<(), String> {
+        self.into_body()
+            .collect()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+const IDLE_CLOSE: Duration = Duration::from_millis(150);
+/// The gaps' centre: a little under the server's timeout, since a caller's connection also idles
+/// while it waits for the others and reads its response.
+const AROUND: Duration = Duration::from_millis(148);
+const CALLERS: usize = 16;
+const ROUNDS: usize = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_requests_reused_as_the_server_closes_them_never_fail_under_the_preset() {
+    let jitter = Duration::from_millis(3);
+    let n = CALLERS * ROUNDS;
+
+    let server = IdleServer::start(Config::closing_after(IDLE_CLOSE)).await;
+    let bare = support::bare_client::<Empty<Bytes>>();
+    let bare_failures = lock_step(bare, server.uri(), CALLERS, ROUNDS, AROUND, jitter).await;
+    println!(
+        "bare hyper-util: {} of {n} failed ({} connections, {} closed idle by the server)",
+        bare_failures.len(),
+        server.seen.accepted.load(SeqCst),
+        server.seen.idle_closed.load(SeqCst),
+    );
+    for f in bare_failures.iter().take(3) {
+        println!("  bare: {f}");
+    }
+
+    let server = IdleServer::start(Config::closing_after(IDLE_CLOSE)).await;
+    let preset = Hardened::new();
+    let stats = preset.stats_handle();
+    let client = preset.client::<Empty<Bytes>>();
+    let failures = lock_step(client, server.uri(), CALLERS, ROUNDS, AROUND, jitter).await;
+    let snap = stats.snapshot();
+    println!(
+        "preset: {} of {n} failed, {} replayed ({} connections, {} closed idle by the server)",
+        failures.len(),
+        snap.replays,
+        server.seen.accepted.load(SeqCst),
+        server.seen.idle_closed.load(SeqCst),
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    // A lost request was not read by the server (it closed first), so each is counted once.
+    let requests = server.seen.requests.load(SeqCst);
+    assert!(
+        (n..=n + snap.replays as usize).contains(&requests),
+        "{requests} requests seen for {n} sent and {} replays",
+        snap.replays
+    );
+    assert!(
+        server.seen.reused.load(SeqCst) > 0,
+        "connections were reused around the server's timeout"
+    );
+}
+
+/// Sends `method` with a small body on the reused connection of a server that reads the second
+/// request of each connection whole and closes without answering.
+async fn second_request_closed(
+    method: Method,
+) -> (Result<(), tower_hardened::BoxError>, IdleServer, u64) {
+    let server = IdleServer::start(Config {
+        close_nth: Some(2),
+        ..Config::closing_after(Duration::from_secs(30))
+    })
+    .await;
+    let preset = Hardened::new();
+    let stats = preset.stats_handle();
+    let client = preset.client::<Full<Bytes>>();
+    let send = |m: Method| {
+        let req = Request::builder()
+            .method(m)
+            .uri(server.uri())
+            .body(Full::new(Bytes::from("order #1")))
+            .unwrap();
+        client.clone().oneshot(req)
+    };
+    let first = send(method.clone())
+        .await
+        .expect("the first request is answered");
+    first.into_body().collect().await.unwrap();
+    let res = match send(method).await {
+        Ok(resp) => resp.into_body().collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    (res, server, stats.snapshot().replays)
+}
+
+#[tokio::test]
+async fn a_post_lost_with_its_connection_is_not_replayed_and_says_why() {
+    let (res, server, replays) = second_request_closed(Method::POST).await;
+    let err = res.unwrap_err();
+    let ours = Error::find(&*err).expect("our error");
+    assert_eq!(ours.kind(), ErrorKind::ConnectionClosed, "{err}");
+    let text = ours.to_string();
+    assert!(
+        text.starts_with(
+            "connection closed by the peer before the response (a reused connection, idle for"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "not retried because POST is not idempotent (an Idempotency-Key header marks it safe to retry)"
+        ),
+        "{text}"
+    );
+    assert_eq!(replays, 0);
+    assert_eq!(
+        server.seen.requests.load(SeqCst),
+        2,
+        "the server had the POST whole: sending it again would have doubled it"
+    );
+    assert_eq!(server.seen.accepted.load(SeqCst), 1);
+
+    // The same exchange as a GET is replayed, on a new connection.
+    let (res, server, replays) = second_request_closed(Method::GET).await;
+    res.expect("the GET is replayed and answered");
+    assert_eq!(replays, 1);
+    assert_eq!(server.seen.requests.load(SeqCst), 3);
+    assert_eq!(server.seen.accepted.load(SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_hint_retires_connections_before_the_server_closes_them() {
+    // `timeout=1`: retired after 0.5 s idle (1 s less a margin of at most half the hint).
+    let server = IdleServer::start(Config {
+        hint: Some(1),
+        ..Config::closing_after(Duration::from_secs(1))
+    })
+    .await;
+    let retire_at = Duration::from_millis(500);
+    let preset = Hardened::new();
+    let stats = preset.stats_handle();
+    let client = preset.client::<Empty<Bytes>>();
+    let mut gaps = Gaps::new();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let plan: Vec<Duration> = (0..5)
+            .map(|_| gaps.next(Duration::from_millis(300), Duration::from_millis(900)))
+            .collect();
+        let (client, uri) = (client.clone(), server.uri());
+        tasks.push(tokio::spawn(async move {
+            for gap in plan {
+                let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+                let resp = client.clone().oneshot(req).await.expect("no failures");
+                resp.into_body().collect().await.unwrap();
+                tokio::time::sleep(gap).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let max = server.max_reused_idle();
+    println!(
+        "longest idle before a reused request: {max:?}; {} requests, {} reused, {} connections, {} replays",
+        server.seen.requests.load(SeqCst),
+        server.seen.reused.load(SeqCst),
+        server.seen.accepted.load(SeqCst),
+        stats.snapshot().replays,
+    );
+    // The server's clock starts when it sent the response, the client's when it read it, and
+    // the retirement runs on the connection's task: allow 50 ms of scheduling.
+    assert!(max < retire_at + Duration::from_millis(50), "{max:?}");
+    assert!(
+        server.seen.reused.load(SeqCst) > 0,
+        "short gaps still reuse"
+    );
+    assert!(server.seen.accepted.load(SeqCst) > 1, "long gaps dial anew");
+    // A retired connection is closed by the pool's next checkout, or by the server when no
+    // checkout comes first; either way it counts as closed for idleness.
+    assert!(
+        stats
+            .snapshot()
+            .connections_closed(tower_hardened::CloseReason::Idle)
+            > 0
+    );
+}
+
+#[tokio::test]
+async fn a_replay_that_would_run_past_the_deadline_fails_as_total() {
+    let server = IdleServer::start(Config {
+        close_nth: Some(2),
+        slow_new: Some(Duration::from_secs(5)),
+        ..Config::closing_after(Duration::from_secs(30))
+    })
+    .await;
+    let preset = Hardened::new();
+    let stats = preset.stats_handle();
+    let client = preset.client::<Empty<Bytes>>();
+    let get = || Request::get(server.uri()).body(Empty::new()).unwrap();
+    let resp = client.clone().oneshot(get()).await.unwrap();
+    resp.into_body().collect().await.unwrap();
+
+    // The second request is lost with the connection; its replay goes to a new connection whose
+    // answer takes 5 s, past the request's own 600 ms deadline.
+    let mut req = get();
+    req.extensions_mut()
+        .insert(RequestDeadline::after(Duration::from_millis(600)));
+    let started = Instant::now();
+    let err = client.oneshot(req).await.unwrap_err();
+    let took = started.elapsed();
+    let ours = Error::find(&*err).expect("our error");
+    assert_eq!(ours.phase(), Some(Phase::Total), "{err}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    let snap = stats.snapshot();
+    assert_eq!(snap.replays, 1);
+    assert_eq!(snap.timeouts(Phase::Total), 1);
+    assert_eq!(
+        server.seen.accepted.load(SeqCst),
+        2,
+        "the replay dialed anew"
+    );
+}
