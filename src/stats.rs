@@ -225,7 +225,6 @@ impl Stats {
         #[cfg(feature = "metrics")]
         crate::telemetry::record::adaptive_limit(delta);
     }
-    #[cfg(any(feature = "pool", test))]
     pub(crate) fn replay(&self) {
         self.inner.replays.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]

@@ -77,6 +77,8 @@ pub(crate) fn lost(err: &(dyn StdError + 'static), entered: tokio::time::Instant
     if let Some(lost) = legacy(err, entered) {
         return Some(lost);
     }
+    #[cfg(not(feature = "pool"))]
+    let _ = entered;
     None
 }
 

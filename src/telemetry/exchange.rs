@@ -44,7 +44,12 @@ pub(crate) enum Outcome<'a> {
 pub(crate) type Cache = crate::telemetry::record::SeriesCache;
 /// What a layer keeps between requests: the series it registered (nothing without `metrics`).
 #[cfg(not(feature = "metrics"))]
-pub(crate) type Cache = ();
+pub(crate) type Cache = NoCache;
+
+/// Without `metrics` there are no series to keep.
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoCache;
 
 /// One request's record. Finished exactly once: by [`Recording::finish`], or on drop (before
 /// the headers that is a cancellation; after them, a body dropped by its reader).
