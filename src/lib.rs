@@ -115,8 +115,8 @@ mod error;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
-#[cfg(feature = "pool")]
-#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+#[cfg(any(feature = "pool", feature = "transport"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "pool", feature = "transport"))))]
 pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
@@ -125,6 +125,7 @@ pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
+
 
 #[cfg(test)]
 mod test_util;
@@ -144,6 +145,9 @@ pub use crate::limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle,
     PerHostLimit, PerHostLimitLayer,
 };
+#[cfg(any(feature = "pool", feature = "transport"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "pool", feature = "transport"))))]
+pub use crate::pool::{Checkout, CheckoutFuture, ConnectionWatch, Pool, PoolBuilder, Poolable};
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 pub use crate::pool::{

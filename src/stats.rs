@@ -72,6 +72,7 @@ struct Inner {
     connections_reused: AtomicU64,
     connections_closed: [AtomicU64; 5],
     connections_open: AtomicI64,
+    connections_idle: AtomicI64,
 }
 
 /// A cloneable handle of counters shared by every layer it is given to.
@@ -128,6 +129,7 @@ impl Stats {
             connections_reused: i.connections_reused.load(Relaxed),
             connections_closed: std::array::from_fn(|k| i.connections_closed[k].load(Relaxed)),
             connections_open: gauge(&i.connections_open),
+            connections_idle: gauge(&i.connections_idle),
         }
     }
 
@@ -176,6 +178,13 @@ impl Stats {
     pub(crate) fn connection_reused(&self) {
         self.inner.connections_reused.fetch_add(1, Relaxed);
     }
+    /// Idle connections of the keyed pool, up or down by `delta`.
+    #[allow(dead_code)]
+    pub(crate) fn idle_add(&self, delta: i64) {
+        if delta != 0 {
+            self.inner.connections_idle.fetch_add(delta, Relaxed);
+        }
+    }
     #[allow(dead_code)]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
@@ -210,7 +219,8 @@ pub struct StatsSnapshot {
     /// Background drains that read the body to its end (the connection went back to the pool).
     pub drains_finished: u64,
     drains_abandoned: [u64; 5],
-    /// Bodies reported as held too long.
+    /// Bodies reported as held too long (and keyed-pool checkouts held past the pool's
+    /// threshold).
     pub leaks: u64,
     /// Connections opened.
     pub connections_opened: u64,
@@ -219,6 +229,9 @@ pub struct StatsSnapshot {
     connections_closed: [u64; 5],
     /// Connections open now.
     pub connections_open: u64,
+    /// Connections idle now in the keyed pool (`pool::Pool`, and so in the transport); the
+    /// legacy hyper-util path cannot see idleness and leaves it at zero.
+    pub connections_idle: u64,
 }
 
 impl StatsSnapshot {
@@ -262,6 +275,8 @@ mod tests {
         b.connection_opened();
         b.connection_opened();
         b.connection_closed(CloseReason::Lifetime);
+        b.idle_add(3);
+        b.idle_add(-1);
         let s = a.snapshot();
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
         assert_eq!(s.timeouts(Phase::Total), 0);
@@ -272,5 +287,6 @@ mod tests {
         assert_eq!(s.connections_opened, 2);
         assert_eq!(s.connections_open, 1);
         assert_eq!(s.connections_closed(CloseReason::Lifetime), 1);
+        assert_eq!(s.connections_idle, 2);
     }
 }

@@ -140,23 +140,42 @@
 //! - Unlike a `tower::limit` around the client, the cap counts connections, not requests: a
 //!   burst of 200 requests over 10 kept-alive connections is served, not refused.
 
+// Legacy items (hyper-util's legacy client) need the `pool` feature; the keyed pool and the
+// jitter it shares with them are compiled with `pool` or `transport`.
+#[cfg(feature = "pool")]
 mod builder;
+#[cfg(feature = "pool")]
 mod connector;
+#[cfg(feature = "pool")]
 mod future;
+#[cfg(feature = "pool")]
 mod hosts;
+#[cfg(feature = "pool")]
 mod info;
+#[cfg(feature = "pool")]
 mod io;
 mod jitter;
+mod keyed;
+#[cfg(feature = "pool")]
 mod layer;
+#[cfg(feature = "pool")]
 mod retire;
 
+#[cfg(feature = "pool")]
 pub use self::builder::{PoolClient, PoolClientBuilder};
+#[cfg(feature = "pool")]
 pub use self::connector::PoolConnector;
+#[cfg(feature = "pool")]
 pub use self::future::PoolConnectFuture;
+#[cfg(feature = "pool")]
 pub use self::info::ConnectionInfo;
+#[cfg(feature = "pool")]
 pub use self::io::PoolIo;
+pub use self::keyed::{Checkout, CheckoutFuture, ConnectionWatch, Pool, PoolBuilder, Poolable};
+#[cfg(feature = "pool")]
 pub use self::layer::PoolConnectorLayer;
+#[cfg(feature = "pool")]
 pub use self::retire::{Retire, RetireFuture, RetireLayer};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "pool"))]
 mod tests;
