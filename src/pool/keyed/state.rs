@@ -959,7 +959,44 @@ where
         self.hosts.retain(|_, h| !h.is_empty());
     }
 
-    /// Every checkout currently out, as (key, since, reported), for tests.
+    #[cfg(test)]
+    pub(crate) fn next_waiter_id(&self) -> WaiterId {
+        self.next_waiter
+    }
+
+    #[cfg(test)]
+    pub(crate) fn waiting_total(&self) -> usize {
+        self.hosts.values().map(|h| h.waiters.len()).sum()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn dialing_total(&self) -> usize {
+        self.hosts.values().map(|h| h.dials.len()).sum()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn exclusive_total(&self) -> usize {
+        self.hosts.values().map(|h| h.exclusive_out).sum()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shares_total(&self) -> usize {
+        self.hosts
+            .values()
+            .flat_map(|h| h.shared.iter().map(|s| s.out))
+            .sum()
+    }
+
+    /// Connections open: in use (exclusive or shared) and idle.
+    #[cfg(test)]
+    pub(crate) fn live_total(&self) -> usize {
+        self.hosts
+            .values()
+            .map(|h| h.exclusive_out + h.shared.len() + h.idle.len())
+            .sum()
+    }
+
+    /// Checkouts in the held registry, for tests.
     #[cfg(test)]
     pub(crate) fn held_count(&self) -> usize {
         self.held.iter().flatten().count()

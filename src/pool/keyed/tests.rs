@@ -349,7 +349,11 @@ async fn a_checkout_over_the_cap_waits_exactly_the_acquire_timeout() {
         .build(c);
     let held = pool.checkout("a").await.unwrap();
     let start = Instant::now();
-    let err = pool.checkout("a").await.unwrap_err();
+    let waited = tokio::time::timeout(Duration::from_secs(60), pool.checkout("a"));
+    let err = waited
+        .await
+        .expect("bounded by the acquire timeout")
+        .unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     let e = Error::find(&*err).unwrap();
     assert_eq!(
@@ -401,6 +405,30 @@ async fn returned_connections_go_to_the_oldest_waiter_first() {
     assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
     assert_eq!(ctl.dials.load(SeqCst), 1);
     check(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_returned_connection_goes_to_a_waiter_even_when_none_may_idle() {
+    let (c, ctl) = connector();
+    let stats = Stats::new();
+    let pool = PoolBuilder::new()
+        .max_idle(0)
+        .max_conns_per_host(1)
+        .stats(stats.clone())
+        .build(c);
+    let held = pool.checkout("a").await.unwrap();
+    let id = held.id();
+    let mut waiter = pool.checkout("a");
+    settle().await;
+    assert!(futures_poll(&mut waiter).is_pending());
+    drop(held);
+    let got = waiter.await.unwrap();
+    assert_eq!(got.id(), id, "handed over, not closed for the idle cap");
+    assert!(got.is_reused());
+    assert_eq!(ctl.dials.load(SeqCst), 1);
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Cap), 0);
+    drop(got);
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Cap), 1);
 }
 
 #[tokio::test(start_paused = true)]
