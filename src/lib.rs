@@ -86,6 +86,7 @@
 //! | `limit` | concurrency limits | yes |
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
+//! | `transport` | [`Transport`] over hyper's `client::conn` and the keyed [`Pool`], every pool bound exact | no |
 //! | `preset` | the one-line safe stack | yes |
 //! | `tls` | nothing beyond `timeout` ([`TlsHandshakeTimeoutLayer`] wraps any TLS connector and needs no TLS crate); gates the real-rustls tests | no |
 //! | `full` | all of the above | no |
@@ -125,7 +126,9 @@ pub mod stats;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
-
+#[cfg(feature = "transport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transport")))]
+pub mod transport;
 
 #[cfg(test)]
 mod test_util;
@@ -172,6 +175,12 @@ pub use crate::timeout::{
 pub use crate::timeout::{
     ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer, TlsHandshakeTimeout,
     TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer,
+};
+
+#[cfg(feature = "transport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transport")))]
+pub use crate::transport::{
+    ConnectionError, Protocol, Transport, TransportBody, TransportBuilder, TransportFuture,
 };
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -128,6 +128,12 @@ where
     pub fn discard(mut self) {
         self.discard = Some(CloseReason::Error);
     }
+
+    /// Closes the connection instead of giving it back, counted as `reason`.
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    pub(crate) fn discard_as(&mut self, reason: CloseReason) {
+        self.discard = Some(reason);
+    }
 }
 
 impl<K, T> Deref for Checkout<K, T>
