@@ -9,14 +9,16 @@
 //! # instructions per request: (B - A) / 2000 (start-up cost cancels out)
 //! ```
 //!
-//! Arguments: `bare | pool | layers | preset`, the number of requests, the number of concurrent
-//! callers (default 1), the path on the test server (default `/ok`). With `DROP=1` in the
-//! environment each body is dropped unread instead of read to its end.
+//! Arguments: `bare | pool | layers | preset | transport`, the number of requests, the number
+//! of concurrent callers (default 1), the path on the test server (default `/ok`). With `DROP=1`
+//! in the environment each body is dropped unread instead of read to its end.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
 //! - `pool`: [`PoolClientBuilder`](tower_hardened::PoolClientBuilder) with the preset's pool
 //!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
 //! - `preset`: `Hardened::new().client()`.
+//! - `transport` (with `--features transport`): the bare
+//!   [`Transport`](tower_hardened::Transport) with its defaults, no request layers.
 //!
 //! The server is the crate's test server on its own thread; the count covers both, and the
 //! server's share is the same for every mode. Also prints wall time and the client thread's CPU
@@ -69,7 +71,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|pool|layers|preset REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|pool|layers|preset|transport REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
@@ -112,6 +114,11 @@ fn main() {
             }
             "preset" => {
                 let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            #[cfg(feature = "transport")]
+            "transport" => {
+                let c = tower_hardened::Transport::builder().build::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }
             _ => panic!("{usage}"),

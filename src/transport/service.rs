@@ -105,7 +105,7 @@ impl<B: Send + 'static> fmt::Debug for Transport<B> {
 
 fn key_of(uri: &Uri) -> Result<Key, BoxError> {
     match (uri.scheme(), uri.authority()) {
-        (Some(s), Some(a)) => Ok((s.clone(), a.clone())),
+        (Some(s), Some(a)) => Ok(Key::new(s.clone(), a.clone())),
         _ => Err(format!(
             "tower-hardened: the transport needs an absolute request URI (scheme and \
              authority), got `{uri}`"
@@ -242,13 +242,13 @@ fn origin_form(uri: &mut Uri) {
 }
 
 /// Back to the absolute form (for a retry, which may go to an HTTP/2 connection).
-fn absolute_form(uri: &mut Uri, (scheme, authority): &Key) {
+fn absolute_form(uri: &mut Uri, key: &Key) {
     if uri.scheme().is_some() {
         return;
     }
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(scheme.clone());
-    parts.authority = Some(authority.clone());
+    parts.scheme = Some(key.scheme.clone());
+    parts.authority = Some(key.authority.clone());
     parts.path_and_query = uri.path_and_query().cloned();
     if let Ok(abs) = Uri::from_parts(parts) {
         *uri = abs;
