@@ -15,6 +15,8 @@
 //! | concurrency limits held until the body ends, bounded queues ([`limit`]) | [`ConcurrencyLimitLayer`], [`PerHostLimitLayer`] | `Acquire` (`ErrorKind::Overloaded` when the queue is full) |
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
+//! | a keyed pool with every bound exact, idle caps in total and per host ([`pool`]) | [`Pool`], [`PoolBuilder`] | `Acquire` |
+//! | our own transport over hyper's `client::conn` and that pool (feature `transport`) | `Transport`, `TransportBuilder` | `Acquire`, `Connect` |
 //! | all of it in one line ([`preset`]) | [`Hardened`], [`ServiceBuilderExt`] | all |
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //!

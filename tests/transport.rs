@@ -93,6 +93,49 @@ async fn sequential_requests_reuse_one_connection_and_counts_balance() {
     drop(resp);
 }
 
+#[test]
+fn public_types_are_send_sync_and_clone() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<Plain>();
+    clone::<Plain>();
+    send_sync::<TransportBuilder>();
+    clone::<TransportBuilder>();
+    send::<tower_hardened::TransportFuture<Empty<Bytes>>>();
+    send::<tower_hardened::TransportBody<Empty<Bytes>>>();
+    send_sync::<ConnectionError>();
+}
+
+#[tokio::test]
+async fn the_response_body_forwards_its_hints_and_ends_at_once_when_empty() {
+    use http_body::Body as _;
+    let server = TestServer::start().await;
+    let transport: Plain = Transport::builder().max_conns_per_host(1).build();
+    let resp = transport
+        .clone()
+        .oneshot(get(server.uri("/bytes/1000")))
+        .await
+        .unwrap();
+    let body = resp.into_body();
+    assert_eq!(body.size_hint().exact(), Some(1000));
+    assert!(!body.is_end_stream());
+    assert_eq!(body.collect().await.unwrap().to_bytes().len(), 1000);
+    // A HEAD response has no body: ended from the start, its connection back at once.
+    let head = Request::head(server.uri("/ok")).body(Empty::new()).unwrap();
+    let resp = transport.clone().oneshot(head).await.unwrap();
+    assert!(resp.body().is_end_stream());
+    assert_eq!(resp.body().size_hint().exact(), Some(0));
+    // Held, not read: with a cap of one, the next request still gets the connection.
+    let next = tokio::time::timeout(
+        Duration::from_secs(5),
+        fetch(transport.clone(), server.uri("/ok")),
+    );
+    assert_eq!(next.await.unwrap(), Ok(2));
+    drop(resp);
+    assert_eq!(server.accepted(), 1);
+}
+
 #[tokio::test]
 async fn an_http1_checkout_lasts_until_the_body_ends() {
     let server = TestServer::start().await;

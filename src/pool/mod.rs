@@ -19,6 +19,9 @@
 //!   is never cut. The connection's own timer poisons it at the due time even while idle.
 //! - [`PoolClientBuilder`] builds the client with both, the idle reaper's timer always set,
 //!   and documented defaults.
+//! - [`Pool`] (with [`PoolBuilder`]) is this crate's own keyed pool, for any connection type:
+//!   it owns its idle list, so every bound is exact, a global idle cap included; the
+//!   `transport` feature's `Transport` runs hyper's `client::conn` over it.
 //! - [`Stats`](crate::Stats) counts connections opened, reused, closed by
 //!   [`CloseReason`](crate::CloseReason) and open now; [`PoolConnectorLayer::open_per_host`]
 //!   gives the open count per host.
@@ -155,7 +158,7 @@ mod info;
 #[cfg(feature = "pool")]
 mod io;
 mod jitter;
-mod keyed;
+pub mod keyed;
 #[cfg(feature = "pool")]
 mod layer;
 #[cfg(feature = "pool")]
