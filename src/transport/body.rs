@@ -46,19 +46,18 @@ impl<B: Send + 'static> TransportBody<B> {
             lease: Some(lease),
         };
         if body.inner.is_end_stream() {
-            body.release(true);
+            body.release();
         }
         body
     }
 
-    /// The body ended (`true`) or is dropped before its end (`false`): give the connection, or
-    /// the stream, back.
-    fn release(&mut self, ended: bool) {
+    /// The body ended or is dropped: give the connection, or the stream, back.
+    fn release(&mut self) {
         let Some(lease) = self.lease.take() else {
             return;
         };
         if matches!(lease.proto, Proto::H1(..)) {
-            release_h1(lease, ended);
+            release_h1(lease);
         }
     }
 
@@ -88,8 +87,8 @@ impl<B: Send + 'static> Body for TransportBody<B> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => this.release(true),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(true),
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
             Poll::Ready(Some(Err(_))) => this.fail(),
             _ => {}
         }
@@ -107,7 +106,7 @@ impl<B: Send + 'static> Body for TransportBody<B> {
 
 impl<B: Send + 'static> Drop for TransportBody<B> {
     fn drop(&mut self) {
-        self.release(false);
+        self.release();
     }
 }
 

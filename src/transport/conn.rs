@@ -157,9 +157,6 @@ struct H1Slot<B: Send + 'static> {
 
 struct Parked<B: Send + 'static> {
     lease: Lease<B>,
-    /// How to count it if hyper closes the connection instead of making it ready: a body
-    /// dropped unread is `Other`, not a failure.
-    unready: CloseReason,
 }
 
 impl<B: Send + 'static> H1Shared<B> {
@@ -191,8 +188,9 @@ pub(crate) struct H2Shared {
 /// Gives an HTTP/1 checkout back once hyper is ready for another request on it: at once if it
 /// already is (the usual case: the connection's task has handled the end of the body by the
 /// time the caller sees it), else through the connection's task, which sees hyper become
-/// ready. `ended` says whether the response body was read to its end (or dropped).
-pub(crate) fn release_h1<B: Send + 'static>(lease: Lease<B>, ended: bool) {
+/// ready. If hyper closes the connection instead (a body dropped before its end, a
+/// `Connection: close`), it is counted as [`CloseReason::Other`]; an IO error as `Error`.
+pub(crate) fn release_h1<B: Send + 'static>(lease: Lease<B>) {
     let Proto::H1(tx, shared) = &lease.proto else {
         drop(lease);
         return;
@@ -208,12 +206,7 @@ pub(crate) fn release_h1<B: Send + 'static>(lease: Lease<B>, ended: bool) {
         drop(lease);
         return;
     }
-    let unready = if ended {
-        CloseReason::Error
-    } else {
-        CloseReason::Other
-    };
-    slot.parked = Some(Parked { lease, unready });
+    slot.parked = Some(Parked { lease });
     shared.parked.store(true, Ordering::Release);
     let waker = slot.waker.clone();
     drop(slot);
@@ -259,7 +252,9 @@ where
                     Some(p) => match &mut p.lease.proto {
                         Proto::H1(tx, _) => match tx.poll_ready(cx) {
                             Poll::Ready(Ok(())) => Some(None),
-                            Poll::Ready(Err(_)) => Some(Some(p.unready)),
+                            // hyper chose to close it (not an IO error: that ends the
+                            // task with an error, below).
+                            Poll::Ready(Err(_)) => Some(Some(CloseReason::Other)),
                             Poll::Pending => None,
                         },
                         Proto::H2(..) => Some(None),
@@ -281,9 +276,13 @@ where
         let Poll::Ready(res) = res else {
             return Poll::Pending;
         };
-        if let Err(e) = res {
-            tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
-        }
+        let reason = match res {
+            Ok(()) => CloseReason::Other,
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP/1 connection ended with an error");
+                CloseReason::Error
+            }
+        };
         // The connection is gone: say so before anything is given back, so that nothing
         // hands it out in between.
         this.shared.done.store(true, Ordering::Release);
@@ -294,7 +293,10 @@ where
             slot.parked.take()
         };
         this.conn = None;
-        drop(parked);
+        if let Some(mut parked) = parked {
+            parked.lease.discard_as(reason);
+            drop(parked);
+        }
         if let Some(w) = this.shared.watch.get() {
             w.closed();
         }

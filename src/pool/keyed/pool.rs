@@ -127,9 +127,11 @@ where
         stats: Option<Stats>,
         make: MakeFn<K, T>,
     ) -> Self {
+        let acquire = config.acquire_timeout;
         Pool {
             handle: Arc::new(Handle {
                 inner: Arc::new(Inner {
+                    acquire,
                     locked: Mutex::new(Locked {
                         state: State::new(config),
                         dials: Vec::new(),
@@ -211,6 +213,8 @@ where
     stats: Option<Stats>,
     wake_reaper: Arc<Notify>,
     next_conn: AtomicU64,
+    /// The acquire timeout (also in the state's config), read without the lock.
+    acquire: Duration,
 }
 
 pub(crate) struct Locked<K, T>
@@ -409,8 +413,7 @@ where
             First::Got(grant) => CheckoutFuture::ready(Checkout::new(self.clone(), key, grant)),
             First::Wait(id, rx) => {
                 let since = Instant::now();
-                let acquire = self.lock().state.config().acquire_timeout;
-                CheckoutFuture::waiting(self.clone(), key, id, rx, since, acquire, deadline)
+                CheckoutFuture::waiting(self.clone(), key, id, rx, since, self.acquire, deadline)
             }
             First::Refused(e) => {
                 if let Some(stats) = &self.stats {
