@@ -95,10 +95,6 @@ const WORKLOADS: [(&str, &str, usize, Option<usize>); 4] = [
 ];
 
 fn transport_vs_legacy(c: &mut Criterion) {
-    // One server per client, so that connection churn on one side (drop-unread) does not slow
-    // the other's accepts.
-    let mut s = servers(3);
-    let (legacy_server, twin_server, transport_server) = (s.remove(0), s.remove(0), s.remove(0));
     let rt = client_rt();
     let (legacy, twin, transport) = rt.block_on(async {
         (
@@ -108,7 +104,13 @@ fn transport_vs_legacy(c: &mut Criterion) {
         )
     });
     let mut g = c.benchmark_group("bare");
+    let mut churn = Vec::new();
     for (name, path, callers, expect) in WORKLOADS {
+        // Servers of their own for each client and workload, so that connection churn on one
+        // side does not slow the other's accepts, and each counts its own connections.
+        let mut s = servers(3);
+        let (legacy_server, twin_server, transport_server) =
+            (s.remove(0), s.remove(0), s.remove(0));
         let (l, lu) = (legacy.clone(), legacy_server.uri(path));
         let (w, wu) = (twin.clone(), twin_server.uri(path));
         common::paired(
@@ -133,6 +135,7 @@ fn transport_vs_legacy(c: &mut Criterion) {
                 load(t.clone(), tu.clone(), callers, n, expect)
             }),
         );
+        churn.push((name, legacy_server, transport_server));
     }
     g.finish();
     let mut rows = Vec::new();
@@ -149,11 +152,13 @@ fn transport_vs_legacy(c: &mut Criterion) {
         &rows,
     );
     let per_k = |s: &TestServer| 1000.0 * s.accepted() as f64 / s.requests().max(1) as f64;
-    println!(
-        "connections per 1,000 requests over the run: legacy {:.1}, transport {:.1}",
-        per_k(&legacy_server),
-        per_k(&transport_server)
-    );
+    for (name, legacy_server, transport_server) in churn {
+        println!(
+            "{name}: connections per 1,000 requests: legacy {:.1}, transport {:.1}",
+            per_k(&legacy_server),
+            per_k(&transport_server)
+        );
+    }
 }
 
 criterion_group!(benches, transport_vs_legacy);
