@@ -865,6 +865,49 @@ async fn http2_pings_close_a_half_open_connection_instead_of_stalling_its_stream
     assert_eq!(transport.idle_connections(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_mode_speaks_what_tls_negotiated() {
+    let (server_cfg, client_cfg) = support::tls_configs();
+    for (h2, want) in [(true, Version::HTTP_2), (false, Version::HTTP_11)] {
+        let server = TestServer::start_tls(server_cfg.clone()).await;
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_cfg.clone())
+            .https_only()
+            .enable_http1();
+        let connector = if h2 {
+            b.enable_http2().wrap_connector(tcp)
+        } else {
+            b.wrap_connector(tcp)
+        };
+        let transport: Plain = Transport::builder().build_with_connector(connector);
+        let burst = || {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let (t, uri) = (transport.clone(), server.https_uri("/slow-chunks/20/2"));
+                    tokio::spawn(async move {
+                        let resp = t.oneshot(get(uri)).await.unwrap();
+                        let v = resp.version();
+                        resp.into_body().collect().await.unwrap();
+                        v
+                    })
+                })
+                .collect::<Vec<_>>();
+            async move {
+                for t in tasks {
+                    assert_eq!(t.await.unwrap(), want);
+                }
+            }
+        };
+        burst().await;
+        let after_first = server.accepted();
+        assert!((1..=8).contains(&after_first));
+        burst().await;
+        assert_eq!(server.accepted(), after_first, "the second burst reuses");
+    }
+}
+
 #[tokio::test]
 async fn settings_that_cannot_work_are_refused_at_construction() {
     let cases: Vec<(&str, fn())> = vec![
