@@ -457,6 +457,8 @@ async fn a_reused_connection_closed_before_the_response_says_so() {
 struct Killable {
     kills: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     dials: Arc<AtomicUsize>,
+    /// Milliseconds each dial waits before connecting.
+    slow_ms: Arc<AtomicUsize>,
 }
 
 impl Killable {
@@ -485,6 +487,8 @@ impl Service<Uri> for Killable {
         let this = self.clone();
         Box::pin(async move {
             this.dials.fetch_add(1, SeqCst);
+            let slow = this.slow_ms.load(SeqCst) as u64;
+            tokio::time::sleep(Duration::from_millis(slow)).await;
             let stream = TcpStream::connect(uri.authority().unwrap().as_str()).await?;
             let dead = Arc::new(AtomicBool::new(false));
             this.kills.lock().unwrap().push(dead.clone());
@@ -564,6 +568,26 @@ async fn a_request_never_written_is_retried_once_on_another_connection() {
     }
     assert_eq!(server.requests(), 4, "each request reached the server once");
     assert!(stats.snapshot().connections_closed(CloseReason::Error) >= 2);
+}
+
+#[tokio::test]
+async fn a_retried_request_waits_for_its_new_connection_outside_the_header_clock() {
+    let server = TestServer::start().await;
+    let connector = Killable::default();
+    let transport: Plain = Transport::builder().build_with_connector(connector.clone());
+    let client = ServiceBuilder::new()
+        .layer(ResponseHeaderTimeoutLayer::new(Duration::from_millis(300)))
+        .service(transport.clone());
+    assert_eq!(fetch(client.clone(), server.uri("/ok")).await, Ok(2));
+    tokio::task::yield_now().await;
+    // The idle connection dies unnoticed; the retry's dial takes longer than the header
+    // timeout, which must not count it.
+    connector.kill_all();
+    connector.slow_ms.store(600, SeqCst);
+    let start = Instant::now();
+    assert_eq!(fetch(client.clone(), server.uri("/ok")).await, Ok(2));
+    assert!(start.elapsed() >= Duration::from_millis(600));
+    assert_eq!(connector.dials.load(SeqCst), 2);
 }
 
 #[tokio::test]

@@ -212,6 +212,12 @@ where
                 retried = true;
                 req = back;
                 absolute_form(req.uri_mut(), &key);
+                // The new connection is waited for and dialed under its own limits, not the
+                // header clock's: stop it again until the retry has its connection.
+                hold = req
+                    .extensions()
+                    .get::<HeaderClock>()
+                    .map(HeaderClock::hold_again);
             }
             back => {
                 let err = ConnectionError::new(
