@@ -706,7 +706,9 @@ where
                 if reason.is_none() && sc.draining {
                     reason = Some(CloseReason::Other);
                 }
-                if reason.is_some() || host.waiters.is_empty() {
+                // Kept for the waiters only if it can take one (a peer may allow no streams).
+                let room = sc.conn.value.capacity() > 0;
+                if reason.is_some() || host.waiters.is_empty() || !room {
                     let sc = host.shared.swap_remove(i);
                     match reason {
                         Some(r) => fx.close.push((sc.conn.value, r)),
