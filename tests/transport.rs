@@ -161,6 +161,33 @@ async fn an_http1_checkout_lasts_until_the_body_ends() {
 }
 
 #[tokio::test]
+async fn drain_on_drop_above_gives_dropped_bodies_connections_back() {
+    let server = TestServer::start().await;
+    let stats = Stats::new();
+    let transport: Plain = Transport::builder().stats(stats.clone()).build();
+    let client = ServiceBuilder::new()
+        .layer(tower_hardened::DrainOnDropLayer::new().stats(stats.clone()))
+        .service(transport.clone());
+    for _ in 0..20 {
+        let resp = client
+            .clone()
+            .oneshot(get(server.uri("/bytes/65536")))
+            .await
+            .unwrap();
+        drop(resp); // unread: drained in the background, the connection goes back
+        assert!(eventually(Duration::from_secs(2), || transport.idle_connections() == 1).await);
+    }
+    assert_eq!(
+        server.accepted(),
+        1,
+        "one connection for twenty dropped bodies"
+    );
+    let snap = stats.snapshot();
+    assert_eq!((snap.drains_started, snap.drains_finished), (20, 20));
+    assert_eq!(snap.connections_reused, 19);
+}
+
+#[tokio::test]
 async fn the_header_clock_starts_once_the_connection_is_obtained() {
     let second = Duration::from_secs(1);
     let server = TestServer::start().await;
