@@ -9,9 +9,10 @@
 //! # instructions per request: (B - A) / 2000 (start-up cost cancels out)
 //! ```
 //!
-//! Arguments: `bare | floor | pool | layers | preset | reqwest | tower`, the number of requests, the number of concurrent
-//! callers (default 1), the path on the test server (default `/ok`). With `DROP=1` in the
-//! environment each body is dropped unread instead of read to its end.
+//! Arguments: `bare | floor | pool | layers | preset | telemetry | reqwest | tower | transport`
+//! (and the tracing and Prometheus modes below), the number of requests, the number of
+//! concurrent callers (default 1), the path on the test server (default `/ok`). With `DROP=1`
+//! in the environment each body is dropped unread instead of read to its end.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
 //! - `floor`: not this crate but the floor of `benches/stack.rs` around a bare client (one clock
 //!   read, one extension, one timer armed when the response is not ready at once, one permit
@@ -29,6 +30,8 @@
 //! - `reqwest`, `tower`: the peers of `benches/stack.rs` (reqwest 0.12 with the preset's
 //!   timeouts and pool settings as far as it has them; `tower::timeout` +
 //!   `tower::limit::ConcurrencyLimit` + tower-http's `ResponseBodyTimeout` around a bare client).
+//! - `transport` (with `--features transport`): the bare
+//!   [`Transport`](tower_hardened::Transport) with its defaults, no request layers.
 //!
 //! The server is the crate's test server (`tower_hardened_test_server`, `tests/server/`) on its
 //! own thread; the count covers both, and the server's share is the same for every mode. Also prints wall time and the client thread's CPU
@@ -85,7 +88,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|telemetry|preset_tracing|preset_prometheus REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|telemetry|preset_tracing|preset_prometheus|transport REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
@@ -178,6 +181,11 @@ fn main() {
                     .install_recorder()
                     .unwrap();
                 let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            #[cfg(feature = "transport")]
+            "transport" => {
+                let c = tower_hardened::Transport::builder().build::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }
             _ => panic!("{usage}"),

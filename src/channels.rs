@@ -47,7 +47,16 @@ mod header_clock {
     /// request and who holds it: see the module docs). It starts when the last hold is
     /// released; with no hold ever taken, when the request entered `ResponseHeaderTimeout`.
     #[derive(Debug, Clone, Default)]
-    pub(crate) struct HeaderClock(std::sync::Arc<std::sync::Mutex<HeaderClockState>>);
+    pub(crate) struct HeaderClock(std::sync::Arc<ClockShared>);
+
+    #[derive(Debug, Default)]
+    struct ClockShared {
+        state: std::sync::Mutex<HeaderClockState>,
+        /// How many times a started clock was stopped again ([`HeaderClock::hold_again`]): read
+        /// without the lock by a clock's user that already knows when it started.
+        #[cfg(feature = "timeout")]
+        restarts: std::sync::atomic::AtomicU64,
+    }
 
     #[derive(Debug, Default)]
     struct HeaderClockState {
@@ -61,11 +70,34 @@ mod header_clock {
         fn lock(&self) -> std::sync::MutexGuard<'_, HeaderClockState> {
             // Plain assignments only under the lock: a poisoned state is still consistent.
             self.0
+                .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
 
         /// Keeps the clock from starting until the hold is released or dropped.
+        /// Like [`hold`](Self::hold), but a clock that already started is stopped and starts
+        /// from zero again when this hold is released: for a request sent once more on another
+        /// connection because the first never took it (its new connection has limits of its own).
+        #[cfg(feature = "transport")]
+        pub(crate) fn hold_again(&self) -> HeaderHold {
+            let mut st = self.lock();
+            if st.started.take().is_some() {
+                self.0
+                    .restarts
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            st.holds += 1;
+            st.held = true;
+            HeaderHold(Some(self.clone()))
+        }
+
+        /// How many times the clock was stopped again after it started.
+        #[cfg(feature = "timeout")]
+        pub(crate) fn restarts(&self) -> u64 {
+            self.0.restarts.load(std::sync::atomic::Ordering::Acquire)
+        }
+
         pub(crate) fn hold(&self) -> HeaderHold {
             let mut st = self.lock();
             st.holds += 1;
@@ -115,6 +147,42 @@ mod header_clock {
     impl Drop for HeaderHold {
         fn drop(&mut self) {
             self.release();
+        }
+    }
+
+    #[cfg(all(test, feature = "transport"))]
+    mod tests {
+        use std::task::Context;
+        use std::time::Duration;
+
+        use tokio::time::Instant;
+
+        use super::HeaderClock;
+
+        #[tokio::test(start_paused = true)]
+        async fn a_clock_held_again_restarts_when_released() {
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let clock = HeaderClock::default();
+            let entered = Instant::now();
+            let mut first = clock.hold();
+            tokio::time::advance(Duration::from_secs(1)).await;
+            first.release();
+            let started = clock.poll_started(entered, &mut cx).unwrap();
+            assert_eq!(started, entered + Duration::from_secs(1));
+            assert_eq!(clock.restarts(), 0);
+            let mut again = clock.hold_again();
+            assert_eq!(clock.restarts(), 1);
+            assert_eq!(clock.poll_started(entered, &mut cx), None, "stopped again");
+            tokio::time::advance(Duration::from_secs(2)).await;
+            again.release();
+            let restarted = clock.poll_started(entered, &mut cx).unwrap();
+            assert_eq!(restarted, entered + Duration::from_secs(3));
+            // Held again before it ever started: nothing to restart.
+            let fresh = HeaderClock::default();
+            let _h = fresh.hold();
+            let _h2 = fresh.hold_again();
+            assert_eq!(fresh.restarts(), 0);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-#[cfg(any(feature = "timeout", feature = "limit"))]
+#[cfg(any(feature = "timeout", feature = "limit", feature = "pool"))]
 use crate::{
     deadline::RequestDeadline,
     error::{Error, Phase},
@@ -68,7 +68,7 @@ impl LazySleep {
 
 /// When a phase timer fires: the earlier of the phase's own limit and the request's deadline,
 /// and which of the two that is, so the error names the right phase.
-#[cfg(any(feature = "timeout", feature = "limit"))]
+#[cfg(any(feature = "timeout", feature = "limit", feature = "pool"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bound {
     pub(crate) at: Instant,
@@ -76,7 +76,7 @@ pub(crate) struct Bound {
     pub(crate) limit: Duration,
 }
 
-#[cfg(any(feature = "timeout", feature = "limit"))]
+#[cfg(any(feature = "timeout", feature = "limit", feature = "pool"))]
 impl Bound {
     /// The bound of a phase of length `limit` starting at `start`, cut by `deadline` if earlier.
     pub(crate) fn new(
@@ -140,7 +140,7 @@ mod tests {
         assert!(s.poll_until(later, &mut cx).is_ready());
     }
 
-    #[cfg(any(feature = "timeout", feature = "limit"))]
+    #[cfg(any(feature = "timeout", feature = "limit", feature = "pool"))]
     #[tokio::test(start_paused = true)]
     async fn bound_takes_the_earlier() {
         let now = Instant::now();

@@ -16,6 +16,8 @@
 //! | drain dropped bodies, report held ones ([`drain`]) | [`DrainOnDropLayer`] | — |
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
 //! | send a request lost to a stale keep-alive connection once more, when safe ([`replay`]) | [`ReplayLayer`] | — (`ErrorKind::ConnectionClosed` when not replayed) |
+//! | a keyed pool with every bound exact, idle caps in total and per host ([`pool`]) | [`Pool`], [`PoolBuilder`] | `Acquire` |
+//! | our own transport over hyper's `client::conn` and that pool (feature `transport`) | `Transport`, `TransportBuilder` | `Acquire`, `Connect` |
 //! | all of it in one line ([`preset`]), `https://` too with `rustls` ([`https`]) | [`Hardened`], [`ServiceBuilderExt`], [`HardenedConnector`] | all |
 //! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
 //! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
@@ -75,6 +77,7 @@
 //! | `limit` | concurrency limits | yes |
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
+//! | `transport` | [`Transport`] over hyper's `client::conn` and the keyed [`Pool`], every pool bound exact | no |
 //! | `preset` | the one-line safe stack | yes |
 //! | `rustls` | `https://` in the preset ([`https`]): rustls, ring, webpki roots, ALPN h2 and http/1.1, [`Hardened::tls_config`] | no |
 //! | `tonic` | gRPC ([`grpc`]): `tonic::Status` codes, `grpc-timeout`, [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] (Rust 1.88, as tonic 0.14.6+) | no |
@@ -113,8 +116,8 @@ pub mod https;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
-#[cfg(feature = "pool")]
-#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+#[cfg(any(feature = "pool", feature = "transport"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "pool", feature = "transport"))))]
 pub mod pool;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
@@ -128,6 +131,9 @@ pub mod telemetry;
 #[cfg(feature = "timeout")]
 #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
 pub mod timeout;
+#[cfg(feature = "transport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transport")))]
+pub mod transport;
 
 #[cfg(all(test, any(feature = "limit", feature = "drain", feature = "pool")))]
 mod test_util;
@@ -163,6 +169,9 @@ pub use crate::limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, LimitBody, LimitFuture, LimitHandle, PerHostHandle,
     PerHostLimit, PerHostLimitLayer,
 };
+#[cfg(any(feature = "pool", feature = "transport"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "pool", feature = "transport"))))]
+pub use crate::pool::{Checkout, CheckoutFuture, ConnectionWatch, Pool, PoolBuilder, Poolable};
 #[cfg(feature = "pool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 pub use crate::pool::{
@@ -193,6 +202,12 @@ pub use crate::timeout::{
 pub use crate::timeout::{
     ConnectTimeout, ConnectTimeoutFuture, ConnectTimeoutLayer, TlsHandshakeTimeout,
     TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer,
+};
+
+#[cfg(feature = "transport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transport")))]
+pub use crate::transport::{
+    ConnectionError, Protocol, Transport, TransportBody, TransportBuilder, TransportFuture,
 };
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -101,6 +101,7 @@ struct Inner {
     connections_open: AtomicI64,
     adaptive_limit: AtomicI64,
     replays: AtomicU64,
+    connections_idle: AtomicI64,
 }
 
 /// A cloneable handle of counters shared by every layer it is given to.
@@ -161,6 +162,7 @@ impl Stats {
             connections_open: gauge(&i.connections_open),
             adaptive_limit: gauge(&i.adaptive_limit),
             replays: i.replays.load(Relaxed),
+            connections_idle: gauge(&i.connections_idle),
         }
     }
 
@@ -174,7 +176,7 @@ impl Stats {
         #[cfg(feature = "metrics")]
         crate::telemetry::record::timeout(phase);
     }
-    #[cfg(any(feature = "limit", test))]
+    #[cfg(any(feature = "limit", feature = "pool", feature = "transport", test))]
     pub(crate) fn overload(&self) {
         self.inner.overloads.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
@@ -204,18 +206,18 @@ impl Stats {
         #[cfg(feature = "metrics")]
         crate::telemetry::record::drain(Some(why));
     }
-    #[cfg(any(feature = "drain", test))]
+    #[cfg(any(feature = "drain", feature = "pool", feature = "transport", test))]
     pub(crate) fn leak(&self) {
         self.inner.leaks.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         crate::telemetry::record::leak();
     }
-    #[cfg(any(feature = "pool", test))]
+    #[cfg(any(feature = "pool", feature = "transport", test))]
     pub(crate) fn connection_opened(&self) {
         self.inner.connections_opened.fetch_add(1, Relaxed);
         self.inner.connections_open.fetch_add(1, Relaxed);
     }
-    #[cfg(any(feature = "pool", test))]
+    #[cfg(any(feature = "pool", feature = "transport", test))]
     pub(crate) fn connection_reused(&self) {
         self.inner.connections_reused.fetch_add(1, Relaxed);
     }
@@ -230,7 +232,14 @@ impl Stats {
         #[cfg(feature = "metrics")]
         crate::telemetry::record::replay();
     }
-    #[cfg(any(feature = "pool", test))]
+    /// Idle connections of the keyed pool, up or down by `delta`.
+    #[cfg(any(feature = "pool", feature = "transport", test))]
+    pub(crate) fn idle_add(&self, delta: i64) {
+        if delta != 0 {
+            self.inner.connections_idle.fetch_add(delta, Relaxed);
+        }
+    }
+    #[cfg(any(feature = "pool", feature = "transport", test))]
     pub(crate) fn connection_closed(&self, why: CloseReason) {
         self.inner.connections_closed[why as usize].fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
@@ -266,7 +275,8 @@ pub struct StatsSnapshot {
     /// Background drains that read the body to its end (the connection went back to the pool).
     pub drains_finished: u64,
     drains_abandoned: [u64; DrainAbandon::ALL.len()],
-    /// Bodies reported as held too long.
+    /// Bodies reported as held too long (and keyed-pool checkouts held past the pool's
+    /// threshold).
     pub leaks: u64,
     /// Connections opened.
     pub connections_opened: u64,
@@ -281,6 +291,9 @@ pub struct StatsSnapshot {
     /// Requests sent a second time because their reused connection was closed by the peer
     /// before any byte of the response (`ReplayLayer`).
     pub replays: u64,
+    /// Connections idle now in the keyed pool (`pool::Pool`, and so in the transport); the
+    /// legacy hyper-util path cannot see idleness and leaves it at zero.
+    pub connections_idle: u64,
 }
 
 impl StatsSnapshot {
@@ -330,6 +343,8 @@ mod tests {
         b.connection_reused();
         b.connection_closed(CloseReason::Lifetime);
         b.replay();
+        b.idle_add(3);
+        b.idle_add(-1);
         let s = a.snapshot();
         assert_eq!(s.replays, 1);
         assert_eq!(s.timeouts(Phase::BodyIdle), 2);
@@ -344,5 +359,6 @@ mod tests {
         assert_eq!(s.connections_opened, 2);
         assert_eq!(s.connections_open, 1);
         assert_eq!(s.connections_closed(CloseReason::Lifetime), 1);
+        assert_eq!(s.connections_idle, 2);
     }
 }

@@ -12,6 +12,9 @@
 //! [`Stats`](crate::Stats) counts connections opened, reused, open now and closed by
 //! [`CloseReason`](crate::CloseReason). The setters panic on a zero cap, a zero duration or a
 //! negative jitter.
+//! - [`Pool`] (with [`PoolBuilder`]) is this crate's own keyed pool, for any connection type:
+//!   it owns its idle list, so every bound is exact, a global idle cap included; the
+//!   `transport` feature's `Transport` runs hyper's `client::conn` over it.
 //!
 //! # Example
 //!
@@ -59,25 +62,44 @@
 //! idle cap, and which close reason each end counts as: docs/design.md in the repository; the
 //! knobs of Go, OkHttp and HikariCP beside ours: docs/comparisons.md.
 
+// Legacy items (hyper-util's legacy client) need the `pool` feature; the keyed pool and the
+// jitter it shares with them are compiled with `pool` or `transport`.
+#[cfg(feature = "pool")]
 mod builder;
+#[cfg(feature = "pool")]
 mod connector;
+#[cfg(feature = "pool")]
 mod future;
+#[cfg(feature = "pool")]
 mod hosts;
+#[cfg(feature = "pool")]
 mod info;
+#[cfg(feature = "pool")]
 mod io;
 mod jitter;
+pub mod keyed;
+#[cfg(feature = "pool")]
 mod layer;
+#[cfg(feature = "pool")]
 mod retire;
 
+#[cfg(feature = "pool")]
 pub use self::builder::{PoolClient, PoolClientBuilder};
+#[cfg(feature = "pool")]
 pub use self::connector::PoolConnector;
+#[cfg(feature = "pool")]
 pub use self::future::PoolConnectFuture;
+#[cfg(feature = "pool")]
 pub use self::info::ConnectionInfo;
 #[cfg(feature = "metrics")]
 pub(crate) use self::info::ConnectionUse;
+#[cfg(feature = "pool")]
 pub use self::io::PoolIo;
+pub use self::keyed::{Checkout, CheckoutFuture, ConnectionWatch, Pool, PoolBuilder, Poolable};
+#[cfg(feature = "pool")]
 pub use self::layer::PoolConnectorLayer;
+#[cfg(feature = "pool")]
 pub use self::retire::{Retire, RetireFuture, RetireLayer};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "pool"))]
 mod tests;

@@ -152,6 +152,7 @@ where
             limit: self.layer.limit,
             deadline,
             bound: None,
+            restarts: 0,
             stats: self.layer.stats.clone(),
             authority,
         }
@@ -168,8 +169,9 @@ pin_project! {
         entered: Instant,
         limit: Duration,
         deadline: Option<RequestDeadline>,
-        // Known once the clock started.
+        // Known once the clock started (and how many restarts the clock had then).
         bound: Option<Bound>,
+        restarts: u64,
         stats: Option<Stats>,
         authority: Option<Authority>,
     }
@@ -196,15 +198,23 @@ where
         if let Poll::Ready(res) = this.inner.poll(cx) {
             return Poll::Ready(res.map_err(Into::into));
         }
+        if this.bound.is_some() && this.clock.restarts() != *this.restarts {
+            // Stopped again (a request sent once more on another connection): wait for the
+            // new start.
+            *this.bound = None;
+        }
         let bound = match *this.bound {
             Some(bound) => bound,
             None => match this.clock.poll_started(*this.entered, cx) {
-                Some(start) => *this.bound.insert(Bound::new(
-                    start,
-                    *this.limit,
-                    crate::Phase::ResponseHeaders,
-                    this.deadline.as_ref(),
-                )),
+                Some(start) => {
+                    *this.restarts = this.clock.restarts();
+                    *this.bound.insert(Bound::new(
+                        start,
+                        *this.limit,
+                        crate::Phase::ResponseHeaders,
+                        this.deadline.as_ref(),
+                    ))
+                }
                 // Not started (connecting, uploading): only the request deadline can fire.
                 None => match this.deadline {
                     Some(d) => Bound::new(

@@ -1,0 +1,288 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::HOST;
+use http::{Request, Response, Uri};
+use http_body::Body;
+use tower_service::Service;
+
+use super::body::TransportBody;
+use super::builder::TransportBuilder;
+use super::conn::{Conn, Key, Proto};
+use super::error::ConnectionError;
+use crate::channels::HeaderClock;
+use crate::deadline::RequestDeadline;
+use crate::error::BoxError;
+use crate::pool::Pool;
+
+/// An HTTP client of this crate's own: hyper's `client::conn` HTTP/1 and HTTP/2 connections
+/// over the keyed [`Pool`], so that every pool bound is exact. Built with
+/// [`Transport::builder`]; see the [module docs](super).
+///
+/// It is a `tower::Service<http::Request<B>>` for request bodies of type `B`; clones share one
+/// pool. Requests need an absolute URI (scheme and authority). It is always ready: waiting for
+/// a connection happens in the response future, bounded by the acquire timeout and the
+/// request's [`RequestDeadline`].
+///
+/// # Example
+///
+/// ```
+/// use http_body_util::{BodyExt, Empty};
+/// use tower::ServiceExt;
+/// use tower_hardened::Transport;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_hardened::BoxError> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let addr = listener.local_addr()?;
+/// # tokio::spawn(async move { loop {
+/// #     let (s, _) = listener.accept().await.unwrap();
+/// #     tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+/// #         hyper_util::rt::TokioIo::new(s),
+/// #         hyper::service::service_fn(|_| async {
+/// #             Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from("ok"))))
+/// #         })));
+/// # } });
+/// let transport = Transport::builder().max_idle(10).build::<Empty<bytes::Bytes>>();
+/// let uri: http::Uri = format!("http://{addr}/").parse()?;
+///
+/// let resp = transport.clone().oneshot(http::Request::get(uri.clone()).body(Empty::new())?).await?;
+/// assert_eq!(resp.into_body().collect().await?.to_bytes(), "ok");
+/// # tokio::task::yield_now().await;
+/// assert_eq!(transport.idle_connections(), 1); // back in the pool
+/// # Ok(()) }
+/// ```
+pub struct Transport<B: Send + 'static> {
+    pool: Pool<Key, Conn<B>>,
+}
+
+impl Transport<()> {
+    /// A builder with the documented defaults (see [`TransportBuilder`]).
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder::new()
+    }
+}
+
+impl<B: Send + 'static> Transport<B> {
+    pub(crate) fn from_pool(pool: Pool<Key, Conn<B>>) -> Self {
+        Transport { pool }
+    }
+
+    /// Idle connections in the pool, all hosts together.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
+    }
+
+    /// Connections to `uri`'s scheme and authority dialing, in use and idle (what
+    /// `max_conns_per_host` bounds).
+    pub fn open_connections(&self, uri: &Uri) -> usize {
+        key_of(uri).map_or(0, |k| self.pool.open_of(&k))
+    }
+
+    /// Idle connections to `uri`'s scheme and authority.
+    pub fn idle_connections_to(&self, uri: &Uri) -> usize {
+        key_of(uri).map_or(0, |k| self.pool.idle_of(&k))
+    }
+}
+
+impl<B: Send + 'static> Clone for Transport<B> {
+    fn clone(&self) -> Self {
+        Transport {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<B: Send + 'static> fmt::Debug for Transport<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+fn key_of(uri: &Uri) -> Result<Key, BoxError> {
+    match (uri.scheme(), uri.authority()) {
+        (Some(s), Some(a)) => Ok(Key::new(s.clone(), a.clone())),
+        _ => Err(format!(
+            "tower-hardened: the transport needs an absolute request URI (scheme and \
+             authority), got `{uri}`"
+        )
+        .into()),
+    }
+}
+
+impl<B> Service<Request<B>> for Transport<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<TransportBody<B>>;
+    type Error = BoxError;
+    type Future = TransportFuture<B>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        TransportFuture {
+            inner: Box::pin(send(self.pool.clone(), req)),
+        }
+    }
+}
+
+type Output<B> = Result<Response<TransportBody<B>>, BoxError>;
+
+/// The response future of [`Transport`].
+pub struct TransportFuture<B: Send + 'static> {
+    inner: Pin<Box<dyn Future<Output = Output<B>> + Send>>,
+}
+
+impl<B: Send + 'static> Future for TransportFuture<B> {
+    type Output = Output<B>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<B: Send + 'static> fmt::Debug for TransportFuture<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportFuture").finish_non_exhaustive()
+    }
+}
+
+/// One request: a connection from the pool, the request on it, and at most one retry on another
+/// connection when hyper gave the request back unsent.
+async fn send<B>(pool: Pool<Key, Conn<B>>, mut req: Request<B>) -> Output<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let key = key_of(req.uri())?;
+    let deadline = RequestDeadline::of(&req);
+    // An outer response-header clock starts once the connection is obtained: the wait for it
+    // is bounded by the acquire timeout, a dial by the connect timeout.
+    let mut hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+    let mut retried = false;
+    loop {
+        let mut lease = pool.checkout_until(key.clone(), deadline).await?;
+        drop(hold.take());
+        let h1 = matches!(lease.proto, Proto::H1(..));
+        if h1 {
+            if !req.headers().contains_key(HOST) {
+                req.headers_mut().insert(HOST, lease.host.clone());
+            }
+            if !lease.connected.is_proxied() {
+                origin_form(req.uri_mut());
+            }
+        }
+        let sent = match &mut lease.proto {
+            Proto::H1(tx, _) => tx.try_send_request(req).await,
+            Proto::H2(tx, _) => tx.try_send_request(req).await,
+        };
+        let mut err = match sent {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                lease.connected.get_extras(&mut parts.extensions);
+                return Ok(Response::from_parts(parts, TransportBody::new(body, lease)));
+            }
+            Err(err) => err,
+        };
+        let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
+        let back = err.take_message();
+        if h1 {
+            // hyper closes an HTTP/1 connection whose exchange failed.
+            lease.discard();
+        } else {
+            drop(lease);
+        }
+        match back {
+            Some(back) if !retried => {
+                tracing::debug!(
+                    error = %err.error(),
+                    reused,
+                    "request not written (its connection was closing): retried on another"
+                );
+                retried = true;
+                req = back;
+                absolute_form(req.uri_mut(), &key);
+                // The new connection is waited for and dialed under its own limits, not the
+                // header clock's: stop it again until the retry has its connection.
+                hold = req
+                    .extensions()
+                    .get::<HeaderClock>()
+                    .map(HeaderClock::hold_again);
+            }
+            back => {
+                let err = ConnectionError::new(
+                    reused,
+                    idle_for,
+                    back.is_some(),
+                    retried,
+                    err.into_error(),
+                );
+                tracing::debug!("{err}");
+                return Err(err.into());
+            }
+        }
+    }
+}
+
+/// `/path?query` only, as HTTP/1 sends it to an origin server.
+fn origin_form(uri: &mut Uri) {
+    let path = match uri.path_and_query() {
+        Some(p) if p.as_str() != "/" => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(p.clone());
+            Uri::from_parts(parts).expect("a path alone is a valid URI")
+        }
+        _ => Uri::from_static("/"),
+    };
+    *uri = path;
+}
+
+/// Back to the absolute form (for a retry, which may go to an HTTP/2 connection).
+fn absolute_form(uri: &mut Uri, key: &Key) {
+    if uri.scheme().is_some() {
+        return;
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(key.scheme.clone());
+    parts.authority = Some(key.authority.clone());
+    parts.path_and_query = uri.path_and_query().cloned();
+    if let Ok(abs) = Uri::from_parts(parts) {
+        *uri = abs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_forms_round_trip() {
+        let key = key_of(&"http://example.com:8080/a?b=1".parse().unwrap()).unwrap();
+        let mut uri: Uri = "http://example.com:8080/a?b=1".parse().unwrap();
+        origin_form(&mut uri);
+        assert_eq!(uri, "/a?b=1");
+        absolute_form(&mut uri, &key);
+        assert_eq!(uri, "http://example.com:8080/a?b=1");
+        let mut root: Uri = "http://example.com".parse().unwrap();
+        origin_form(&mut root);
+        assert_eq!(root, "/");
+    }
+
+    #[test]
+    fn a_relative_uri_is_refused_with_a_clear_error() {
+        let err = key_of(&"/only/a/path".parse().unwrap()).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("tower-hardened: the transport needs an absolute"));
+    }
+}
