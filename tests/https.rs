@@ -247,3 +247,37 @@ fn a_config_with_alpn_already_set_is_refused_at_construction() {
     client_cfg.alpn_protocols = vec![b"h2".to_vec()];
     let _ = Hardened::new().tls_config(client_cfg);
 }
+
+/// The transport of our own runs over the preset's connector too: HTTPS with ALPN choosing
+/// HTTP/2 or HTTP/1.1, one pooled connection per server, and nothing left open once it is
+/// dropped.
+#[cfg(feature = "transport")]
+#[tokio::test]
+async fn the_transport_runs_over_the_presets_https_connector() {
+    let (server_cfg, client_cfg) = tls_configs();
+    let h2 = TestServer::start_tls_apart(offering(&server_cfg, &[b"h2", b"http/1.1"])).await;
+    let h1 = TestServer::start_tls_apart(offering(&server_cfg, &[b"http/1.1"])).await;
+    let hardened = Hardened::new().tls_config(client_cfg);
+    let transport = tower_hardened::Transport::builder()
+        .build_with_connector::<_, Empty<Bytes>>(hardened.connector());
+    for (server, version) in [(&h2, Version::HTTP_2), (&h1, Version::HTTP_11)] {
+        for _ in 0..3 {
+            let req = Request::get(server.https_uri("/ok"))
+                .body(Empty::new())
+                .unwrap();
+            let resp = transport.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.version(), version, "{}", server.https_uri("/ok"));
+            assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+        }
+        assert_eq!(server.requests(), 3);
+        assert_eq!(server.accepted(), 1, "pooled: one connection");
+    }
+    drop((transport, hardened));
+    for server in [&h2, &h1] {
+        assert!(
+            server.wait_open_at_most(0, Duration::from_secs(3)).await,
+            "{} connections still open at the server",
+            server.open()
+        );
+    }
+}
