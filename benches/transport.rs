@@ -22,13 +22,12 @@
 #![allow(unreachable_pub)]
 
 mod common;
+use common::{client_rt, load};
 use tower_hardened_test_server as support;
 
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion};
-use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty};
-use tower::{Service, ServiceExt};
+use http_body_util::Empty;
 use tower_hardened::Transport;
 
 use support::TestServer;
@@ -41,49 +40,6 @@ fn servers(n: usize) -> Vec<TestServer> {
         }
         v
     })
-}
-
-/// `rounds` requests from each of `callers` concurrent callers; each body read to its end of
-/// `expect` bytes, or dropped unread when `expect` is `None`.
-async fn load<S, B>(svc: S, uri: Uri, callers: usize, rounds: u64, expect: Option<usize>)
-where
-    S: Service<Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: std::fmt::Debug,
-{
-    let caller = move |mut svc: S, uri: Uri| async move {
-        for _ in 0..rounds {
-            let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
-            let resp = svc.ready().await.unwrap().call(req).await.unwrap();
-            assert!(resp.status().is_success());
-            match expect {
-                Some(n) => {
-                    let body = resp.into_body().collect().await.unwrap();
-                    assert_eq!(body.to_bytes().len(), n);
-                }
-                None => drop(resp),
-            }
-        }
-    };
-    if callers == 1 {
-        return caller(svc, uri).await;
-    }
-    let tasks: Vec<_> = (0..callers)
-        .map(|_| tokio::spawn(caller(svc.clone(), uri.clone())))
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
-fn client_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 const WORKLOADS: [(&str, &str, usize, Option<usize>); 4] = [

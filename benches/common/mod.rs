@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use tower::{Service, ServiceExt};
+
 /// How many samples criterion takes per benchmark (its default `sample_size`). Criterion also
 /// calls the routine during warm-up (with 1, 2, 4, … iterations, on cold pools); only the last
 /// `SAMPLES` calls of each benchmark are its measured samples, and only they are used here.
@@ -159,4 +164,47 @@ pub fn print_paired(title: &str, rows: &[(&str, &str)]) {
             n
         );
     }
+}
+
+/// `rounds` requests from each of `callers` concurrent callers; each body read to its end of
+/// `expect` bytes, or dropped unread when `expect` is `None`.
+pub async fn load<S, B>(svc: S, uri: Uri, callers: usize, rounds: u64, expect: Option<usize>)
+where
+    S: Service<Request<Empty<Bytes>>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
+{
+    let caller = move |mut svc: S, uri: Uri| async move {
+        for _ in 0..rounds {
+            let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+            let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+            assert!(resp.status().is_success());
+            match expect {
+                Some(n) => {
+                    let body = resp.into_body().collect().await.unwrap();
+                    assert_eq!(body.to_bytes().len(), n);
+                }
+                None => drop(resp),
+            }
+        }
+    };
+    if callers == 1 {
+        return caller(svc, uri).await;
+    }
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| tokio::spawn(caller(svc.clone(), uri.clone())))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+pub fn client_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
