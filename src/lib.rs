@@ -77,7 +77,7 @@
 //! | `limit` | concurrency limits | yes |
 //! | `drain` | drain-on-drop bodies, held-body reports | yes |
 //! | `pool` | connection caps and lifetimes for hyper-util's legacy client | yes |
-//! | `transport` | [`Transport`] over hyper's `client::conn` and the keyed [`Pool`], every pool bound exact | no |
+//! | `transport` | [`Transport`] over hyper's `client::conn` and the keyed [`Pool`], every pool bound exact | yes (the preset runs on it) |
 //! | `preset` | the one-line safe stack | yes |
 //! | `rustls` | `https://` in the preset ([`https`]): rustls, ring, webpki roots, ALPN h2 and http/1.1, [`Hardened::tls_config`] | no |
 //! | `tonic` | gRPC ([`grpc`]): `tonic::Status` codes, `grpc-timeout`, [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] (Rust 1.88, as tonic 0.14.6+) | no |

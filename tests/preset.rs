@@ -1,7 +1,9 @@
 //! The fault matrix of the loopback server (`tests/server`), end to end through the
-//! [`Hardened`] preset and its real hyper-util client: each fault ends in the typed error of its
-//! phase (found with `Error::find` through hyper-util's wrapping), and after each one nothing is
-//! left behind, measured:
+//! [`Hardened`] preset, twice: on the crate's transport (`Hardened::client`, module
+//! `on_transport`) and on hyper-util's legacy client (`Hardened::legacy_client`, module
+//! `on_legacy`); the tests are `tests/preset/matrix.rs`, included in both. Each fault ends in the
+//! typed error of its phase (found with `Error::find` through the client's wrapping), and after
+//! each one nothing is left behind, measured:
 //!
 //! - the preset's stats: nothing in flight, nothing waiting;
 //! - both limiters (read through `Hardened::limit_handle` and `Hardened::per_host_handle`):
@@ -27,8 +29,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use tower::{Service, ServiceExt};
 use tower_hardened::{
-    BoxError, CloseReason, Error, ErrorKind, Hardened, HardenedClient, LimitHandle, PerHostHandle,
-    Phase, Stats,
+    BoxError, CloseReason, ConnectTimeout, Error, ErrorKind, Hardened, HardenedClient,
+    HardenedConnector, HardenedRequestBody, HardenedService, LimitHandle, PerHostHandle, Phase,
+    PoolClient, Stats, TlsHandshakeTimeout,
 };
 
 use support::{eventually, hanging_listener, live_tasks, tcp_states_to, TestServer};
@@ -115,14 +118,6 @@ struct Rig<T> {
     global: LimitHandle,
     per_host: PerHostHandle,
     tasks_before: usize,
-}
-
-/// The preset's plain-HTTP client. The `Hardened` value is dropped here: only the client (and
-/// the stats handle) remain, so dropping the client must end everything.
-fn http_rig(hardened: Hardened) -> Rig<HardenedClient<ReqBody>> {
-    let tasks_before = live_tasks().unwrap();
-    let client = hardened.client::<ReqBody>();
-    Rig::new(client, &hardened, tasks_before)
 }
 
 impl<T> Rig<T>
@@ -214,489 +209,63 @@ where
     read_all(resp.into_body()).await
 }
 
-#[tokio::test]
-async fn hanging_connect_is_connect_and_leaves_no_socket_behind() {
-    let hanging = hanging_listener().await;
-    let syn_sent = || {
-        tcp_states_to(hanging.addr)
-            .iter()
-            .filter(|s| **s == SYN_SENT)
-            .count()
-    };
-    assert!(eventually(ms(2000), || syn_sent() == 0).await);
-    let rig = http_rig(preset());
-    let uri: Uri = format!("http://{}/ok", hanging.addr).parse().unwrap();
+/// The HTTPS connector of the TLS tests: the preset's layers around hyper-rustls.
+type Https = TlsHandshakeTimeout<
+    hyper_rustls::HttpsConnector<ConnectTimeout<hyper_util::client::legacy::connect::HttpConnector>>,
+>;
 
-    let start = Instant::now();
-    let err = fetch(&rig, get(uri)).await.expect_err("must time out");
-    assert_eq!(
-        typed(&err),
-        Some((ErrorKind::Timeout, Some(Phase::Connect))),
-        "{err}"
-    );
-    assert_fired_at(start.elapsed(), ms(300), "connect");
-    let snap = rig.stats.snapshot();
-    assert_eq!(snap.timeouts(Phase::Connect), 1);
-    assert_eq!(snap.timeouts_total(), 1);
-    // The half-open connect was abandoned, not left hanging in the kernel.
-    assert!(
-        eventually(ms(2000), || syn_sent() == 0).await,
-        "{} sockets still connecting",
-        syn_sent()
-    );
-    rig.finish("hanging connect", syn_sent).await;
-}
-
-mod tls {
+/// The matrix on the crate's transport: what `Hardened::client()` returns.
+mod on_transport {
     use super::*;
 
-    use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use tokio_rustls::rustls::ClientConfig;
-    use tower_hardened::{
-        ConnectTimeout, HardenedService, PoolClient, ReplayBody, RequestWriteBody,
-        TlsHandshakeTimeout,
-    };
-    use tower_layer::Layer;
-
-    use support::{silent_listener_apart, tls_configs};
-
-    type Https = TlsHandshakeTimeout<HttpsConnector<ConnectTimeout<HttpConnector>>>;
-    /// The preset's stack over hyper-util's client with the HTTPS connector.
-    type HttpsClient = HardenedService<PoolClient<Https, RequestWriteBody<ReplayBody<ReqBody>>>>;
-
-    /// `tls_layer(hyper-rustls(connect_layer(HttpConnector)))` under the preset, HTTP/1 and 2.
-    fn https_rig(hardened: Hardened, cfg: ClientConfig) -> Rig<HttpsClient> {
+    /// The preset's client. The `Hardened` value is dropped here: only the client (and the
+    /// stats handle) remain, so dropping the client must end everything.
+    fn http_rig(hardened: Hardened) -> Rig<HardenedClient<ReqBody>> {
         let tasks_before = live_tasks().unwrap();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        let tcp = hardened.connect_layer().layer(http);
-        let tls = HttpsConnectorBuilder::new()
-            .with_tls_config(cfg)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
-        let connector = hardened.tls_layer().layer(tls);
-        let client = hardened.client_with::<_, ReqBody>(connector);
+        let client = hardened.client::<ReqBody>();
         Rig::new(client, &hardened, tasks_before)
     }
 
-    #[tokio::test]
-    async fn https_through_the_preset_pools_one_connection() {
-        let (server_cfg, client_cfg) = tls_configs();
-        let server = TestServer::start_tls_apart(server_cfg).await;
-        let rig = https_rig(preset(), client_cfg);
-        for _ in 0..3 {
-            let resp = rig.send(get(server.https_uri("/ok"))).await.unwrap();
-            assert_eq!(resp.version(), http::Version::HTTP_2, "ALPN went through");
-            assert_eq!(read_all(resp.into_body()).await.unwrap(), 2);
-        }
-        assert_eq!(server.requests(), 3);
-        assert_eq!(server.accepted(), 1, "one pooled TLS connection");
-        let snap = rig.stats.snapshot();
-        assert_eq!(snap.connections_opened, 1);
-        assert_eq!(snap.timeouts_total(), 0);
-        rig.finish("https", || server.open()).await;
+    #[allow(dead_code)] // used by the TLS tests only
+    type HttpsClient = HardenedClient<ReqBody>;
+
+    #[allow(dead_code)] // used by the TLS tests only
+    fn client_with(hardened: &Hardened, connector: Https) -> HttpsClient {
+        hardened.client_with(connector)
     }
 
-    #[tokio::test]
-    async fn a_huge_header_cap_is_not_wrapped_for_http2() {
-        let (server_cfg, client_cfg) = tls_configs();
-        let server = TestServer::start_tls_apart(server_cfg).await;
-        // Accepted by the setter; HTTP/2's setting is a u32 and must saturate, not wrap to 0.
-        let rig = https_rig(preset().max_response_header_bytes(1usize << 32), client_cfg);
-        let resp = rig.send(get(server.https_uri("/ok"))).await;
-        assert!(resp.is_ok(), "{:?}", resp.err());
+    fn idle_timeout(hardened: Hardened, idle: Duration) -> Hardened {
+        hardened.transport_with(|t| t.idle_timeout(idle))
     }
 
-    #[tokio::test]
-    async fn stalled_tls_handshake_is_tls_handshake_and_closes_our_socket() {
-        let (addr, counters) = silent_listener_apart().await;
-        let ours = || {
-            tcp_states_to(addr)
-                .iter()
-                .filter(|s| **s == ESTABLISHED)
-                .count()
-        };
-        let (_, client_cfg) = tls_configs();
-        let rig = https_rig(preset(), client_cfg);
-        let uri: Uri = format!("https://{addr}/").parse().unwrap();
+    include!("preset/matrix.rs");
+}
 
-        let start = Instant::now();
-        let err = fetch(&rig, get(uri)).await.expect_err("must time out");
-        assert_eq!(
-            typed(&err),
-            Some((ErrorKind::Timeout, Some(Phase::TlsHandshake))),
-            "{err}"
-        );
-        assert_fired_at(start.elapsed(), ms(300), "TLS handshake");
-        assert_eq!(
-            counters.accepted.load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
-        let snap = rig.stats.snapshot();
-        assert_eq!(snap.timeouts(Phase::TlsHandshake), 1);
-        assert_eq!(snap.timeouts(Phase::Connect), 0);
-        // The silent server holds its end forever; ours is closed at once.
-        assert!(
-            eventually(ms(2000), || ours() == 0).await,
-            "{} established client sockets left",
-            ours()
-        );
-        rig.finish("stalled TLS handshake", ours).await;
+/// The same matrix on hyper-util's legacy client, as `Hardened::legacy_client()` builds it.
+mod on_legacy {
+    use super::*;
+
+    type Legacy<C> = HardenedService<PoolClient<C, HardenedRequestBody<ReqBody>>>;
+
+    fn http_rig(hardened: Hardened) -> Rig<Legacy<HardenedConnector>> {
+        let tasks_before = live_tasks().unwrap();
+        let client = hardened.legacy_client::<ReqBody>();
+        Rig::new(client, &hardened, tasks_before)
     }
-}
 
-#[tokio::test]
-async fn stalled_headers_are_response_headers_and_the_connection_closes() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-    let start = Instant::now();
-    let err = fetch(&rig, get(server.uri("/stall-headers")))
-        .await
-        .expect_err("must time out");
-    assert_eq!(
-        typed(&err),
-        Some((ErrorKind::Timeout, Some(Phase::ResponseHeaders))),
-        "{err}"
-    );
-    assert_fired_at(start.elapsed(), ms(300), "response headers");
-    assert_eq!(rig.stats.snapshot().timeouts(Phase::ResponseHeaders), 1);
-    // A connection with a half-done exchange cannot be reused: closed, client or no client.
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    rig.finish("stalled headers", || server.open()).await;
-}
+    #[allow(dead_code)] // used by the TLS tests only
+    type HttpsClient = Legacy<Https>;
 
-#[tokio::test]
-async fn stalled_body_is_body_idle_and_the_connection_closes() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-    let resp = rig.send(get(server.uri("/stall-body"))).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let start = Instant::now();
-    let err = read_all(resp.into_body()).await.expect_err("must time out");
-    assert_eq!(
-        typed(&err),
-        Some((ErrorKind::Timeout, Some(Phase::BodyIdle))),
-        "{err}"
-    );
-    assert_fired_at(start.elapsed(), ms(300), "body idle");
-    assert_eq!(rig.stats.snapshot().timeouts(Phase::BodyIdle), 1);
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    rig.finish("stalled body", || server.open()).await;
-}
-
-#[tokio::test]
-async fn slow_chunks_are_body_idle_while_a_steady_drip_passes_and_reuses_its_connection() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-
-    // 6 chunks 100 ms apart: 600 ms in all, twice the idle limit, and no gap reaches it.
-    for _ in 0..2 {
-        let start = Instant::now();
-        let n = fetch(&rig, get(server.uri("/slow-chunks/100/6"))).await;
-        assert_eq!(n.map_err(|e| e.to_string()), Ok(6 * 16));
-        assert!(start.elapsed() >= ms(500));
+    #[allow(dead_code)] // used by the TLS tests only
+    fn client_with(hardened: &Hardened, connector: Https) -> HttpsClient {
+        hardened.legacy_client_with(connector)
     }
-    assert_eq!(server.accepted(), 1, "the drip's connection was reused");
-    assert_eq!(server.open(), 1, "and is pooled");
-    let snap = rig.stats.snapshot();
-    assert_eq!((snap.connections_opened, snap.connections_reused), (1, 1));
-    assert_eq!(snap.timeouts_total(), 0);
-    rig.assert_settled("steady drip").await;
 
-    // 3 chunks 700 ms apart: the first gap is too long.
-    let resp = rig
-        .send(get(server.uri("/slow-chunks/700/3")))
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let err = read_all(resp.into_body()).await.expect_err("must time out");
-    assert_eq!(
-        typed(&err),
-        Some((ErrorKind::Timeout, Some(Phase::BodyIdle))),
-        "{err}"
-    );
-    assert_fired_at(start.elapsed(), ms(300), "body idle");
-    assert_eq!(rig.stats.snapshot().timeouts(Phase::BodyIdle), 1);
-    // The slow body was on the pooled connection: cut, so closed.
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    rig.finish("slow chunks", || server.open()).await;
-}
-
-#[tokio::test]
-async fn endless_bodies_are_cut_by_the_total_deadline() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-    // A drip that never idles long enough for the idle limit, and a firehose, at once.
-    let (drip, firehose) = tokio::join!(
-        async {
-            let start = Instant::now();
-            (
-                fetch(&rig, get(server.uri("/drip/20"))).await,
-                start.elapsed(),
-            )
-        },
-        async {
-            let start = Instant::now();
-            (
-                fetch(&rig, get(server.uri("/endless"))).await,
-                start.elapsed(),
-            )
-        },
-    );
-    for (what, (result, took)) in [("drip", drip), ("endless", firehose)] {
-        let err = result.expect_err(what);
-        assert_eq!(
-            typed(&err),
-            Some((ErrorKind::Timeout, Some(Phase::Total))),
-            "{what}: {err}"
-        );
-        assert_fired_at(took, ms(1500), what);
+    fn idle_timeout(hardened: Hardened, idle: Duration) -> Hardened {
+        hardened.pool_with(|p| p.idle_timeout(idle))
     }
-    assert_eq!(rig.stats.snapshot().timeouts(Phase::Total), 2);
-    // Neither keeps streaming: both connections closed with the client still alive.
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    assert_eq!(server.active(), 0);
-    rig.finish("endless bodies", || server.open()).await;
-}
 
-#[tokio::test]
-async fn stalled_upload_is_request_write_and_the_upload_stops() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-    // The server reads nothing for 1 s, then reads until the client stops sending; the client
-    // sends an endless body, so only a stopped upload lets the connection close.
-    let upload = support::endless_upload(64 * 1024)
-        .map_err(BoxError::from)
-        .boxed();
-    let req = Request::post(server.uri("/upload-stall/1000"))
-        .body(upload)
-        .unwrap();
-    let start = Instant::now();
-    let err = fetch(&rig, req).await.expect_err("must time out");
-    assert_eq!(
-        typed(&err),
-        Some((ErrorKind::Timeout, Some(Phase::RequestWrite))),
-        "{err}"
-    );
-    assert!(start.elapsed() >= ms(300), "{:?}", start.elapsed());
-    assert!(
-        start.elapsed() < ms(1500),
-        "before the deadline: {:?}",
-        start.elapsed()
-    );
-    assert_eq!(rig.stats.snapshot().timeouts(Phase::RequestWrite), 1);
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    assert_eq!(server.accepted(), 1);
-    rig.finish("stalled upload", || server.open()).await;
-}
-
-#[tokio::test]
-async fn resets_are_hyper_errors_without_a_phase_and_leave_nothing() {
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-
-    let err = fetch(&rig, get(server.uri("/reset-headers")))
-        .await
-        .expect_err("reset before headers");
-    assert_eq!(typed(&err), None, "not ours: {err}");
-    assert!(has_hyper_error(&err), "a hyper error: {err:?}");
-    rig.assert_settled("reset before headers").await;
-
-    let resp = rig.send(get(server.uri("/reset-body"))).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let err = read_all(resp.into_body())
-        .await
-        .expect_err("reset mid-body");
-    assert_eq!(typed(&err), None, "not ours: {err}");
-    assert!(has_hyper_error(&err), "a hyper error: {err:?}");
-
-    assert_eq!(rig.stats.snapshot().timeouts_total(), 0);
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    rig.finish("resets", || server.open()).await;
-}
-
-#[tokio::test]
-async fn bodies_over_max_response_body_are_body_too_large() {
-    const CAP: u64 = 64 * 1024;
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset().max_response_body(CAP));
-
-    // Exactly the cap passes.
-    let n = fetch(&rig, get(server.uri(&format!("/bytes/{CAP}")))).await;
-    assert_eq!(n.map_err(|e| e.to_string()), Ok(CAP));
-
-    for path in ["/bytes/1048576", "/endless"] {
-        let start = Instant::now();
-        let err = fetch(&rig, get(server.uri(path))).await.expect_err(path);
-        let found = Error::find(&*err).unwrap_or_else(|| panic!("{path}: not ours: {err}"));
-        assert_eq!(found.kind(), ErrorKind::BodyTooLarge, "{path}: {err}");
-        assert_eq!(found.phase(), None, "{path}");
-        assert!(
-            start.elapsed() < ms(1000),
-            "{path}: cut by the cap, not a timer: {:?}",
-            start.elapsed()
-        );
-    }
-    assert_eq!(rig.stats.snapshot().timeouts_total(), 0);
-    // The endless body cannot be drained: its connection is closed, not left streaming.
-    assert!(
-        eventually(Duration::from_secs(5), || server.active() == 0).await,
-        "{} responses still being sent",
-        server.active()
-    );
-    rig.finish("body too large", || server.open()).await;
-}
-
-#[tokio::test]
-async fn dropped_64k_bodies_give_their_connections_back() {
-    const N: usize = 100;
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset());
-    for _ in 0..N {
-        let resp = rig.send(get(server.uri("/bytes/65536"))).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        drop(resp);
-    }
-    rig.assert_settled("dropped bodies").await;
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let s = rig.stats.snapshot();
-            s.drains_finished + s.drains_abandoned(tower_hardened::DrainAbandon::Time)
-                >= s.drains_started
-        })
-        .await
-    );
-    let snap = rig.stats.snapshot();
-    assert!(snap.drains_started > 0, "no body was drained: {snap:?}");
-    assert_eq!(server.requests(), N);
-    assert!(
-        server.accepted() <= 4,
-        "{N} dropped bodies opened {} connections; {snap:?}",
-        server.accepted()
-    );
-    assert_eq!(snap.connections_opened as usize, server.accepted());
-    assert!(snap.connections_reused as usize >= N - 4, "{snap:?}");
-    assert_eq!(snap.timeouts_total(), 0);
-    rig.finish("dropped bodies", || server.open()).await;
-}
-
-#[tokio::test]
-async fn a_flood_at_a_stalled_server_is_bounded() {
-    const FLOOD: usize = 16;
-    const PER_HOST: usize = 4;
-    const WAITING: usize = 4;
-    let server = TestServer::start_apart().await;
-    // Header limit beyond the deadline, so the stalled requests meet the deadline; the acquire
-    // limit below it, so the queued ones give up waiting first.
-    let rig = http_rig(
-        preset()
-            .response_headers(Duration::from_secs(10))
-            .max_requests_per_host(PER_HOST)
-            .max_waiting(WAITING)
-            .acquire_timeout(ms(800)),
-    );
-    // Sent at once from this task (no spawned tasks, so the live-task count is the client's).
-    let flood = (0..FLOOD)
-        .map(|_| async {
-            let start = Instant::now();
-            let err = fetch(&rig, get(server.uri("/stall-headers")))
-                .await
-                .expect_err("a stalled server cannot answer");
-            (typed(&err), start.elapsed())
-        })
-        .collect();
-    let (outcomes, (in_flight, waiting)) = tokio::join!(join_all(flood), async {
-        // While the flood is on: the per-host limit holds PER_HOST, queues WAITING.
-        eventually(Duration::from_secs(1), || {
-            rig.per_host.in_flight() == PER_HOST
-        })
-        .await;
-        (rig.per_host.in_flight(), rig.per_host.waiting())
-    });
-    assert_eq!((in_flight, waiting), (PER_HOST, WAITING));
-
-    let (mut overloaded, mut acquire, mut total) = (0, 0, 0);
-    for (kind, took) in outcomes {
-        match kind {
-            Some((ErrorKind::Overloaded, Some(Phase::Acquire))) => {
-                assert!(took < ms(700), "overloaded must answer at once: {took:?}");
-                overloaded += 1;
-            }
-            Some((ErrorKind::Timeout, Some(Phase::Acquire))) => {
-                assert_fired_at(took, ms(800), "acquire");
-                acquire += 1;
-            }
-            Some((ErrorKind::Timeout, Some(Phase::Total))) => {
-                assert_fired_at(took, ms(1500), "total");
-                total += 1;
-            }
-            other => panic!("unexpected outcome {other:?} after {took:?}"),
-        }
-    }
-    assert_eq!(
-        (overloaded, acquire, total),
-        (FLOOD - PER_HOST - WAITING, WAITING, PER_HOST)
-    );
-    let snap = rig.stats.snapshot();
-    assert_eq!(snap.overloads as usize, FLOOD - PER_HOST - WAITING);
-    assert_eq!(snap.timeouts(Phase::Acquire) as usize, WAITING);
-    assert_eq!(snap.timeouts(Phase::Total) as usize, PER_HOST);
-    assert!(
-        server.peak_open() <= PER_HOST,
-        "peak {}",
-        server.peak_open()
-    );
-    assert_eq!(
-        server.peak_active(),
-        PER_HOST,
-        "the stalled requests were served at once"
-    );
-    assert_eq!(server.requests(), PER_HOST);
-    // Every stalled exchange was abandoned: its connection closed with the client alive.
-    assert!(server.wait_open_at_most(0, Duration::from_secs(5)).await);
-    rig.finish("flood", || server.open()).await;
-}
-
-#[tokio::test]
-async fn idle_connections_are_reaped_by_the_pool() {
-    const CONNS: usize = 3;
-    let idle = ms(300);
-    let server = TestServer::start_apart().await;
-    let rig = http_rig(preset().pool_with(|p| p.idle_timeout(idle)));
-    // Overlapping requests, so each needs a connection of its own.
-    let all = (0..CONNS)
-        .map(|_| fetch(&rig, get(server.uri("/slow-chunks/100/3"))))
-        .collect();
-    let done = join_all(all).await;
-    for n in done {
-        assert_eq!(n.map_err(|e| e.to_string()), Ok(48));
-    }
-    assert_eq!(server.accepted(), CONNS);
-    assert_eq!(server.open(), CONNS, "pooled after use");
-    let idle_since = Instant::now();
-
-    // Reaped with the client alive and untouched: between the idle timeout and twice that.
-    assert!(
-        server.wait_open_at_most(0, Duration::from_secs(5)).await,
-        "{} idle connections never reaped",
-        server.open()
-    );
-    let reaped_after = idle_since.elapsed();
-    assert!(
-        reaped_after >= idle && reaped_after < 2 * idle + Duration::from_millis(250),
-        "reaped after {reaped_after:?}, idle timeout {idle:?}"
-    );
-    let snap = rig.stats.snapshot();
-    assert_eq!(
-        snap.connections_closed(CloseReason::Idle) as usize,
-        CONNS,
-        "{snap:?}"
-    );
-    assert_eq!(snap.connections_open, 0);
-    rig.finish("idle reaping", || server.open()).await;
+    include!("preset/matrix.rs");
 }
 
 /// Awaits every future on this task, concurrently, in order.

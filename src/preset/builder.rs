@@ -12,9 +12,13 @@ use crate::limit::{
     PerHostLimitLayer,
 };
 use crate::pool::{PoolClient, PoolClientBuilder, PoolConnector};
-use crate::replay::ReplayBody;
 use crate::stats::Stats;
-use crate::timeout::{ConnectTimeoutLayer, RequestWriteBody, TlsHandshakeTimeoutLayer};
+use crate::timeout::{ConnectTimeoutLayer, TlsHandshakeTimeoutLayer};
+use crate::transport::TransportBuilder;
+
+use super::client::PresetTransport;
+use super::HardenedRequestBody;
+use crate::https::HardenedConnector;
 
 /// The one-line safe stack: see the [module docs](crate::preset) for the order and the defaults.
 ///
@@ -60,7 +64,13 @@ pub struct Hardened {
     pub(super) limits: Limits,
     pub(super) drain: DrainOnDropLayer,
     pub(super) max_response_body: u64,
+    /// The legacy client's pool ([`Hardened::legacy_client`]).
     pub(super) pool: PoolClientBuilder,
+    /// The transport of [`Hardened::client`] and [`Hardened::client_with`].
+    pub(super) transport: TransportBuilder,
+    /// The one transport (and pool) of [`Hardened::client`]: made by the first client, shared
+    /// by every client and clone made from here until a transport setting changes.
+    pub(super) shared: SharedTransport,
     pub(super) max_response_header_bytes: usize,
     /// The request span and metrics, outermost; one per preset, so every layer and client made
     /// from it shares its registered series.
@@ -100,13 +110,19 @@ impl Hardened {
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default held-body report threshold of the drain settings ([`drain_with`](Self::drain_with)).
     pub const DEFAULT_LEAK_THRESHOLD: Duration = Duration::from_secs(60);
-    /// Default idle timeout of pooled connections ([`pool_with`](Self::pool_with)): 50 s, below
-    /// the 60 s idle timeout of AWS load balancers and nginx's 75 s `keepalive_timeout`, so that
-    /// the pool, not the server, closes an idle connection (Go's 90 s is above both).
+    /// Default idle timeout of pooled connections ([`transport_with`](Self::transport_with),
+    /// and [`pool_with`](Self::pool_with) for the legacy client): 50 s, below the 60 s idle
+    /// timeout of AWS load balancers and nginx's 75 s `keepalive_timeout`, so that the pool,
+    /// not the server, closes an idle connection (Go's 90 s is above both).
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
-    /// Default idle connections kept per host ([`pool_with`](Self::pool_with)).
+    /// Default of [`max_idle`](Self::max_idle): idle connections kept in total, all hosts
+    /// together (Go's `MaxIdleConns`).
+    pub const DEFAULT_MAX_IDLE: usize = 100;
+    /// Default idle connections kept per host ([`transport_with`](Self::transport_with),
+    /// [`pool_with`](Self::pool_with)).
     pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 16;
-    /// Default connections per host, dialing + in use + idle ([`pool_with`](Self::pool_with)).
+    /// Default connections per host, dialing + in use + idle
+    /// ([`transport_with`](Self::transport_with), [`pool_with`](Self::pool_with)).
     pub const DEFAULT_MAX_CONNS_PER_HOST: usize = 128;
     /// Default of [`max_response_header_bytes`](Self::max_response_header_bytes).
     pub const DEFAULT_MAX_RESPONSE_HEADER_BYTES: usize = 400 * 1024;
@@ -147,6 +163,15 @@ impl Hardened {
                 .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
                 .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
+            transport: TransportBuilder::new()
+                .max_idle(Self::DEFAULT_MAX_IDLE)
+                .idle_timeout(Self::DEFAULT_IDLE_TIMEOUT)
+                .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
+                .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
+                .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+                /*WRITE_STALL.write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)*/
+                .stats(stats.clone()),
+            shared: SharedTransport::default(),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
             telemetry: crate::telemetry::TelemetryLayer::new(),
             #[cfg(feature = "rustls")]
@@ -154,6 +179,13 @@ impl Hardened {
             replay_put_delete: false,
             stats,
         }
+    }
+
+    /// A new transport for the next [`client`](Self::client): the setters of anything a
+    /// transport is made with end with this (the clients made before keep theirs).
+    pub(super) fn with_new_transport(mut self) -> Self {
+        self.shared = SharedTransport::default();
+        self
     }
 
     /// A fresh set of limits from the current settings (the limit setters end with this).
@@ -190,7 +222,7 @@ impl Hardened {
     pub fn connect(mut self, limit: Duration) -> Self {
         crate::clock::check_duration("Hardened::connect", limit);
         self.connect = limit;
-        self
+        self.with_new_transport()
     }
 
     /// The bound on the TLS handshake, for [`Hardened::tls_layer`] (phase `TlsHandshake`).
@@ -202,7 +234,7 @@ impl Hardened {
     pub fn tls_handshake(mut self, limit: Duration) -> Self {
         crate::clock::check_duration("Hardened::tls_handshake", limit);
         self.tls_handshake = limit;
-        self
+        self.with_new_transport()
     }
 
     /// The bound on the wait for response headers (phase `ResponseHeaders`).
@@ -230,8 +262,9 @@ impl Hardened {
     }
 
     /// The longest time the peer may leave a request body frame untaken (phase
-    /// `RequestWrite`); also the pool's write-stall timeout
-    /// ([`PoolClientBuilder::write_stall_timeout`]).
+    /// `RequestWrite`); also the write-stall timeout of the connections' sockets
+    /// ([`TransportBuilder::write_stall_timeout`], and
+    /// [`PoolClientBuilder::write_stall_timeout`] for the legacy client).
     ///
     /// # Panics
     ///
@@ -241,7 +274,8 @@ impl Hardened {
         crate::clock::check_duration("Hardened::request_write", limit);
         self.request_write = limit;
         self.pool = self.pool.write_stall_timeout(limit);
-        self
+        /*WRITE_STALL self.transport = self.transport.write_stall_timeout(limit);*/
+        self.with_new_transport()
     }
 
     /// The longest wait for a concurrency permit, and for a connection slot under the pool's
@@ -255,7 +289,8 @@ impl Hardened {
         crate::clock::check_duration("Hardened::acquire_timeout", limit);
         self.acquire_timeout = limit;
         self.pool = self.pool.acquire_timeout(limit);
-        self.with_new_limits()
+        self.transport = self.transport.acquire_timeout(limit);
+        self.with_new_transport().with_new_limits()
     }
 
     /// At most `n` requests in flight at once, bodies included.
@@ -350,16 +385,57 @@ impl Hardened {
         self
     }
 
-    /// Replaces the pool settings (idle timeout, idle and connection caps, lifetime, acquire and
-    /// write-stall timeouts) with `pool` as it is: none of the preset's pool defaults are kept.
-    /// To change some and keep the others, use [`Hardened::pool_with`]. The preset's stats
-    /// handle is given to it.
+    /// At most `n` idle connections in total, all hosts together, the least recently used
+    /// closed first (Go's `MaxIdleConns`; default [100](Self::DEFAULT_MAX_IDLE)). A bound of the
+    /// transport of [`client`](Self::client) and [`client_with`](Self::client_with), exact and
+    /// counted by [`StatsSnapshot::connections_idle`](crate::StatsSnapshot::connections_idle).
+    /// The legacy client cannot enforce it: hyper-util's pool keeps its idle list to itself
+    /// (see the [`pool`](crate::pool) module).
+    ///
+    /// # Panics
+    ///
+    /// When `n` is zero.
+    #[track_caller]
+    pub fn max_idle(mut self, n: usize) -> Self {
+        self.transport = self.transport.max_idle(n);
+        self.with_new_transport()
+    }
+
+    /// Changes the transport settings of [`client`](Self::client) and
+    /// [`client_with`](Self::client_with) (idle timeout and caps, lifetime, connections per
+    /// host, HTTP/2 PINGs, hyper's builders, ...), keeping the ones `f` does not set:
+    /// `.transport_with(|t| t.idle_timeout(Duration::from_secs(30)))`. The preset's stats
+    /// handle is given to it; the connector is the preset's (its connect and TLS timeouts),
+    /// so `f`'s `connect_timeout` is not used.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_hardened::Hardened;
+    ///
+    /// let hardened = Hardened::new()
+    ///     .transport_with(|t| t.max_conns_per_host(8).max_lifetime(Duration::from_secs(300)));
+    /// # let _ = hardened;
+    /// ```
+    pub fn transport_with(
+        mut self,
+        f: impl FnOnce(TransportBuilder) -> TransportBuilder,
+    ) -> Self {
+        self.transport = f(self.transport).stats(self.stats.clone());
+        self.with_new_transport()
+    }
+
+    /// Replaces the legacy client's pool settings (idle timeout, idle and connection caps,
+    /// lifetime, acquire and write-stall timeouts) with `pool` as it is: none of the preset's
+    /// pool defaults are kept. To change some and keep the others, use
+    /// [`Hardened::pool_with`]. The preset's stats handle is given to it. Only
+    /// [`legacy_client`](Self::legacy_client) and [`legacy_client_with`](Self::legacy_client_with)
+    /// use it; [`transport_with`](Self::transport_with) sets the others'.
     pub fn pool(mut self, pool: PoolClientBuilder) -> Self {
         self.pool = pool.stats(self.stats.clone());
         self
     }
 
-    /// Changes the preset's pool settings, keeping the ones `f` does not set:
+    /// Changes the legacy client's pool settings, keeping the ones `f` does not set:
     /// `.pool_with(|p| p.idle_timeout(Duration::from_secs(30)))`.
     pub fn pool_with(mut self, f: impl FnOnce(PoolClientBuilder) -> PoolClientBuilder) -> Self {
         self.pool = f(self.pool).stats(self.stats.clone());
@@ -379,7 +455,7 @@ impl Hardened {
             "tower-hardened: Hardened::max_response_header_bytes must be at least 8192 (hyper's minimum)"
         );
         self.max_response_header_bytes = bytes;
-        self
+        self.with_new_transport()
     }
 
     /// Also sends PUT and DELETE once more when their reused connection was closed before the
@@ -394,8 +470,9 @@ impl Hardened {
     pub fn stats(mut self, stats: Stats) -> Self {
         self.drain = self.drain.stats(stats.clone());
         self.pool = self.pool.stats(stats.clone());
+        self.transport = self.transport.stats(stats.clone());
         self.stats = stats;
-        self.with_new_limits()
+        self.with_new_transport().with_new_limits()
     }
 
     /// The stats handle every layer of this preset counts into.
@@ -433,10 +510,13 @@ impl Hardened {
     }
 
     /// A ready client with the whole stack, for request bodies of type `B`: `http://`, and with
-    /// the `rustls` feature `https://` too (see [`HardenedConnector`](crate::HardenedConnector)).
+    /// the `rustls` feature `https://` too (see [`HardenedConnector`]), HTTP/2 where ALPN
+    /// offers it.
     ///
-    /// Its type names no transport: today it is hyper-util's legacy client over a pool bounded
-    /// by the [`pool_with`](Self::pool_with) settings, and its response body is a
+    /// It runs on the crate's [`Transport`](crate::Transport), whose pool bounds are exact
+    /// ([`max_idle`](Self::max_idle), [`transport_with`](Self::transport_with)). Every client
+    /// made from this value and its clones, whatever its body type, shares one transport: one
+    /// pool, one set of idle connections. Its response body is a
     /// [`HardenedClientBody`](super::HardenedClientBody).
     pub fn client<B>(&self) -> HardenedClient<B>
     where
@@ -444,16 +524,74 @@ impl Hardened {
         B::Data: Send,
         B::Error: Into<crate::BoxError>,
     {
-        HardenedClient::new(self.client_with(self.connector()))
+        let transport = self
+            .shared
+            .0
+            .get_or_init(|| self.transport_builder().build_with_connector(self.connector()))
+            .clone();
+        HardenedClient::new(self.layer().layer(transport))
     }
 
-    /// A ready hyper-util legacy client over your own connector (for example an HTTPS
-    /// connector built with [`Hardened::tls_layer`] and [`Hardened::connect_layer`]), under the
-    /// whole stack; its response bodies are [`HardenedBody`](super::HardenedBody)`<Incoming>`.
-    pub fn client_with<C, B>(
+    /// A ready client over your own connector (a proxy connector, a TLS connector of your own
+    /// built with [`Hardened::tls_layer`] and [`Hardened::connect_layer`], ...) on the crate's
+    /// [`Transport`](crate::Transport), under the whole stack. Each call makes a transport (a
+    /// pool) of its own, shared by the returned client's clones. The connector is used as
+    /// given: wrap it in this preset's connect and TLS layers for their timeouts.
+    pub fn client_with<C, B>(&self, connector: C) -> HardenedClient<B>
+    where
+        C: tower_service::Service<http::Uri> + Clone + Send + Sync + 'static,
+        C::Response: hyper::rt::Read
+            + hyper::rt::Write
+            + hyper_util::client::legacy::connect::Connection
+            + Unpin
+            + Send
+            + 'static,
+        C::Future: Send + 'static,
+        C::Error: Into<crate::BoxError>,
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<crate::BoxError>,
+    {
+        HardenedClient::new(
+            self.layer()
+                .layer(self.transport_builder().build_with_connector(connector)),
+        )
+    }
+
+    /// The transport settings with what the preset owns applied: the response head cap.
+    fn transport_builder(&self) -> TransportBuilder {
+        let header_bytes = self.max_response_header_bytes;
+        let h2_header_bytes = u32::try_from(header_bytes).unwrap_or(u32::MAX);
+        self.transport
+            .clone()
+            .http1(|b| {
+                b.max_buf_size(header_bytes);
+            })
+            .http2(move |b| {
+                b.max_header_list_size(h2_header_bytes);
+            })
+    }
+
+    /// The whole stack over hyper-util's legacy client, with the bounds of the
+    /// [`pool_with`](Self::pool_with) settings and this preset's connector: for users who
+    /// bring hyper-util's client. It cannot bound idle connections in total
+    /// ([`max_idle`](Self::max_idle)); see the [`pool`](crate::pool) module.
+    pub fn legacy_client<B>(&self) -> HardenedService<PoolClient<HardenedConnector, HardenedRequestBody<B>>>
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<crate::BoxError>,
+    {
+        self.legacy_client_with(self.connector())
+    }
+
+    /// The whole stack over hyper-util's legacy client on your own connector (for example an
+    /// HTTPS connector built with [`Hardened::tls_layer`] and [`Hardened::connect_layer`]);
+    /// its response bodies are [`HardenedBody`](super::HardenedBody)`<Incoming>`.
+    pub fn legacy_client_with<C, B>(
         &self,
         connector: C,
-    ) -> HardenedService<PoolClient<C, RequestWriteBody<ReplayBody<B>>>>
+    ) -> HardenedService<PoolClient<C, HardenedRequestBody<B>>>
     where
         PoolConnector<C>:
             hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
@@ -473,6 +611,19 @@ impl Hardened {
                 .http2_max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX));
         });
         self.layer().layer(pool.build(connector))
+    }
+}
+
+/// The one transport of a preset's [`Hardened::client`]s, made at the first one.
+#[derive(Clone, Default)]
+pub(super) struct SharedTransport(std::sync::Arc<std::sync::OnceLock<PresetTransport>>);
+
+impl std::fmt::Debug for SharedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(t) => f.debug_tuple("SharedTransport").field(t).finish(),
+            None => f.write_str("SharedTransport(not yet made)"),
+        }
     }
 }
 

@@ -6,30 +6,34 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use crate::https::HardenedConnector;
+use std::marker::PhantomData;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{HardenedBody, HardenedFuture, HardenedService};
+use super::erased::ErasedBody;
+use super::{HardenedBody, HardenedFuture, HardenedRequestBody, HardenedService};
 use crate::error::BoxError;
-use crate::pool::PoolClient;
-use crate::replay::ReplayBody;
-use crate::timeout::RequestWriteBody;
+use crate::transport::{Transport, TransportBody};
 
-/// What the client is made of today: hyper-util's legacy client over a bounded pool and a
-/// connect-timed `HttpConnector`, under the preset's stack. Private, so that another transport
-/// changes no public type.
-type Inner<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<ReplayBody<B>>>>;
+/// The transport of a preset's clients: one pool for every request body type (bodies are
+/// erased on the way in).
+pub(super) type PresetTransport = Transport<HardenedRequestBody<ErasedBody>>;
 
-/// The ready `http://` client of [`Hardened::client`](super::Hardened::client), for request
-/// bodies of type `B`: the preset's whole stack over a bounded connection pool.
+/// What the client is made of: the crate's [`Transport`] under the preset's stack. Private, so
+/// that another transport changes no public type.
+type Inner = HardenedService<PresetTransport>;
+
+/// The ready client of [`Hardened::client`](super::Hardened::client) and
+/// [`Hardened::client_with`](super::Hardened::client_with), for request bodies of type `B`: the
+/// preset's whole stack over the crate's [`Transport`] and its bounded pool.
 ///
 /// Opaque: the transport under it is not part of the API. Cloning it is cheap, and every
-/// clone shares the connections, the limits and the stats.
+/// clone shares the connections, the limits and the stats; so do the clients of one
+/// [`Hardened`](super::Hardened) for other body types.
 ///
 /// # Example
 ///
@@ -46,20 +50,22 @@ type Inner<B> = HardenedService<PoolClient<HardenedConnector, RequestWriteBody<R
 /// # let _ = body; Ok(()) }
 /// ```
 pub struct HardenedClient<B> {
-    inner: Inner<B>,
+    inner: Inner,
+    _body: PhantomData<fn(B)>,
 }
 
 impl<B> HardenedClient<B> {
-    pub(super) fn new(inner: Inner<B>) -> Self {
-        HardenedClient { inner }
+    pub(super) fn new(inner: Inner) -> Self {
+        HardenedClient {
+            inner,
+            _body: PhantomData,
+        }
     }
 }
 
 impl<B> Clone for HardenedClient<B> {
     fn clone(&self) -> Self {
-        HardenedClient {
-            inner: self.inner.clone(),
-        }
+        HardenedClient::new(self.inner.clone())
     }
 }
 
@@ -85,7 +91,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         HardenedClientFuture {
-            inner: self.inner.call(req),
+            inner: self.inner.call(req.map(ErasedBody::new)),
+            _body: PhantomData,
         }
     }
 }
@@ -95,42 +102,24 @@ pin_project! {
     /// [`HardenedClientBody`], or to the error of the phase that failed.
     ///
     /// Opaque: which futures make it up is not part of the API.
-    pub struct HardenedClientFuture<B>
-    where
-        B: Body,
-        B: Send,
-        B: Unpin,
-        B: 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub struct HardenedClientFuture<B> {
         #[pin]
-        inner: HardenedFuture<
-            PoolClient<HardenedConnector, RequestWriteBody<ReplayBody<B>>>,
-            B,
-            Incoming,
-        >,
+        inner: HardenedFuture<PresetTransport, ErasedBody, PresetResponseBody>,
+        _body: PhantomData<fn(B)>,
     }
 }
 
-impl<B> fmt::Debug for HardenedClientFuture<B>
-where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+/// The transport's response body.
+type PresetResponseBody = TransportBody<HardenedRequestBody<ErasedBody>>;
+
+impl<B> fmt::Debug for HardenedClientFuture<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HardenedClientFuture")
             .finish_non_exhaustive()
     }
 }
 
-impl<B> Future for HardenedClientFuture<B>
-where
-    B: Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<B> Future for HardenedClientFuture<B> {
     type Output = Result<Response<HardenedClientBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -148,7 +137,7 @@ pin_project! {
     /// transport's `size_hint` and `is_end_stream`.
     pub struct HardenedClientBody {
         #[pin]
-        inner: HardenedBody<Incoming>,
+        inner: HardenedBody<PresetResponseBody>,
     }
 }
 

@@ -56,7 +56,7 @@ impl Hardened {
     pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
         crate::https::check(&config);
         self.tls_config = Some(std::sync::Arc::new(config));
-        self
+        self.with_new_transport()
     }
     /// The request-side stack for a tonic `Channel` (or any gRPC service), every error a
     /// `tonic::Status` with a gRPC code, the time left sent as `grpc-timeout`: see

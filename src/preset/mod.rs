@@ -84,6 +84,7 @@
 mod body;
 mod builder;
 mod client;
+mod erased;
 mod ext;
 mod future;
 mod host;

@@ -1,0 +1,152 @@
+//! The request body type of the preset's one transport: every client of one [`Hardened`]
+//! shares one pool whatever its body type, so bodies are erased to [`ErasedBody`] on the way in.
+//! The usual bodies (`Empty<Bytes>`, `Full<Bytes>`, `String`, `Bytes`) are recognised and kept
+//! as they are, without a box.
+//!
+//! [`Hardened`]: super::Hardened
+
+use std::any::Any;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+use crate::error::BoxError;
+
+/// A request body of any type, as the preset's transport takes it.
+pub(crate) enum ErasedBody {
+    Empty,
+    Full(Full<Bytes>),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl std::fmt::Debug for ErasedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            ErasedBody::Empty => "Empty",
+            ErasedBody::Full(_) => "Full",
+            ErasedBody::Boxed(_) => "Boxed",
+        };
+        f.debug_tuple("ErasedBody").field(&kind).finish()
+    }
+}
+
+impl ErasedBody {
+    /// `body`, unboxed when it is one of the usual types.
+    pub(crate) fn new<B>(body: B) -> ErasedBody
+    where
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        let any: &mut dyn Any = &mut slot;
+        if any.is::<Option<Empty<Bytes>>>() {
+            return ErasedBody::Empty;
+        }
+        if let Some(full) = any.downcast_mut::<Option<Full<Bytes>>>() {
+            return ErasedBody::Full(full.take().expect("just put there"));
+        }
+        if let Some(s) = any.downcast_mut::<Option<String>>() {
+            return ErasedBody::full(Bytes::from(s.take().expect("just put there")));
+        }
+        if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
+            return ErasedBody::full(b.take().expect("just put there"));
+        }
+        if any.is::<Option<ErasedBody>>() {
+            let erased = any.downcast_mut::<Option<ErasedBody>>();
+            return erased.and_then(Option::take).expect("just put there");
+        }
+        let body = slot.expect("just put there");
+        ErasedBody::Boxed(
+            body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                .map_err(Into::into)
+                .boxed_unsync(),
+        )
+    }
+
+    fn full(bytes: Bytes) -> ErasedBody {
+        if bytes.is_empty() {
+            ErasedBody::Empty
+        } else {
+            ErasedBody::Full(Full::new(bytes))
+        }
+    }
+}
+
+impl Body for ErasedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ErasedBody::Empty => Poll::Ready(None),
+            ErasedBody::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never| match never {}))),
+            ErasedBody::Boxed(boxed) => Pin::new(boxed).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ErasedBody::Empty => true,
+            ErasedBody::Full(full) => full.is_end_stream(),
+            ErasedBody::Boxed(boxed) => boxed.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ErasedBody::Empty => SizeHint::with_exact(0),
+            ErasedBody::Full(full) => full.size_hint(),
+            ErasedBody::Boxed(boxed) => boxed.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn bytes_of(body: ErasedBody) -> Bytes {
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_usual_bodies_are_kept_unboxed_and_others_are_boxed_with_their_hints() {
+        let empty = ErasedBody::new(Empty::<Bytes>::new());
+        assert!(matches!(empty, ErasedBody::Empty));
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+
+        let full = ErasedBody::new(Full::new(Bytes::from_static(b"abc")));
+        assert!(matches!(full, ErasedBody::Full(_)));
+        assert_eq!(full.size_hint().exact(), Some(3));
+        assert_eq!(bytes_of(full).await, "abc");
+
+        let string = ErasedBody::new(String::from("hello"));
+        assert!(matches!(string, ErasedBody::Full(_)));
+        assert_eq!(bytes_of(string).await, "hello");
+        assert!(matches!(ErasedBody::new(String::new()), ErasedBody::Empty));
+
+        let bytes = ErasedBody::new(Bytes::from_static(b"xy"));
+        assert_eq!(bytes_of(bytes).await, "xy");
+
+        let again = ErasedBody::new(ErasedBody::new(Bytes::from_static(b"z")));
+        assert!(matches!(again, ErasedBody::Full(_)), "not boxed twice");
+
+        // Another type, with another `Data`: boxed, with its size hint and bytes.
+        let other = Full::new(std::io::Cursor::new(vec![1u8, 2, 3, 4]));
+        let boxed = ErasedBody::new(other);
+        assert!(matches!(boxed, ErasedBody::Boxed(_)));
+        assert_eq!(boxed.size_hint().exact(), Some(4));
+        assert_eq!(bytes_of(boxed).await, &[1u8, 2, 3, 4][..]);
+    }
+}
