@@ -211,7 +211,9 @@ where
 
 /// The HTTPS connector of the TLS tests: the preset's layers around hyper-rustls.
 type Https = TlsHandshakeTimeout<
-    hyper_rustls::HttpsConnector<ConnectTimeout<hyper_util::client::legacy::connect::HttpConnector>>,
+    hyper_rustls::HttpsConnector<
+        ConnectTimeout<hyper_util::client::legacy::connect::HttpConnector>,
+    >,
 >;
 
 /// The matrix on the crate's transport: what `Hardened::client()` returns.

@@ -65,14 +65,14 @@ fn bad_configuration_is_refused_at_construction() {
 }
 
 #[tokio::test]
-async fn a_configure_on_the_pool_is_kept_by_client() {
+async fn a_configure_on_the_pool_is_kept_by_the_legacy_client() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let called = Arc::new(AtomicBool::new(false));
     let seen = called.clone();
     let preset =
         Hardened::new().pool_with(|p| p.configure(move |_b| seen.store(true, Ordering::SeqCst)));
-    let _client = preset.client::<http_body_util::Empty<Bytes>>();
+    let _client = preset.legacy_client::<http_body_util::Empty<Bytes>>();
     assert!(
         called.load(Ordering::SeqCst),
         "the user's configure was replaced by the preset's own"
@@ -188,4 +188,72 @@ async fn the_client_body_forwards_size_hint_and_is_end_stream() {
         "an empty body is over before its first poll"
     );
     assert_eq!(empty.size_hint().exact(), Some(0));
+}
+
+/// A hyper HTTP/1 server on 127.0.0.1 that counts the connections it accepted, and answers
+/// each request with the length of its body (and whether it came with a content length).
+async fn counting_server() -> (Uri, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let svc =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let sized = req.headers().contains_key(http::header::CONTENT_LENGTH);
+                    let n = req.into_body().collect().await?.to_bytes().len();
+                    let text = format!("{n} {}", if sized { "sized" } else { "chunked" });
+                    Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(text))))
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc),
+            );
+        }
+    });
+    (format!("http://{addr}/").parse().unwrap(), accepted)
+}
+
+/// One `Hardened` is one pool: its clients (of any request body type) and their clones reuse
+/// one connection, and a transport setting gives the clients made after it a pool of their
+/// own. The request bodies keep their length on the way (a content length, not chunks).
+#[tokio::test]
+async fn the_clients_of_one_preset_share_one_pool_whatever_their_body_type() {
+    use std::sync::atomic::Ordering;
+    let (uri, accepted) = counting_server().await;
+    let preset = Hardened::new();
+    let text = |resp: Response<HardenedClientBody>| async move {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let empty = preset.clone().client::<Empty<Bytes>>();
+    let full = preset.client::<Full<Bytes>>();
+    let boxed = preset.client::<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>();
+
+    let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+    assert_eq!(
+        text(empty.clone().oneshot(req).await.unwrap()).await,
+        "0 chunked"
+    );
+    let req = Request::post(uri.clone())
+        .body(Full::new(Bytes::from("abc")))
+        .unwrap();
+    assert_eq!(text(full.oneshot(req).await.unwrap()).await, "3 sized");
+    let body = Full::new(Bytes::from("abcd")).boxed_unsync();
+    let req = Request::post(uri.clone()).body(body).unwrap();
+    assert_eq!(text(boxed.oneshot(req).await.unwrap()).await, "4 sized");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one pooled connection");
+
+    // A new transport setting: a new pool for the clients made after it.
+    let other = preset.max_idle(10).client::<Empty<Bytes>>();
+    let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+    text(other.oneshot(req).await.unwrap()).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a pool of its own");
+    // The first clients keep theirs.
+    let req = Request::get(uri).body(Empty::new()).unwrap();
+    text(empty.oneshot(req).await.unwrap()).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

@@ -416,10 +416,7 @@ impl Hardened {
     ///     .transport_with(|t| t.max_conns_per_host(8).max_lifetime(Duration::from_secs(300)));
     /// # let _ = hardened;
     /// ```
-    pub fn transport_with(
-        mut self,
-        f: impl FnOnce(TransportBuilder) -> TransportBuilder,
-    ) -> Self {
+    pub fn transport_with(mut self, f: impl FnOnce(TransportBuilder) -> TransportBuilder) -> Self {
         self.transport = f(self.transport).stats(self.stats.clone());
         self.with_new_transport()
     }
@@ -527,7 +524,10 @@ impl Hardened {
         let transport = self
             .shared
             .0
-            .get_or_init(|| self.transport_builder().build_with_connector(self.connector()))
+            .get_or_init(|| {
+                self.transport_builder()
+                    .build_with_connector(self.connector())
+            })
             .clone();
         HardenedClient::new(self.layer().layer(transport))
     }
@@ -576,7 +576,9 @@ impl Hardened {
     /// [`pool_with`](Self::pool_with) settings and this preset's connector: for users who
     /// bring hyper-util's client. It cannot bound idle connections in total
     /// ([`max_idle`](Self::max_idle)); see the [`pool`](crate::pool) module.
-    pub fn legacy_client<B>(&self) -> HardenedService<PoolClient<HardenedConnector, HardenedRequestBody<B>>>
+    pub fn legacy_client<B>(
+        &self,
+    ) -> HardenedService<PoolClient<HardenedConnector, HardenedRequestBody<B>>>
     where
         B: http_body::Body + Send + Unpin + 'static,
         B::Data: Send,

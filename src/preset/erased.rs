@@ -1,26 +1,30 @@
 //! The request body type of the preset's one transport: every client of one [`Hardened`]
 //! shares one pool whatever its body type, so bodies are erased to [`ErasedBody`] on the way in.
-//! The usual bodies (`Empty<Bytes>`, `Full<Bytes>`, `String`, `Bytes`) are recognised and kept
-//! as they are, without a box.
+//! The usual bodies (`Empty<Bytes>`, `Full<Bytes>`, `String`) are recognised and kept as they
+//! are, without a box.
 //!
 //! [`Hardened`]: super::Hardened
 
 use std::any::Any;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use pin_project_lite::pin_project;
 
 use crate::error::BoxError;
 
-/// A request body of any type, as the preset's transport takes it.
+/// A request body of any type, as the preset's transport takes it. `Sync` whatever the body (so
+/// the client's futures are): a boxed body sits in a `Mutex`, which its polls reach through
+/// `get_mut`, without locking.
 pub(crate) enum ErasedBody {
     Empty,
     Full(Full<Bytes>),
-    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+    Boxed(Mutex<UnsyncBoxBody<Bytes, BoxError>>),
 }
 
 impl std::fmt::Debug for ErasedBody {
@@ -53,19 +57,12 @@ impl ErasedBody {
         if let Some(s) = any.downcast_mut::<Option<String>>() {
             return ErasedBody::full(Bytes::from(s.take().expect("just put there")));
         }
-        if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
-            return ErasedBody::full(b.take().expect("just put there"));
-        }
         if any.is::<Option<ErasedBody>>() {
             let erased = any.downcast_mut::<Option<ErasedBody>>();
             return erased.and_then(Option::take).expect("just put there");
         }
         let body = slot.expect("just put there");
-        ErasedBody::Boxed(
-            body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
-                .map_err(Into::into)
-                .boxed_unsync(),
-        )
+        ErasedBody::Boxed(Mutex::new(ToBytes { inner: body }.boxed_unsync()))
     }
 
     fn full(bytes: Bytes) -> ErasedBody {
@@ -74,6 +71,44 @@ impl ErasedBody {
         } else {
             ErasedBody::Full(Full::new(bytes))
         }
+    }
+}
+
+pin_project! {
+    /// `B` with `Bytes` frames and a boxed error, its hints forwarded (http-body-util's
+    /// `MapFrame` drops the size hint, which HTTP/1's `Content-Length` and the replay need).
+    struct ToBytes<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> Body for ToBytes<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx).map(|frame| {
+            frame.map(|f| {
+                f.map(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                    .map_err(Into::into)
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -90,7 +125,10 @@ impl Body for ErasedBody {
             ErasedBody::Full(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map(|f| f.map(|f| f.map_err(|never| match never {}))),
-            ErasedBody::Boxed(boxed) => Pin::new(boxed).poll_frame(cx),
+            ErasedBody::Boxed(boxed) => {
+                let boxed = boxed.get_mut().unwrap_or_else(PoisonError::into_inner);
+                Pin::new(boxed).poll_frame(cx)
+            }
         }
     }
 
@@ -98,7 +136,10 @@ impl Body for ErasedBody {
         match self {
             ErasedBody::Empty => true,
             ErasedBody::Full(full) => full.is_end_stream(),
-            ErasedBody::Boxed(boxed) => boxed.is_end_stream(),
+            ErasedBody::Boxed(boxed) => boxed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_end_stream(),
         }
     }
 
@@ -106,7 +147,10 @@ impl Body for ErasedBody {
         match self {
             ErasedBody::Empty => SizeHint::with_exact(0),
             ErasedBody::Full(full) => full.size_hint(),
-            ErasedBody::Boxed(boxed) => boxed.size_hint(),
+            ErasedBody::Boxed(boxed) => boxed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .size_hint(),
         }
     }
 }
@@ -136,10 +180,7 @@ mod tests {
         assert_eq!(bytes_of(string).await, "hello");
         assert!(matches!(ErasedBody::new(String::new()), ErasedBody::Empty));
 
-        let bytes = ErasedBody::new(Bytes::from_static(b"xy"));
-        assert_eq!(bytes_of(bytes).await, "xy");
-
-        let again = ErasedBody::new(ErasedBody::new(Bytes::from_static(b"z")));
+        let again = ErasedBody::new(ErasedBody::new(String::from("z")));
         assert!(matches!(again, ErasedBody::Full(_)), "not boxed twice");
 
         // Another type, with another `Data`: boxed, with its size hint and bytes.

@@ -1,11 +1,12 @@
 //! The one-line safe stack: [`Hardened`].
 //!
-//! [`Hardened::client`] gives a ready `http://` client with every layer of this crate in the right
-//! order, the defaults below and one shared [`Stats`](crate::Stats) handle. [`Hardened::layer`]
-//! puts the same request-side stack around any other client (an HTTPS one from
-//! [`Hardened::client_with`], a tonic channel, your own), and [`ServiceBuilderExt`] adds the
-//! layers one at a time to a `tower::ServiceBuilder`. One `Hardened` value is one set of limits:
-//! every client and layer made from it, or from its clones, shares them.
+//! [`Hardened::client`] gives a ready client with every layer of this crate in the right order,
+//! the defaults below and one shared [`Stats`](crate::Stats) handle, on the crate's
+//! [`Transport`](crate::Transport). [`Hardened::layer`] puts the same request-side stack around
+//! any other client (hyper-util's legacy one from [`Hardened::legacy_client`], a tonic channel,
+//! your own), and [`ServiceBuilderExt`] adds the layers one at a time to a
+//! `tower::ServiceBuilder`. One `Hardened` value is one set of limits and one pool: every client
+//! and layer made from it, or from its clones, shares them.
 //!
 //! # Example
 //!
@@ -38,9 +39,12 @@
 //! replay keeps the request's deadline and permits, and outside the phase timeouts, so each
 //! attempt gets its own and a timeout is never replayed.
 //!
-//! [`Hardened::client`] adds a bounded pool under it (see [`pool`](crate::pool)) and a connect
-//! timeout on the connector. As a layer, the preset goes directly around the client, with nothing
-//! of this crate around it. Why this order: see docs/design.md in the repository.
+//! [`Hardened::client`] runs it on the crate's [`Transport`](crate::Transport), whose pool bounds
+//! are exact (see [`transport`](crate::transport)), over [`HardenedConnector`](crate::HardenedConnector)
+//! (connect and TLS-handshake timeouts). [`Hardened::legacy_client`] runs it on hyper-util's
+//! legacy client over a bounded pool instead (see [`pool`](crate::pool)); it cannot cap idle
+//! connections in total. As a layer, the preset goes directly around the client, with nothing of
+//! this crate around it. Why this order: see docs/design.md in the repository.
 //!
 //! # Defaults
 //!
@@ -60,18 +64,21 @@
 //! | time to drain a dropped body | [100 ms](crate::DrainOnDropLayer::DEFAULT_MAX_DRAIN_TIME) | OkHttp | [`drain_with`](Hardened::drain_with) |
 //! | drains at once | [64](crate::DrainOnDropLayer::DEFAULT_MAX_CONCURRENT_DRAINS) | ours | [`drain_with`](Hardened::drain_with) |
 //! | held-body report | [60 s](Hardened::DEFAULT_LEAK_THRESHOLD) | ours (twice the deadline) | [`drain_with`](Hardened::drain_with) |
-//! | idle timeout, reaped | [50 s](Hardened::DEFAULT_IDLE_TIMEOUT) | below the idle timeouts of [AWS ALB, 60 s](https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout) and [nginx, 75 s](https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout) (Go: 90 s) | [`pool_with`](Hardened::pool_with) |
-//! | idle connections per host | [16](Hardened::DEFAULT_MAX_IDLE_PER_HOST) | ours | [`pool_with`](Hardened::pool_with) |
-//! | connections per host | [128](Hardened::DEFAULT_MAX_CONNS_PER_HOST) | ours | [`pool_with`](Hardened::pool_with) |
-//! | connection lifetime | [30 min](crate::PoolClientBuilder::DEFAULT_MAX_LIFETIME) | HikariCP | [`pool_with`](Hardened::pool_with) |
-//! | less a random jitter of up to | [2.5 %](crate::PoolConnectorLayer::DEFAULT_JITTER) | HikariCP | [`pool_with`](Hardened::pool_with) |
+//! | idle timeout, reaped | [50 s](Hardened::DEFAULT_IDLE_TIMEOUT) | below the idle timeouts of [AWS ALB, 60 s](https://docs.aws.amazon.com/elasticloadbalancing/latest/application/application-load-balancers.html#connection-idle-timeout) and [nginx, 75 s](https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout) (Go: 90 s) | [`transport_with`](Hardened::transport_with) |
+//! | idle connections in total | [100](Hardened::DEFAULT_MAX_IDLE) | Go `MaxIdleConns` | [`max_idle`](Hardened::max_idle) |
+//! | idle connections per host | [16](Hardened::DEFAULT_MAX_IDLE_PER_HOST) | ours | [`transport_with`](Hardened::transport_with) |
+//! | connections per host | [128](Hardened::DEFAULT_MAX_CONNS_PER_HOST) | ours | [`transport_with`](Hardened::transport_with) |
+//! | connection lifetime | [30 min](crate::PoolBuilder::DEFAULT_MAX_LIFETIME) | HikariCP | [`transport_with`](Hardened::transport_with) |
+//! | less a random jitter of up to | [2.5 %](crate::PoolBuilder::DEFAULT_JITTER) | HikariCP | [`transport_with`](Hardened::transport_with) |
 //! | response head bytes | [400 KiB](Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES) | hyper's read-buffer ceiling | [`max_response_header_bytes`](Hardened::max_response_header_bytes) |
 //! | response body bytes | [unlimited](Hardened::DEFAULT_MAX_RESPONSE_BODY) | Go, OkHttp | [`max_response_body`](Hardened::max_response_body) |
 //!
+//! The legacy client's pool ([`pool_with`](Hardened::pool_with)) has the same defaults, except
+//! the total idle cap, which it cannot enforce.
+//!
 //! Servers with shorter keep-alive timeouts (Apache and Node: 5 s) mostly say so in a
-//! `Keep-Alive: timeout=N` header, and the pool retires such a connection before it
-//! ([`RetireLayer`](crate::RetireLayer)); what still races is replayed when safe
-//! ([`ReplayLayer`](crate::ReplayLayer)).
+//! `Keep-Alive: timeout=N` header, and the pool retires such a connection before it; what still
+//! races is replayed when safe ([`ReplayLayer`](crate::ReplayLayer)).
 //!
 //! Each knob beside Go's, OkHttp's, HikariCP's and Envoy's, and why ours: see
 //! docs/comparisons.md in the repository.

@@ -270,6 +270,25 @@ fn pool_with_and_drain_with_keep_the_defaults_they_do_not_set() {
 }
 
 #[test]
+fn transport_with_and_max_idle_keep_the_defaults_they_do_not_set() {
+    let preset = Hardened::new()
+        .transport_with(|t| t.idle_timeout(Duration::from_secs(60)))
+        .max_idle(7);
+    let t = format!("{:?}", preset.transport);
+    assert!(t.contains("idle_timeout: Some(60s)"), "{t}");
+    assert!(t.contains("max_idle: 7,"), "{t}");
+    assert!(
+        t.contains("max_conns_per_host: 128"),
+        "connections per host kept: {t}"
+    );
+    assert!(t.contains("acquire_timeout: 10s"), "acquire kept: {t}");
+    assert!(
+        t.contains("stats: true"),
+        "the preset's stats handle given: {t}"
+    );
+}
+
+#[test]
 fn acquire_and_request_write_reach_the_pool() {
     let preset = Hardened::new()
         .acquire_timeout(Duration::from_secs(60))
@@ -277,6 +296,8 @@ fn acquire_and_request_write_reach_the_pool() {
     let c = preset.pool.connector_layer();
     assert_eq!(c.acquire_timeout, Duration::from_secs(60));
     assert_eq!(c.write_stall, Some(Duration::from_secs(3)));
+    let t = format!("{:?}", preset.transport);
+    assert!(t.contains("acquire_timeout: 60s"), "{t}");
 }
 
 /// One `Hardened` value is one set of limits: two services of one layer, and layers made twice
@@ -396,6 +417,13 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
             "crate::PoolConnectorLayer::DEFAULT_JITTER" => {
                 format!("{} %", PoolConnectorLayer::DEFAULT_JITTER * 100.0)
             }
+            "Hardened::DEFAULT_MAX_IDLE" => Hardened::DEFAULT_MAX_IDLE.to_string(),
+            "crate::PoolBuilder::DEFAULT_MAX_LIFETIME" => {
+                time(crate::PoolBuilder::DEFAULT_MAX_LIFETIME)
+            }
+            "crate::PoolBuilder::DEFAULT_JITTER" => {
+                format!("{} %", crate::PoolBuilder::DEFAULT_JITTER * 100.0)
+            }
             "Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES" => {
                 kib(Hardened::DEFAULT_MAX_RESPONSE_HEADER_BYTES as u64)
             }
@@ -427,7 +455,7 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
         rows += 1;
     }
     assert_eq!(
-        rows, 21,
+        rows, 22,
         "a row was added or lost: teach this test its constant"
     );
 
@@ -477,6 +505,25 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
         )),
         "{pool}"
     );
+    // The transport of `client()` runs with them too.
+    let transport = format!("{:?}", preset.transport);
+    for bound in [
+        format!("max_idle: {}", Hardened::DEFAULT_MAX_IDLE),
+        format!("max_idle_per_host: {}", Hardened::DEFAULT_MAX_IDLE_PER_HOST),
+        format!("idle_timeout: Some({:?})", Hardened::DEFAULT_IDLE_TIMEOUT),
+        format!(
+            "max_lifetime: Some({:?})",
+            crate::PoolBuilder::DEFAULT_MAX_LIFETIME
+        ),
+        format!("jitter: {}", crate::PoolBuilder::DEFAULT_JITTER),
+        format!(
+            "max_conns_per_host: {}",
+            Hardened::DEFAULT_MAX_CONNS_PER_HOST
+        ),
+        format!("acquire_timeout: {:?}", Hardened::DEFAULT_ACQUIRE_TIMEOUT),
+    ] {
+        assert!(transport.contains(&bound), "{bound} not in {transport}");
+    }
     assert_eq!(
         preset.max_response_body,
         Hardened::DEFAULT_MAX_RESPONSE_BODY

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use http::header::HOST;
@@ -130,23 +131,29 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         TransportFuture {
-            inner: Box::pin(send(self.pool.clone(), req)),
+            inner: Mutex::new(Box::pin(send(self.pool.clone(), req))),
         }
     }
 }
 
 type Output<B> = Result<Response<TransportBody<B>>, BoxError>;
 
-/// The response future of [`Transport`].
+/// The response future of [`Transport`]. `Send` and `Sync`.
 pub struct TransportFuture<B: Send + 'static> {
-    inner: Pin<Box<dyn Future<Output = Output<B>> + Send>>,
+    // In a `Mutex` only to be `Sync` (as hyper-util's futures are); polls reach it through
+    // `get_mut`, without locking.
+    inner: Mutex<Pin<Box<dyn Future<Output = Output<B>> + Send>>>,
 }
 
 impl<B: Send + 'static> Future for TransportFuture<B> {
     type Output = Output<B>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        self.inner
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .poll(cx)
     }
 }
 
