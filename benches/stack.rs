@@ -1,10 +1,13 @@
-//! The whole preset (`Hardened::new().client()`) against a bare hyper-util legacy client, on
-//! loopback, against the same real hyper server.
+//! The whole preset (`Hardened::new().client()`, on the crate's transport) against the bare
+//! [`Transport`](tower_hardened::Transport) under it, and against its peers, on loopback, against
+//! the same real hyper server.
 //!
 //! - `ok_x1`, `ok_x8`, `64KiB_x8`: one or eight concurrent callers, each sending a GET and
 //!   reading the response body to its end (`/ok`: a 2-byte body; `/bytes/65536`: 64 KiB). One
-//!   iteration is one request per caller. Goal: the preset keeps at least 0.97 of the bare
-//!   client's throughput.
+//!   iteration is one request per caller. `hardened` is paired with `bare_transport` (goals of
+//!   issue 15: at least 0.90 / 0.88 of its throughput with 1 / 8 callers, 0.95 for 64 KiB), and
+//!   directly with each peer (`hardened vs reqwest`: at least 1.10x; `hardened vs tower_stack`).
+//!   `hardened_legacy` is `Hardened::legacy_client()`, paired with the bare legacy client.
 //! - `drop_unread_64KiB_x8`: eight callers that drop every 64 KiB response body unread. The
 //!   bare client must close each such connection and open a new one; the preset drains the body
 //!   in the background and reuses it. Goal: at least 2.5x the bare client's requests per second.
@@ -19,7 +22,8 @@
 //! - `loopback/*/reqwest`, `loopback/*/tower_stack`: the peers of [`peers`], what users would
 //!   pick instead (reqwest 0.12 with the preset's timeouts and pool settings as far as it has
 //!   them; `tower::timeout` + `tower::limit::ConcurrencyLimit` + tower-http's
-//!   `ResponseBodyTimeout` around a bare client), each paired with the bare client.
+//!   `ResponseBodyTimeout` around a bare client), each paired with the bare client (the bare
+//!   hyper-util legacy client; `bare_transport` is paired with it too).
 //!
 //! Method: the server runs in this process on its own thread and runtime, so its cost is common
 //! to both sides; the clients run on one current-thread runtime. Every subject is **paired** with
@@ -53,7 +57,7 @@ use tower::{Service, ServiceExt};
 use tower_hardened::{
     BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
     PerHostLimitLayer, PoolClientBuilder, ReplayBody, RequestWriteBody, RequestWriteTimeoutLayer,
-    ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer,
+    ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer, Transport,
 };
 
 use support::TestServer;
@@ -80,10 +84,16 @@ fn servers(n: usize) -> Vec<TestServer> {
 fn read_to_end(c: &mut Criterion) {
     let server = servers(1).remove(0);
     let rt = client_rt();
-    let (bare, bare2, preset, preset_400k, floor, reqwest, tower_stack) = rt.block_on(async {
+    let (bare, bare2, transport, legacy_preset) = rt.block_on(async {
         (
             support::bare_client::<Empty<Bytes>>(),
             support::bare_client::<Empty<Bytes>>(),
+            Transport::builder().build::<Empty<Bytes>>(),
+            Hardened::new().legacy_client::<Empty<Bytes>>(),
+        )
+    });
+    let (preset, preset_400k, floor, reqwest, tower_stack) = rt.block_on(async {
+        (
             Hardened::new().client::<Empty<Bytes>>(),
             Hardened::new()
                 .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
@@ -100,38 +110,61 @@ fn read_to_end(c: &mut Criterion) {
     ] {
         let uri = server.uri(path);
         let mut g = c.benchmark_group("loopback");
-        let run = |svc, u: &Uri| {
-            let u = u.clone();
-            move |n| load(Clone::clone(&svc), u.clone(), callers, n, Some(expect))
-        };
+        // A routine for `paired`: this workload through `svc` (a macro: each client has its
+        // own type).
+        macro_rules! run {
+            ($svc:expr, $u:expr) => {{
+                let (svc, u) = ($svc, Uri::clone($u));
+                move |n| load(svc.clone(), u.clone(), callers, n, Some(expect))
+            }};
+        }
         let base_name = format!("{group}/bare");
         common::paired(
             &mut g,
             &rt,
             (
                 &format!("{base_name} (calibration)"),
-                run(bare.clone(), &uri),
+                run!(bare.clone(), &uri),
             ),
-            (&format!("{group}/bare_again"), run(bare2.clone(), &uri)),
-        );
-        let b = bare.clone();
-        let u = uri.clone();
-        let p = preset.clone();
-        let u2 = uri.clone();
-        common::paired(
-            &mut g,
-            &rt,
-            (&base_name, move |n| {
-                load(b.clone(), u.clone(), callers, n, Some(expect))
-            }),
-            (&format!("{group}/hardened"), move |n| {
-                load(p.clone(), u2.clone(), callers, n, Some(expect))
-            }),
+            (&format!("{group}/bare_again"), run!(bare2.clone(), &uri)),
         );
         common::paired(
             &mut g,
             &rt,
-            (&format!("{group}/bare (vs floor)"), run(bare.clone(), &uri)),
+            (&base_name, run!(bare.clone(), &uri)),
+            (
+                &format!("{group}/bare_transport"),
+                run!(transport.clone(), &uri),
+            ),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{group}/bare_transport (vs hardened)"),
+                run!(transport.clone(), &uri),
+            ),
+            (&format!("{group}/hardened"), run!(preset.clone(), &uri)),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{group}/bare (vs hardened_legacy)"),
+                run!(bare.clone(), &uri),
+            ),
+            (
+                &format!("{group}/hardened_legacy"),
+                run!(legacy_preset.clone(), &uri),
+            ),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (
+                &format!("{group}/bare (vs floor)"),
+                run!(bare.clone(), &uri),
+            ),
             (&format!("{group}/floor"), {
                 let (f, u) = (floor.clone(), uri.clone());
                 move |n| load(f.clone(), u.clone(), callers, n, Some(expect))
@@ -142,7 +175,7 @@ fn read_to_end(c: &mut Criterion) {
             &rt,
             (
                 &format!("{group}/bare (vs reqwest)"),
-                run(bare.clone(), &uri),
+                run!(bare.clone(), &uri),
             ),
             (&format!("{group}/reqwest"), {
                 let (r, u) = (reqwest.clone(), uri.clone());
@@ -154,12 +187,36 @@ fn read_to_end(c: &mut Criterion) {
             &rt,
             (
                 &format!("{group}/bare (vs tower_stack)"),
-                run(bare.clone(), &uri),
+                run!(bare.clone(), &uri),
             ),
             (&format!("{group}/tower_stack"), {
                 let (t, u) = (tower_stack.clone(), uri.clone());
                 move |n| load(t.clone(), u.clone(), callers, n, Some(expect))
             }),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (&format!("{group}/reqwest (vs hardened)"), {
+                let (r, u) = (reqwest.clone(), uri.clone());
+                move |n| load(r.clone(), u.clone(), callers, n, Some(expect))
+            }),
+            (
+                &format!("{group}/hardened (vs reqwest)"),
+                run!(preset.clone(), &uri),
+            ),
+        );
+        common::paired(
+            &mut g,
+            &rt,
+            (&format!("{group}/tower_stack (vs hardened)"), {
+                let (t, u) = (tower_stack.clone(), uri.clone());
+                move |n| load(t.clone(), u.clone(), callers, n, Some(expect))
+            }),
+            (
+                &format!("{group}/hardened (vs tower_stack)"),
+                run!(preset.clone(), &uri),
+            ),
         );
         if group == "64KiB_x8" {
             common::paired(
@@ -167,7 +224,7 @@ fn read_to_end(c: &mut Criterion) {
                 &rt,
                 (
                     &format!("{group}/bare (vs 400KiB header cap)"),
-                    run(bare.clone(), &uri),
+                    run!(bare.clone(), &uri),
                 ),
                 (&format!("{group}/hardened_400KiB_header_cap"), {
                     let (p, u) = (preset_400k.clone(), uri.clone());
@@ -183,12 +240,26 @@ fn read_to_end(c: &mut Criterion) {
             format!("{group}/bare (calibration)"),
             format!("{group}/bare_again"),
         ));
-        rows.push((format!("{group}/bare"), format!("{group}/hardened")));
+        rows.push((format!("{group}/bare"), format!("{group}/bare_transport")));
+        rows.push((
+            format!("{group}/bare_transport (vs hardened)"),
+            format!("{group}/hardened"),
+        ));
+        rows.push((
+            format!("{group}/bare (vs hardened_legacy)"),
+            format!("{group}/hardened_legacy"),
+        ));
         rows.push((format!("{group}/bare (vs floor)"), format!("{group}/floor")));
         for peer in ["reqwest", "tower_stack"] {
             rows.push((
                 format!("{group}/bare (vs {peer})"),
                 format!("{group}/{peer}"),
+            ));
+        }
+        for peer in ["reqwest", "tower_stack"] {
+            rows.push((
+                format!("{group}/{peer} (vs hardened)"),
+                format!("{group}/hardened (vs {peer})"),
             ));
         }
     }
@@ -198,7 +269,7 @@ fn read_to_end(c: &mut Criterion) {
     ));
     let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     common::print_paired(
-        "loopback, bodies read to end: Hardened::new().client() vs bare hyper-util client",
+        "loopback, bodies read to end: Hardened::new().client() vs the bare transport, the peers and the bare hyper-util client",
         &rows,
     );
 }
@@ -209,18 +280,16 @@ fn drop_unread(c: &mut Criterion) {
     let rt = client_rt();
     let hardened = Hardened::new();
     let stats = hardened.stats_handle();
-    let (bare, preset, preset_400k) = rt.block_on(async {
+    let (bare, preset, legacy_preset) = rt.block_on(async {
         (
-            support::bare_client::<Empty<Bytes>>(),
+            Transport::builder().build::<Empty<Bytes>>(),
             hardened.client::<Empty<Bytes>>(),
-            Hardened::new()
-                .max_response_header_bytes(HYPER_DEFAULT_MAX_BUF)
-                .client::<Empty<Bytes>>(),
+            Hardened::new().legacy_client::<Empty<Bytes>>(),
         )
     });
     let third = servers(1).remove(0);
     let (b3, u3, u4) = (
-        bare.clone(),
+        support::bare_client::<Empty<Bytes>>(),
         third.uri("/bytes/65536"),
         third.uri("/bytes/65536"),
     );
@@ -232,7 +301,7 @@ fn drop_unread(c: &mut Criterion) {
     common::paired(
         &mut g,
         &rt,
-        ("drop_unread_64KiB_x8/bare", move |n| {
+        ("drop_unread_64KiB_x8/bare_transport", move |n| {
             load(bare.clone(), bu.clone(), 8, n, None)
         }),
         ("drop_unread_64KiB_x8/hardened", move |n| {
@@ -242,23 +311,21 @@ fn drop_unread(c: &mut Criterion) {
     common::paired(
         &mut g,
         &rt,
-        (
-            "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
-            move |n| load(b3.clone(), u3.clone(), 8, n, None),
-        ),
-        (
-            "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
-            move |n| load(preset_400k.clone(), u4.clone(), 8, n, None),
-        ),
+        ("drop_unread_64KiB_x8/bare (vs hardened_legacy)", move |n| {
+            load(b3.clone(), u3.clone(), 8, n, None)
+        }),
+        ("drop_unread_64KiB_x8/hardened_legacy", move |n| {
+            load(legacy_preset.clone(), u4.clone(), 8, n, None)
+        }),
     );
     g.finish();
     common::print_paired(
-        "loopback, 64 KiB bodies dropped unread, 8 callers",
+        "loopback, 64 KiB bodies dropped unread, 8 callers (hardened vs the bare transport; the legacy preset vs bare hyper-util)",
         &[
-            ("drop_unread_64KiB_x8/bare", "drop_unread_64KiB_x8/hardened"),
+            ("drop_unread_64KiB_x8/bare_transport", "drop_unread_64KiB_x8/hardened"),
             (
-                "drop_unread_64KiB_x8/bare (vs 400KiB header cap)",
-                "drop_unread_64KiB_x8/hardened_400KiB_header_cap",
+                "drop_unread_64KiB_x8/bare (vs hardened_legacy)",
+                "drop_unread_64KiB_x8/hardened_legacy",
             ),
         ],
     );
@@ -266,12 +333,14 @@ fn drop_unread(c: &mut Criterion) {
     let rps = |name: &str| common::mean(name).map(|m| (8.0 / m.as_secs_f64()) as u64);
     let snap = stats.snapshot();
     println!(
-        "requests/s (mean over the run): bare {:?}, hardened {:?}; connections per 1,000 \
-         requests: bare {:.1}, hardened {:.1}; hardened drains started {}, finished {}",
-        rps("drop_unread_64KiB_x8/bare"),
+        "requests/s (mean over the run): bare transport {:?}, hardened {:?}; connections per \
+         1,000 requests: bare transport {:.1}, hardened {:.1}, legacy preset {:.1}; hardened \
+         drains started {}, finished {}",
+        rps("drop_unread_64KiB_x8/bare_transport"),
         rps("drop_unread_64KiB_x8/hardened"),
         per_k(&bare_server),
         per_k(&preset_server),
+        per_k(&third),
         snap.drains_started,
         snap.drains_finished,
     );

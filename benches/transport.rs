@@ -9,6 +9,9 @@
 //!   a new one per request, so this row measures connection churn.
 //! - `*/legacy_again`: a second legacy client paired with the first, the calibration: it shows
 //!   the method's error between twins in this run.
+//! - `*/preset_transport` vs `*/preset_legacy`: the whole preset on each, `Hardened::new()`'s
+//!   `client()` (the transport) against its `legacy_client()`. Goal (issue 12): 1.0x or more on
+//!   every row, less the calibration's spread.
 //!
 //! Method: as `benches/stack.rs` (the server on its own thread and runtime, the clients on one
 //! current-thread runtime, every subject paired with its baseline, alternating order, median
@@ -28,7 +31,7 @@ use tower_hardened_test_server as support;
 use bytes::Bytes;
 use criterion::{criterion_group, Criterion};
 use http_body_util::Empty;
-use tower_hardened::Transport;
+use tower_hardened::{Hardened, Transport};
 
 use support::TestServer;
 
@@ -51,11 +54,13 @@ const WORKLOADS: [(&str, &str, usize, Option<usize>); 4] = [
 
 fn transport_vs_legacy(c: &mut Criterion) {
     let rt = client_rt();
-    let (legacy, twin, transport) = rt.block_on(async {
+    let (legacy, twin, transport, preset_legacy, preset_transport) = rt.block_on(async {
         (
             support::bare_client::<Empty<Bytes>>(),
             support::bare_client::<Empty<Bytes>>(),
             Transport::builder().build::<Empty<Bytes>>(),
+            Hardened::new().legacy_client::<Empty<Bytes>>(),
+            Hardened::new().client::<Empty<Bytes>>(),
         )
     });
     let mut g = c.benchmark_group("bare");
@@ -63,9 +68,10 @@ fn transport_vs_legacy(c: &mut Criterion) {
     for (name, path, callers, expect) in WORKLOADS {
         // Servers of their own for each client and workload, so that connection churn on one
         // side does not slow the other's accepts, and each counts its own connections.
-        let mut s = servers(3);
+        let mut s = servers(5);
         let (legacy_server, twin_server, transport_server) =
             (s.remove(0), s.remove(0), s.remove(0));
+        let (preset_legacy_server, preset_transport_server) = (s.remove(0), s.remove(0));
         let (l, lu) = (legacy.clone(), legacy_server.uri(path));
         let (w, wu) = (twin.clone(), twin_server.uri(path));
         common::paired(
@@ -90,7 +96,20 @@ fn transport_vs_legacy(c: &mut Criterion) {
                 load(t.clone(), tu.clone(), callers, n, expect)
             }),
         );
+        let (l, lu) = (preset_legacy.clone(), preset_legacy_server.uri(path));
+        let (t, tu) = (preset_transport.clone(), preset_transport_server.uri(path));
+        common::paired(
+            &mut g,
+            &rt,
+            (&format!("{name}/preset_legacy"), move |n| {
+                load(l.clone(), lu.clone(), callers, n, expect)
+            }),
+            (&format!("{name}/preset_transport"), move |n| {
+                load(t.clone(), tu.clone(), callers, n, expect)
+            }),
+        );
         churn.push((name, legacy_server, transport_server));
+        churn.push((name, preset_legacy_server, preset_transport_server));
     }
     g.finish();
     let mut rows = Vec::new();
@@ -100,16 +119,20 @@ fn transport_vs_legacy(c: &mut Criterion) {
             format!("{name}/legacy_again"),
         ));
         rows.push((format!("{name}/legacy"), format!("{name}/transport")));
+        rows.push((
+            format!("{name}/preset_legacy"),
+            format!("{name}/preset_transport"),
+        ));
     }
     let rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     common::print_paired(
-        "loopback: bare Transport vs bare hyper-util legacy client",
+        "loopback: bare Transport vs bare hyper-util legacy client, and the preset on each",
         &rows,
     );
     let per_k = |s: &TestServer| 1000.0 * s.accepted() as f64 / s.requests().max(1) as f64;
     for (name, legacy_server, transport_server) in churn {
         println!(
-            "{name}: connections per 1,000 requests: legacy {:.1}, transport {:.1}",
+            "{name}: connections per 1,000 requests: legacy {:.1}, transport {:.1} (bare, then preset)",
             per_k(&legacy_server),
             per_k(&transport_server)
         );

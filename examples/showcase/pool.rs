@@ -105,17 +105,11 @@ pub async fn rows() -> Vec<Row> {
             .pool_idle_timeout(IDLE)
             .build_http::<Empty<Bytes>>();
     let hardened_idle = Hardened::new()
-        .pool_with(|p| p.idle_timeout(IDLE))
+        .transport_with(|t| t.idle_timeout(IDLE))
         .client::<Empty<Bytes>>();
     let hardened_cap = Hardened::new()
         .max_requests_per_host(BURST)
-        .pool_with(|p| {
-            p.max_conns_per_host(CAP)
-                .max_idle_per_host(CAP)
-                // hyper-util finishes a dial in the background when a pooled connection frees
-                // up first; under the cap such a dial waits for a slot at most this long.
-                .acquire_timeout(Duration::from_secs(1))
-        })
+        .transport_with(|t| t.max_conns_per_host(CAP).max_idle_per_host(CAP))
         .client::<Empty<Bytes>>();
     vec![
         idle_row("bare", bare_idle).await,
