@@ -113,6 +113,8 @@ pub mod grpc;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod https;
+#[cfg(any(feature = "pool", feature = "transport"))]
+mod io_watch;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;
