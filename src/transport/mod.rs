@@ -93,6 +93,7 @@ mod body;
 mod builder;
 mod conn;
 mod error;
+mod io;
 mod service;
 
 pub use self::body::TransportBody;
