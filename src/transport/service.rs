@@ -160,8 +160,8 @@ impl<B: Send + 'static> fmt::Debug for TransportFuture<B> {
 }
 
 /// One request: a connection from the pool (one dialed for it if it carries
-/// [`FreshConnection`], a replay), the request on it, and at most one retry on another
-/// connection when hyper gave the request back unsent. A request written on a reused HTTP/1
+/// [`FreshConnection`], a replay), the request on it, and at most one retry, on a connection
+/// dialed for it, when hyper gave the request back unsent. A request written on a reused HTTP/1
 /// connection that the peer closed before any byte of the response is marked lost (see
 /// [`lost_before_response`]).
 async fn send<B>(pool: Pool<Key, Conn<B>>, mut req: Request<B>) -> Output<B>
@@ -179,7 +179,9 @@ where
     let exchange = Exchange::of(&req);
     let mut retried = false;
     loop {
-        let mut lease = if fresh {
+        // A retry of a request never written goes to a new connection too: its idle peers are
+        // as stale as the one that was closing (a server closes many at once).
+        let mut lease = if fresh || retried {
             pool.checkout_fresh_until(key.clone(), deadline).await?
         } else {
             pool.checkout_until(key.clone(), deadline).await?
@@ -230,7 +232,7 @@ where
                 tracing::debug!(
                     error = %err.error(),
                     reused,
-                    "request not written (its connection was closing): retried on another"
+                    "request not written (its connection was closing): retried on a new connection"
                 );
                 retried = true;
                 req = back;
