@@ -686,25 +686,18 @@ mod transport {
         let transport = Transport::builder()
             .stats(stats.clone())
             .build::<Empty<Bytes>>();
-        let mut gaps = Gaps::new();
-        let mut tasks = Vec::new();
-        for _ in 0..4 {
-            let plan: Vec<Duration> = (0..5)
-                .map(|_| gaps.next(Duration::from_millis(300), Duration::from_millis(900)))
-                .collect();
-            let (t, uri) = (transport.clone(), server.uri());
-            tasks.push(tokio::spawn(async move {
-                for gap in plan {
-                    let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
-                    let resp = t.clone().oneshot(req).await.expect("no failures");
-                    resp.into_body().collect().await.unwrap();
-                    tokio::time::sleep(gap).await;
-                }
-            }));
+        // One caller, so that each gap is the idle time of the one connection: three short
+        // gaps (reused), three long ones, still under the server's 1 s (each past the hint).
+        let gaps = [300, 700, 350, 800, 400, 900];
+        for gap in gaps {
+            let req = Request::get(server.uri()).body(Empty::new()).unwrap();
+            let resp = transport.clone().oneshot(req).await.expect("no failures");
+            resp.into_body().collect().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(gap)).await;
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
+        let req = Request::get(server.uri()).body(Empty::new()).unwrap();
+        let resp = transport.clone().oneshot(req).await.expect("no failures");
+        resp.into_body().collect().await.unwrap();
         let max = server.max_reused_idle();
         let snap = stats.snapshot();
         println!(
@@ -716,14 +709,16 @@ mod transport {
         );
         // The server's clock starts when it sent the response, the pool's when the body ended.
         assert!(max < retire_at + Duration::from_millis(50), "{max:?}");
-        assert!(
-            server.seen.reused.load(SeqCst) > 0,
-            "short gaps still reuse"
+        assert_eq!(server.seen.reused.load(SeqCst), 3, "the short gaps reuse");
+        assert_eq!(
+            server.seen.accepted.load(SeqCst),
+            4,
+            "each long gap dials anew"
         );
-        assert!(server.seen.accepted.load(SeqCst) > 1, "long gaps dial anew");
-        assert!(
-            snap.connections_closed(CloseReason::Idle) > 0,
-            "the pool closed hinted connections as idle"
+        assert_eq!(
+            snap.connections_closed(CloseReason::Idle),
+            3,
+            "the pool closed each hinted connection as idle"
         );
         assert_eq!(
             server.seen.idle_closed.load(SeqCst),
