@@ -150,11 +150,14 @@ impl Drop for Recording {
 /// What a transport connection gives [`Exchange::got_connection`] to be counted active while a
 /// request uses it: its tracker with `metrics`, nothing without.
 #[cfg(feature = "metrics")]
+#[cfg_attr(not(feature = "transport"), allow(dead_code))]
 pub(crate) type ConnMeter = std::sync::Arc<crate::telemetry::record::ConnTracker>;
 /// What a transport connection gives [`Exchange::got_connection`] to be counted active while a
 /// request uses it: its tracker with `metrics`, nothing without.
 #[cfg(not(feature = "metrics"))]
-pub(crate) type ConnMeter = ();
+#[cfg_attr(not(feature = "transport"), allow(dead_code))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnMeter;
 
 /// The handle inner layers find in a request's extensions to tell the exchange what they saw:
 /// the legacy pool's `Retire` layer tells it which connection the request got. Without the
@@ -180,6 +183,7 @@ impl Exchange {
     /// records the time in queue and counts the connection (its `meter`) active until the
     /// exchange ends, once.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
     pub(crate) fn got_connection(&self, meter: &ConnMeter) {
         #[cfg(feature = "metrics")]
         self.inner.got_connection(meter);

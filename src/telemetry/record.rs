@@ -42,6 +42,7 @@ pub(crate) const DRAIN_OUTCOMES: [&str; 6] = [
     "no_runtime",
 ];
 
+#[cfg_attr(not(feature = "drain"), allow(dead_code))]
 pub(crate) fn drain_outcome(why: Option<DrainAbandon>) -> &'static str {
     match why {
         None => "finished",
@@ -315,6 +316,7 @@ pub(crate) fn overload() {
 }
 
 /// A dropped body's drain ended: `None` read to its end, else why it was given up.
+#[cfg_attr(not(feature = "drain"), allow(dead_code))]
 pub(crate) fn drain(why: Option<DrainAbandon>) {
     metrics::counter!(DRAINS, "outcome" => drain_outcome(why)).increment(1);
 }

@@ -508,7 +508,7 @@ impl OpenMeter {
             (tracker, open)
         }
         #[cfg(not(feature = "metrics"))]
-        ((), OpenMeter {})
+        (ConnMeter, OpenMeter {})
     }
 }
 
