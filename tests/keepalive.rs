@@ -587,12 +587,7 @@ mod transport {
         );
         assert_eq!(server.seen.accepted.load(SeqCst), 2);
         let res = match send(method).await {
-            Ok(resp) => resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(Into::into),
+            Ok(resp) => resp.into_body().collect().await.map(|b| b.to_bytes()),
             Err(e) => Err(e),
         };
         (res, server, stats)

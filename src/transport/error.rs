@@ -73,12 +73,6 @@ impl ConnectionError {
         self
     }
 
-    /// Whether it is marked lost (for tests).
-    #[cfg(test)]
-    pub(crate) fn is_lost(&self) -> bool {
-        self.lost.is_some()
-    }
-
     /// Whether the connection had carried earlier requests (it came from the idle list, or was
     /// shared): a peer closing it while idle is the usual cause.
     pub fn is_reused(&self) -> bool {
