@@ -40,12 +40,15 @@ impl Wire {
         self.reads.load(Ordering::Acquire)
     }
 
-    /// The server's `Keep-Alive: timeout=N` of the last response (`None`: it sent none): the
-    /// connection may idle `N` less [`hint_margin`].
+    /// A response's `Keep-Alive: timeout=N`, if it had one: the connection may idle `N` less
+    /// [`hint_margin`] from now on (the last response that had one counts, as on the legacy
+    /// path).
     pub(crate) fn keep_alive_hint(&self, hint: Option<Duration>) {
-        let ms = hint.map_or(u64::MAX, |h| {
-            u64::try_from(h.saturating_sub(hint_margin(h)).as_millis()).unwrap_or(u64::MAX - 1)
-        });
+        let Some(h) = hint else {
+            return;
+        };
+        let ms =
+            u64::try_from(h.saturating_sub(hint_margin(h)).as_millis()).unwrap_or(u64::MAX - 1);
         self.idle_limit_ms.store(ms, Ordering::Relaxed);
     }
 
@@ -243,6 +246,10 @@ mod tests {
         wire.keep_alive_hint(Some(Duration::ZERO));
         assert_eq!(wire.idle_limit(), Some(Duration::ZERO));
         wire.keep_alive_hint(None);
-        assert_eq!(wire.idle_limit(), None);
+        assert_eq!(
+            wire.idle_limit(),
+            Some(Duration::ZERO),
+            "a response without one keeps it"
+        );
     }
 }
