@@ -17,7 +17,7 @@
 //! | bounded pools for hyper-util's client ([`pool`]) | [`PoolClientBuilder`], [`PoolConnectorLayer`], [`RetireLayer`] | `Acquire`, `RequestWrite` (stuck socket writes) |
 //! | send a request lost to a stale keep-alive connection once more, when safe ([`replay`]) | [`ReplayLayer`] | — (`ErrorKind::ConnectionClosed` when not replayed) |
 //! | a keyed pool with every bound exact, idle caps in total and per host ([`pool`]) | [`Pool`], [`PoolBuilder`] | `Acquire` |
-//! | our own transport over hyper's `client::conn` and that pool (feature `transport`) | `Transport`, `TransportBuilder` | `Acquire`, `Connect` |
+//! | our own transport over hyper's `client::conn` and that pool (feature `transport`) | `Transport`, `TransportBuilder` | `Acquire`, `Connect`, `RequestWrite` (stuck socket writes) |
 //! | all of it in one line ([`preset`]), `https://` too with `rustls` ([`https`]) | [`Hardened`], [`ServiceBuilderExt`], [`HardenedConnector`] | all |
 //! | gRPC status codes and `grpc-timeout` for tonic, feature `tonic` ([`grpc`]) | [`Hardened::grpc_layer`], [`Hardened::grpc_connector`] | all, as `tonic::Status` |
 //! | the stack around a `reqwest::Client`, feature `reqwest` ([`reqwest`](mod@crate::reqwest)) | [`Hardened::reqwest`] | all |
@@ -113,6 +113,8 @@ pub mod grpc;
 #[cfg(feature = "preset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "preset")))]
 pub mod https;
+#[cfg(any(feature = "pool", feature = "transport"))]
+mod io_watch;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;

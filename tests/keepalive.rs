@@ -27,6 +27,9 @@ struct Config {
     close_nth: Option<usize>,
     /// Delays the first response on every connection but the first one accepted.
     slow_new: Option<Duration>,
+    /// Reads the whole N-th request of each connection, sends the first bytes of a response
+    /// head, then closes.
+    partial_nth: Option<usize>,
 }
 
 impl Config {
@@ -36,6 +39,7 @@ impl Config {
             hint: None,
             close_nth: None,
             slow_new: None,
+            partial_nth: None,
         }
     }
 }
@@ -147,6 +151,11 @@ async fn serve(mut sock: TcpStream, config: Config, seen: Arc<Seen>, first_conn:
         seen.requests.fetch_add(1, SeqCst);
         if config.close_nth == Some(served) {
             return; // read it whole, answer nothing
+        }
+        if config.partial_nth == Some(served) {
+            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").await;
+            let _ = sock.flush().await;
+            return;
         }
         if served == 1 && !first_conn {
             if let Some(d) = config.slow_new {
@@ -473,4 +482,278 @@ async fn a_replay_that_would_run_past_the_deadline_fails_as_total() {
         2,
         "the replay dialed anew"
     );
+}
+
+/// The same races against the crate's own transport: `ReplayLayer` over `Transport`, which says
+/// "lost with its reused connection" in the error chain and sends a replay on a connection it
+/// dials for it.
+#[cfg(feature = "transport")]
+mod transport {
+    use super::*;
+
+    use tower::ServiceBuilder;
+    use tower_hardened::{
+        CloseReason, ConnectionError, Deadline, DeadlineLayer, Replay, ReplayBody, ReplayLayer,
+        ResponseHeaderTimeout, ResponseHeaderTimeoutLayer, Stats, Transport, TransportBuilder,
+    };
+
+    type Stack<B> = Deadline<Replay<ResponseHeaderTimeout<Transport<ReplayBody<B>>>>>;
+
+    /// Deadline 30 s → replay → response headers 10 s → the transport.
+    fn stack<B>(builder: TransportBuilder, stats: &Stats) -> (Stack<B>, Transport<ReplayBody<B>>)
+    where
+        B: http_body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<tower_hardened::BoxError>,
+    {
+        let transport = builder.stats(stats.clone()).build::<ReplayBody<B>>();
+        let svc = ServiceBuilder::new()
+            .layer(DeadlineLayer::new(Duration::from_secs(30)))
+            .layer(ReplayLayer::new().stats(stats.clone()))
+            .layer(ResponseHeaderTimeoutLayer::new(Duration::from_secs(10)))
+            .service(transport.clone());
+        (svc, transport)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idempotent_requests_reused_as_the_server_closes_them_never_fail_over_the_transport() {
+        let jitter = Duration::from_millis(3);
+        let n = CALLERS * ROUNDS;
+
+        let server = IdleServer::start(Config::closing_after(IDLE_CLOSE)).await;
+        let bare = Transport::builder().build::<Empty<Bytes>>();
+        let bare_failures = lock_step(bare, server.uri(), CALLERS, ROUNDS, AROUND, jitter).await;
+        println!(
+            "bare transport: {} of {n} failed ({} connections, {} closed idle by the server)",
+            bare_failures.len(),
+            server.seen.accepted.load(SeqCst),
+            server.seen.idle_closed.load(SeqCst),
+        );
+        for f in bare_failures.iter().take(3) {
+            println!("  bare: {f}");
+        }
+
+        let server = IdleServer::start(Config::closing_after(IDLE_CLOSE)).await;
+        let stats = Stats::new();
+        let (client, _transport) = stack::<Empty<Bytes>>(Transport::builder(), &stats);
+        let failures = lock_step(client, server.uri(), CALLERS, ROUNDS, AROUND, jitter).await;
+        let snap = stats.snapshot();
+        println!(
+            "replay over the transport: {} of {n} failed, {} replayed ({} connections, {} closed idle by the server)",
+            failures.len(),
+            snap.replays,
+            server.seen.accepted.load(SeqCst),
+            server.seen.idle_closed.load(SeqCst),
+        );
+        assert!(failures.is_empty(), "{failures:#?}");
+        let requests = server.seen.requests.load(SeqCst);
+        assert!(
+            (n..=n + snap.replays as usize).contains(&requests),
+            "{requests} requests seen for {n} sent and {} replays",
+            snap.replays
+        );
+        assert!(server.seen.reused.load(SeqCst) > 0);
+    }
+
+    /// Two connections idle, then `method` on the most recently used one, which the server
+    /// reads whole and closes without answering (its second request). The other connection is
+    /// idle as long: a replay must not take it (it would be closed the same way, as the second
+    /// request on it), but a new one.
+    async fn lost_with_a_peer_idle(
+        method: Method,
+    ) -> (Result<Bytes, tower_hardened::BoxError>, IdleServer, Stats) {
+        let server = IdleServer::start(Config {
+            close_nth: Some(2),
+            ..Config::closing_after(Duration::from_secs(30))
+        })
+        .await;
+        let stats = Stats::new();
+        let (client, transport) = stack::<Full<Bytes>>(Transport::builder(), &stats);
+        let send = |m: Method| {
+            let req = Request::builder()
+                .method(m)
+                .uri(server.uri())
+                .body(Full::new(Bytes::from("order #1")))
+                .unwrap();
+            client.clone().oneshot(req)
+        };
+        // Two at once: two connections, both idle after.
+        let (a, b) = tokio::join!(send(method.clone()), send(method.clone()));
+        let (a, b) = (a.expect("answered"), b.expect("answered"));
+        a.into_body().collect().await.unwrap();
+        b.into_body().collect().await.unwrap();
+        assert!(
+            support::eventually(Duration::from_secs(2), || transport.idle_connections() == 2).await
+        );
+        assert_eq!(server.seen.accepted.load(SeqCst), 2);
+        let res = match send(method).await {
+            Ok(resp) => resp.into_body().collect().await.map(|b| b.to_bytes()),
+            Err(e) => Err(e),
+        };
+        (res, server, stats)
+    }
+
+    #[tokio::test]
+    async fn a_get_lost_with_its_reused_connection_is_replayed_once_on_a_new_connection() {
+        let (res, server, stats) = lost_with_a_peer_idle(Method::GET).await;
+        assert_eq!(res.expect("the replay is answered"), "ok");
+        assert_eq!(stats.snapshot().replays, 1);
+        assert_eq!(
+            server.seen.accepted.load(SeqCst),
+            3,
+            "the replay dialed anew instead of taking the other idle connection"
+        );
+        assert_eq!(
+            server.seen.requests.load(SeqCst),
+            4,
+            "2 answered, 1 lost, its replay"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_lost_with_its_reused_connection_is_not_replayed_and_says_why() {
+        let (res, server, stats) = lost_with_a_peer_idle(Method::POST).await;
+        let err = res.unwrap_err();
+        let ours = Error::find(&*err).expect("our error");
+        assert_eq!(ours.kind(), ErrorKind::ConnectionClosed, "{err}");
+        let text = ours.to_string();
+        assert!(
+            text.starts_with(
+                "connection closed by the peer before the response (a reused connection, idle for"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "not retried because POST is not idempotent (an Idempotency-Key header marks it safe to retry)"
+            ),
+            "{text}"
+        );
+        // The transport's own error is still in the chain, with its text.
+        let conn = ConnectionError::find(&*err).expect("the transport's error in the chain");
+        assert!(conn.is_reused() && !conn.nothing_written());
+        assert!(
+            conn.to_string()
+                .starts_with("reused connection, closed by the peer before the response"),
+            "{conn}"
+        );
+        assert_eq!(stats.snapshot().replays, 0);
+        assert_eq!(
+            server.seen.requests.load(SeqCst),
+            3,
+            "the POST was had whole, once"
+        );
+        assert_eq!(server.seen.accepted.load(SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_got_a_response_byte_before_the_close_is_not_replayed() {
+        let server = IdleServer::start(Config {
+            partial_nth: Some(2),
+            ..Config::closing_after(Duration::from_secs(30))
+        })
+        .await;
+        let stats = Stats::new();
+        let (client, _t) = stack::<Empty<Bytes>>(Transport::builder(), &stats);
+        let get = || Request::get(server.uri()).body(Empty::new()).unwrap();
+        let resp = client.clone().oneshot(get()).await.unwrap();
+        resp.into_body().collect().await.unwrap();
+        let err = client.clone().oneshot(get()).await.unwrap_err();
+        // Not ours (nothing was lost before the response): the transport's error as it is.
+        assert!(Error::find(&*err).is_none(), "{err}");
+        let conn = ConnectionError::find(&*err).expect("the transport's error");
+        assert!(conn.is_reused(), "{conn:?}");
+        assert_eq!(stats.snapshot().replays, 0);
+        assert_eq!(server.seen.requests.load(SeqCst), 2);
+        assert_eq!(server.seen.accepted.load(SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_keep_alive_hint_keeps_idle_connections_from_being_handed_out_too_late() {
+        // `timeout=1`: not handed out after 0.5 s idle (1 s less a margin of at most half).
+        let server = IdleServer::start(Config {
+            hint: Some(1),
+            ..Config::closing_after(Duration::from_secs(1))
+        })
+        .await;
+        let retire_at = Duration::from_millis(500);
+        let stats = Stats::new();
+        let transport = Transport::builder()
+            .stats(stats.clone())
+            .build::<Empty<Bytes>>();
+        // One caller, so that each gap is the idle time of the one connection: three short
+        // gaps (reused), three long ones, still under the server's 1 s (each past the hint).
+        let gaps = [300, 700, 350, 800, 400, 900];
+        for gap in gaps {
+            let req = Request::get(server.uri()).body(Empty::new()).unwrap();
+            let resp = transport.clone().oneshot(req).await.expect("no failures");
+            resp.into_body().collect().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(gap)).await;
+        }
+        let req = Request::get(server.uri()).body(Empty::new()).unwrap();
+        let resp = transport.clone().oneshot(req).await.expect("no failures");
+        resp.into_body().collect().await.unwrap();
+        let max = server.max_reused_idle();
+        let snap = stats.snapshot();
+        println!(
+            "longest idle before a reused request: {max:?}; {} requests, {} reused, {} connections, {} closed idle",
+            server.seen.requests.load(SeqCst),
+            server.seen.reused.load(SeqCst),
+            server.seen.accepted.load(SeqCst),
+            snap.connections_closed(CloseReason::Idle),
+        );
+        // The server's clock starts when it sent the response, the pool's when the body ended.
+        assert!(max < retire_at + Duration::from_millis(50), "{max:?}");
+        assert_eq!(server.seen.reused.load(SeqCst), 3, "the short gaps reuse");
+        assert_eq!(
+            server.seen.accepted.load(SeqCst),
+            4,
+            "each long gap dials anew"
+        );
+        assert_eq!(
+            snap.connections_closed(CloseReason::Idle),
+            3,
+            "the pool closed each hinted connection as idle"
+        );
+        assert_eq!(
+            server.seen.idle_closed.load(SeqCst),
+            0,
+            "none lasted until the server's timer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_over_the_transport_that_would_run_past_the_deadline_fails_as_total() {
+        let server = IdleServer::start(Config {
+            close_nth: Some(2),
+            slow_new: Some(Duration::from_secs(5)),
+            ..Config::closing_after(Duration::from_secs(30))
+        })
+        .await;
+        let stats = Stats::new();
+        let (client, _t) = stack::<Empty<Bytes>>(Transport::builder(), &stats);
+        let get = || Request::get(server.uri()).body(Empty::new()).unwrap();
+        let resp = client.clone().oneshot(get()).await.unwrap();
+        resp.into_body().collect().await.unwrap();
+
+        let mut req = get();
+        req.extensions_mut()
+            .insert(RequestDeadline::after(Duration::from_millis(600)));
+        let started = Instant::now();
+        let err = client.oneshot(req).await.unwrap_err();
+        let took = started.elapsed();
+        let ours = Error::find(&*err).expect("our error");
+        assert_eq!(ours.phase(), Some(Phase::Total), "{err}");
+        assert!(
+            took >= Duration::from_millis(600) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        let snap = stats.snapshot();
+        assert_eq!(snap.replays, 1);
+        assert_eq!(
+            server.seen.accepted.load(SeqCst),
+            2,
+            "the replay dialed anew"
+        );
+    }
 }

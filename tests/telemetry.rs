@@ -161,3 +161,62 @@ async fn connections_are_active_while_used_and_idle_after() {
         .await
     );
 }
+
+/// The crate's own transport records what the legacy path does: the time in queue of each
+/// request when its pool hands it a connection, and the connection `active` while a request
+/// uses it, `idle` after.
+#[cfg(feature = "transport")]
+#[tokio::test]
+async fn the_transport_records_queue_time_and_active_connections() {
+    use tower::ServiceBuilder;
+    use tower_hardened::{TelemetryLayer, Transport};
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let server = TestServer::start_apart().await;
+    let port = server.addr.port().to_string();
+    let at = |state: &'static str| {
+        [
+            ("server_address", "127.0.0.1"),
+            ("server_port", port.as_str()),
+            ("http_connection_state", state),
+        ]
+    };
+    let transport = Transport::builder().build::<Empty<Bytes>>();
+    let client = ServiceBuilder::new()
+        .layer(TelemetryLayer::new())
+        .service(transport.clone());
+
+    let req = Request::get(server.uri("/slow-chunks/100/2"))
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.clone().oneshot(req).await.unwrap();
+    let open = "http_client_open_connections";
+    let page = parse(&handle.render());
+    assert_eq!(value(&page, open, &at("active")), 1.0, "{page:?}");
+    assert_eq!(value(&page, open, &at("idle")), 0.0);
+    resp.into_body().collect().await.unwrap();
+    let page = parse(&handle.render());
+    assert_eq!(value(&page, open, &at("active")), 0.0);
+    assert_eq!(value(&page, open, &at("idle")), 1.0);
+
+    let req = Request::get(server.uri("/ok")).body(Empty::new()).unwrap();
+    let resp = client.clone().oneshot(req).await.unwrap();
+    resp.into_body().collect().await.unwrap();
+    assert_eq!(server.accepted(), 1, "reused");
+    let page = parse(&handle.render());
+    let queue = "http_client_request_time_in_queue_count";
+    assert_eq!(value(&page, queue, &[("http_request_method", "GET")]), 2.0);
+
+    // The transport gone, its connection closes: counted no more, its duration recorded.
+    drop((client, transport));
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            let page = parse(&handle.render());
+            value(&page, open, &[]) == 0.0
+                && value(&page, "http_client_connection_duration_count", &[]) == 1.0
+        })
+        .await
+    );
+}

@@ -994,3 +994,78 @@ async fn settings_that_cannot_work_are_refused_at_construction() {
     assert!(!err.to_string().is_empty());
     let _ = HttpConnector::new();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Write stalls
+
+#[tokio::test]
+async fn a_peer_that_never_reads_fails_the_upload_as_request_write_and_frees_its_connection() {
+    // Accepts, never reads; once told, reads what is left to learn whether the client closed.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tell, told) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        told.await.unwrap();
+        let mut sink = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut sink))
+            .await
+            .map(|r| r.is_ok())
+    });
+    let stats = Stats::new();
+    let limit = Duration::from_millis(400);
+    let transport = Transport::builder()
+        .write_stall_timeout(limit)
+        .stats(stats.clone())
+        .build::<Full<Bytes>>();
+    let uri: Uri = format!("http://{addr}/upload").parse().unwrap();
+    // Far more than the kernel's socket buffers on both sides hold.
+    let body = Full::new(Bytes::from(vec![0u8; 64 << 20]));
+    let start = Instant::now();
+    let sent = transport
+        .clone()
+        .oneshot(Request::post(uri.clone()).body(body).unwrap());
+    let err = tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .expect("the stalled upload fails, it does not hang")
+        .unwrap_err();
+    let took = start.elapsed();
+    let ours = Error::find(&*err).expect("a typed error");
+    assert_eq!(ours.phase(), Some(Phase::RequestWrite), "{err}");
+    assert!(ConnectionError::find(&*err).is_some(), "{err}");
+    assert!(took >= limit && took < limit * 5, "{took:?}");
+    // The connection is gone: not in the pool, counted closed, and the server sees its end.
+    assert!(
+        eventually(Duration::from_secs(2), || transport.open_connections(&uri)
+            == 0)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || stats.snapshot().connections_open
+            == 0)
+        .await
+    );
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Error), 1);
+    tell.send(()).unwrap();
+    assert_eq!(
+        server.await.unwrap(),
+        Ok(true),
+        "the server read to the end of the stream: the client closed it"
+    );
+}
+
+#[test]
+fn a_zero_write_stall_timeout_is_refused_at_construction() {
+    let err =
+        std::panic::catch_unwind(|| drop(Transport::builder().write_stall_timeout(Duration::ZERO)))
+            .unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap();
+    assert!(
+        msg.starts_with("tower-hardened: write_stall_timeout must be greater than zero"),
+        "{msg}"
+    );
+}

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::hosts::Slot;
 use super::ConnectionInfo;
 use crate::clock::{self, LazySleep};
-use crate::error::{Error, Phase};
+use crate::io_watch::{hint_margin, stall_check};
 use crate::stats::{CloseReason, Stats};
 
 pin_project! {
@@ -163,13 +163,6 @@ fn seen<R>(
     }
 }
 
-/// The margin by which a connection is retired before the server's `Keep-Alive: timeout=N`
-/// hint: 1 s (Node's agent takes 1 s off the hint; undici 1–2 s), but at most half the hint, so
-/// that a short hint still allows reuse.
-pub(crate) fn hint_margin(hint: Duration) -> Duration {
-    (hint / 2).min(Duration::from_secs(1))
-}
-
 /// Before a write: a write after a new response (or the first one) begins an exchange.
 fn begin_write(
     info: &ConnectionInfo,
@@ -189,34 +182,6 @@ fn begin_write(
         *mark = Some(responses);
         info.begin_exchange(responses, last_io.elapsed());
     }
-}
-
-/// Watches a write-side poll for lack of progress: passes a result through, except that a
-/// write still pending `limit` after the first pending one fails the connection.
-fn stall_check<R>(
-    res: Poll<io::Result<R>>,
-    progressed: impl FnOnce(&R) -> bool,
-    limit: Option<Duration>,
-    since: &mut Option<Instant>,
-    timer: &mut LazySleep,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<R>> {
-    let Some(limit) = limit else {
-        return res;
-    };
-    match &res {
-        Poll::Ready(Ok(r)) if progressed(r) => *since = None,
-        Poll::Ready(_) => {}
-        Poll::Pending => {
-            let start = *since.get_or_insert_with(Instant::now);
-            if timer.poll_until(clock::add(start, limit), cx).is_ready() {
-                let err = Error::timeout(Phase::RequestWrite, limit);
-                tracing::debug!("{err}: closing the connection");
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, err)));
-            }
-        }
-    }
-    res
 }
 
 impl<T: Read> Read for PoolIo<T> {

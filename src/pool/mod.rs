@@ -91,7 +91,7 @@ pub use self::connector::PoolConnector;
 pub use self::future::PoolConnectFuture;
 #[cfg(feature = "pool")]
 pub use self::info::ConnectionInfo;
-#[cfg(feature = "metrics")]
+#[cfg(all(feature = "pool", feature = "metrics"))]
 pub(crate) use self::info::ConnectionUse;
 #[cfg(feature = "pool")]
 pub use self::io::PoolIo;

@@ -1,7 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection};
@@ -12,6 +11,7 @@ use tower_service::Service;
 use super::ConnectionInfo;
 use crate::channels::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
+use crate::io_watch::keep_alive_hint;
 use crate::stats::Stats;
 use crate::telemetry::Exchange;
 
@@ -200,21 +200,4 @@ where
         }
         Poll::Ready(Ok(resp))
     }
-}
-
-/// The `timeout` of an HTTP/1 response's `Keep-Alive` header (`Keep-Alive: timeout=5, max=100`),
-/// in whole seconds as RFC 2068 §19.7.1.1 and MDN define it.
-pub(crate) fn keep_alive_hint<B>(resp: &Response<B>) -> Option<Duration> {
-    if resp.version() >= http::Version::HTTP_2 {
-        return None;
-    }
-    let value = resp.headers().get("keep-alive")?.to_str().ok()?;
-    value.split(',').find_map(|param| {
-        let (name, secs) = param.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("timeout") {
-            return None;
-        }
-        let secs = secs.trim().trim_matches('"');
-        secs.parse::<u64>().ok().map(Duration::from_secs)
-    })
 }

@@ -10,11 +10,12 @@ use std::time::Duration;
 /// `io::Error` too): the request was written (in part or whole) on a *reused* connection, and
 /// the peer closed or reset that connection before any byte of the response came back; the
 /// connection had been idle for `idle` before the request. Nothing else may return it: a
-/// replayable request that fails with it is sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // returned by the crate's own transport
+/// replayable request that fails with it is sent again. `source` is what the transport saw
+/// (hyper's error), next in the chain.
+#[derive(Debug, Clone)]
 pub(crate) struct LostConnection {
     pub(crate) idle: Duration,
+    pub(crate) source: Option<std::sync::Arc<dyn StdError + Send + Sync>>,
 }
 
 impl fmt::Display for LostConnection {
@@ -27,7 +28,12 @@ impl fmt::Display for LostConnection {
     }
 }
 
-impl StdError for LostConnection {}
+impl StdError for LostConnection {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        let source: &(dyn StdError + 'static) = self.source.as_deref()?;
+        Some(source)
+    }
+}
 
 /// A request extension on every replay: the inner client must send it on a connection it dials
 /// now, not on a pooled one (the crate's transport honours it; hyper-util's legacy client
@@ -83,7 +89,7 @@ pub(crate) fn lost(err: &(dyn StdError + 'static), entered: tokio::time::Instant
 }
 
 /// The first `T` in `err`'s chain, looking inside `io::Error`s as [`Error::find`](crate::Error::find) does.
-fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+pub(crate) fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut next = Some(err);
     for _ in 0..64 {
         let cur = next?;

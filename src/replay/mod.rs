@@ -34,7 +34,8 @@
 //! [`PoolClientBuilder`](crate::PoolClientBuilder) (or [`PoolConnectorLayer`](crate::PoolConnectorLayer)
 //! plus [`RetireLayer`](crate::RetireLayer)): their connection tags know whether a connection
 //! was reused, whether anything was read since the request's first write, and how long it had
-//! been idle. Over any other client it replays nothing.
+//! been idle. Over the crate's `Transport` (feature `transport`) it works as it is. Over any
+//! other client it replays nothing.
 //!
 //! # The contract with the client under it
 //!

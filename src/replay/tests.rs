@@ -26,6 +26,7 @@ fn lost() -> BoxError {
         std::io::ErrorKind::ConnectionReset,
         LostConnection {
             idle: Duration::from_secs(1),
+            source: None,
         },
     )
     .into()

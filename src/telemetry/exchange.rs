@@ -147,6 +147,18 @@ impl Drop for Recording {
     }
 }
 
+/// What a transport connection gives [`Exchange::got_connection`] to be counted active while a
+/// request uses it: its tracker with `metrics`, nothing without.
+#[cfg(feature = "metrics")]
+#[cfg_attr(not(feature = "transport"), allow(dead_code))]
+pub(crate) type ConnMeter = std::sync::Arc<crate::telemetry::record::ConnTracker>;
+/// What a transport connection gives [`Exchange::got_connection`] to be counted active while a
+/// request uses it: its tracker with `metrics`, nothing without.
+#[cfg(not(feature = "metrics"))]
+#[cfg_attr(not(feature = "transport"), allow(dead_code))]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnMeter;
+
 /// The handle inner layers find in a request's extensions to tell the exchange what they saw:
 /// the legacy pool's `Retire` layer tells it which connection the request got. Without the
 /// `metrics` feature it is never there, and costs nothing.
@@ -167,13 +179,14 @@ impl Exchange {
         return None;
     }
 
-    /// The request has its connection (a pool of our own knows when it hands one out): records
-    /// the time in queue, once. Such a pool counts its connections active and idle itself, with
-    /// [`ConnGauges`](crate::telemetry::record::ConnGauges).
-    #[allow(dead_code)] // for the transport
-    pub(crate) fn got_connection(&self) {
+    /// The request has its connection (the transport knows when its pool hands one out):
+    /// records the time in queue and counts the connection (its `meter`) active until the
+    /// exchange ends, once.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+    pub(crate) fn got_connection(&self, meter: &ConnMeter) {
         #[cfg(feature = "metrics")]
-        self.inner.got_connection();
+        self.inner.got_connection(meter);
     }
 
     /// Looks for the connection hyper-util's client picked for the request in `capture`; once
@@ -224,6 +237,8 @@ pub(crate) mod metered {
         ended: bool,
         #[cfg(feature = "pool")]
         using: Option<crate::pool::ConnectionUse>,
+        /// The transport's connection, counted active for this exchange.
+        tracked: Option<crate::telemetry::record::TrackerUse>,
     }
 
     impl Shared {
@@ -242,11 +257,12 @@ pub(crate) mod metered {
             conn.using = info.map(crate::pool::ConnectionInfo::begin_use);
         }
 
-        pub(super) fn got_connection(&self) {
+        pub(super) fn got_connection(&self, meter: &super::ConnMeter) {
             let mut conn = self.lock();
             if !conn.seen && !conn.ended {
                 conn.seen = true;
                 self.series.queued(self.start.elapsed());
+                conn.tracked = Some(crate::telemetry::record::TrackerUse::begin(meter));
             }
         }
 
@@ -256,9 +272,11 @@ pub(crate) mod metered {
             conn.ended = true;
             #[cfg(feature = "pool")]
             let using = conn.using.take();
+            let tracked = conn.tracked.take();
             drop(conn);
             #[cfg(feature = "pool")]
             drop(using);
+            drop(tracked);
         }
     }
 

@@ -87,19 +87,19 @@
 // One layer, split by role: layer, service, future, body; `exchange` is what one request
 // records, `record` the metric names and the recording points other modules call.
 mod body;
-// The connection side is used by the pool (and, later, the transport) only.
-#[cfg_attr(not(feature = "pool"), allow(dead_code))]
+// The connection side is used by the pool and the transport only.
+#[cfg_attr(not(any(feature = "pool", feature = "transport")), allow(dead_code))]
 mod exchange;
 mod future;
 mod layer;
 #[cfg(feature = "metrics")]
-#[cfg_attr(not(feature = "pool"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "pool", feature = "transport")), allow(dead_code))]
 pub(crate) mod record;
 mod service;
 
 pub use self::body::TelemetryBody;
 #[allow(unused_imports)]
-pub(crate) use self::exchange::Exchange;
+pub(crate) use self::exchange::{ConnMeter, Exchange};
 pub use self::future::TelemetryFuture;
 pub use self::layer::TelemetryLayer;
 pub use self::service::Telemetry;

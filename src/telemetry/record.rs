@@ -3,10 +3,10 @@
 //!
 //! Who calls what: [`Stats`](crate::Stats) calls the counters; the telemetry layer keeps a
 //! [`SeriesCache`] and records each request's [`Series`]; the legacy pool keeps a
-//! [`ConnTracker`] per connection (its requests say when they use it). A pool that owns its idle
-//! list (the transport) keeps one [`ConnGauges`] per host and calls `opened`, `moved` (idle and
-//! active, at checkout and check-in) and `closed`, and tells the request's
-//! [`Exchange`](super::Exchange) (`Exchange::of(&req)`) `got_connection()` at checkout.
+//! [`ConnTracker`] per connection (its requests say when they use it). The transport keeps one
+//! too, per connection (opened at the dial, closed when its task ends), and tells the
+//! request's [`Exchange`](super::Exchange) (`Exchange::of(&req)`) `got_connection(tracker)` at
+//! checkout, which counts it active until the exchange ends ([`TrackerUse`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,6 +42,7 @@ pub(crate) const DRAIN_OUTCOMES: [&str; 6] = [
     "no_runtime",
 ];
 
+#[cfg_attr(not(feature = "drain"), allow(dead_code))]
 pub(crate) fn drain_outcome(why: Option<DrainAbandon>) -> &'static str {
     match why {
         None => "finished",
@@ -315,6 +316,7 @@ pub(crate) fn overload() {
 }
 
 /// A dropped body's drain ended: `None` read to its end, else why it was given up.
+#[cfg_attr(not(feature = "drain"), allow(dead_code))]
 pub(crate) fn drain(why: Option<DrainAbandon>) {
     metrics::counter!(DRAINS, "outcome" => drain_outcome(why)).increment(1);
 }
@@ -505,5 +507,23 @@ impl ConnTracker {
                 g.current(&self.server).closed(state, age);
             }
         }
+    }
+}
+
+/// One exchange's use of a transport connection ([`ConnTracker::begin_use`]); dropped when the
+/// exchange ends.
+#[derive(Debug)]
+pub(crate) struct TrackerUse(Arc<ConnTracker>);
+
+impl TrackerUse {
+    pub(crate) fn begin(tracker: &Arc<ConnTracker>) -> TrackerUse {
+        tracker.begin_use();
+        TrackerUse(tracker.clone())
+    }
+}
+
+impl Drop for TrackerUse {
+    fn drop(&mut self) {
+        self.0.end_use();
     }
 }

@@ -503,11 +503,23 @@ async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {
     assert_eq!(rec.gauge(&active_series()), Some(1.0));
 
     advance(Duration::from_secs(1)).await;
-    // A pool hands the request its connection: the time in queue, recorded once.
-    exchange.got_connection();
-    exchange.got_connection();
+    // A pool hands the request its connection: the time in queue, recorded once, and the
+    // connection counted active until the exchange ends.
+    let server = record::Server::new(
+        Some(&"http".parse().unwrap()),
+        Some(&"example.com:8080".parse().unwrap()),
+    );
+    let conn = std::sync::Arc::new(record::ConnTracker::new(server));
+    conn.opened();
+    exchange.got_connection(&conn);
+    exchange.got_connection(&conn);
     let queue = format!("http.client.request.time_in_queue{{{BASE}}}");
     assert_eq!(rec.histogram(&queue), vec![1.0]);
+    let open = |state: &str| {
+        format!("http.client.open_connections{{http.connection.state={state},server.address=example.com,server.port=8080}}")
+    };
+    assert_eq!(rec.gauge(&open("active")), Some(1.0));
+    assert_eq!(rec.gauge(&open("idle")), Some(0.0));
     let (tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
     let resp = assert_ready!(fut.poll()).unwrap();
@@ -527,6 +539,12 @@ async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {
 
     assert_eq!(rec.histogram(&series), vec![3.0], "{:?}", rec.histograms());
     assert_eq!(rec.gauge(&active_series()), Some(0.0));
+    assert_eq!(
+        rec.gauge(&open("active")),
+        Some(0.0),
+        "idle again once the exchange ended"
+    );
+    assert_eq!(rec.gauge(&open("idle")), Some(1.0));
     for s in rec.all() {
         assert!(!s.contains("/a/b") && !s.contains("token"), "{s}");
     }

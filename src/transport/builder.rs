@@ -54,6 +54,7 @@ pub(crate) struct Config {
     pub(crate) h2_keep_alive_interval: Duration,
     pub(crate) h2_keep_alive_timeout: Duration,
     pub(crate) h2_configure: Option<H2Configure>,
+    pub(crate) write_stall: Option<Duration>,
 }
 
 /// Builds a [`Transport`]: its pool's bounds, its protocol and its connector.
@@ -62,6 +63,7 @@ pub(crate) struct Config {
 /// |---|---|---|
 /// | [`protocol`](Self::protocol) | [`Protocol::Alpn`] (HTTP/1.1 on plain TCP) | hyper-util's legacy client |
 /// | [`connect_timeout`](Self::connect_timeout) | 10 s (DNS + TCP, the default connector only) | OkHttp `connectTimeout` (Go: 30 s) |
+/// | [`write_stall_timeout`](Self::write_stall_timeout) | 30 s without write progress | OkHttp `writeTimeout` (10 s, per write); Go and hyper have none |
 /// | [`max_idle`](Self::max_idle) | 100 in total | Go `MaxIdleConns` |
 /// | [`max_idle_per_host`](Self::max_idle_per_host) | 16 | the preset |
 /// | [`idle_timeout`](Self::idle_timeout) | 90 s | Go `IdleConnTimeout` |
@@ -103,6 +105,7 @@ pub struct TransportBuilder {
     h2_keep_alive_interval: Duration,
     h2_keep_alive_timeout: Duration,
     h2_configure: Option<H2Configure>,
+    write_stall: Duration,
     stats: Option<Stats>,
 }
 
@@ -112,6 +115,7 @@ impl fmt::Debug for TransportBuilder {
             .field("pool", &self.pool)
             .field("protocol", &self.protocol)
             .field("connect_timeout", &self.connect_timeout)
+            .field("write_stall_timeout", &self.write_stall)
             .field("h2_keep_alive_interval", &self.h2_keep_alive_interval)
             .field("h2_keep_alive_timeout", &self.h2_keep_alive_timeout)
             .finish_non_exhaustive()
@@ -135,6 +139,10 @@ impl TransportBuilder {
     pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
     /// Default wait for a PING's answer before the connection is closed: hyper's.
     pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+    /// Default limit on a socket write (or flush) making no progress: OkHttp's `writeTimeout`
+    /// is 10 s per write; 30 s leaves room for slow uplinks while a peer that never reads
+    /// still gets a typed error.
+    pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
     /// The defaults of the table above.
     pub fn new() -> Self {
@@ -147,6 +155,7 @@ impl TransportBuilder {
             h2_keep_alive_interval: Self::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
             h2_keep_alive_timeout: Self::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
             h2_configure: None,
+            write_stall: Self::DEFAULT_WRITE_STALL_TIMEOUT,
             stats: None,
         }
     }
@@ -165,6 +174,29 @@ impl TransportBuilder {
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         clock::check_duration("connect_timeout", d);
         self.connect_timeout = d;
+        self
+    }
+
+    /// A socket write, flush or shutdown pending for `d` without progress fails its connection
+    /// (default 30 s): a peer that never reads cannot hold a connection task, and the request
+    /// gets an error naming [`Phase::RequestWrite`](crate::Phase::RequestWrite) (found with
+    /// [`Error::find`](crate::Error::find) through the [`ConnectionError`](crate::ConnectionError)).
+    /// It bounds each wait for the socket, not the whole upload: a body the peer keeps taking,
+    /// however slowly, is never cut. One timer per connection, armed only when a write waits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_hardened::Transport;
+    ///
+    /// let transport = Transport::builder()
+    ///     .write_stall_timeout(Duration::from_secs(10))
+    ///     .build::<http_body_util::Full<bytes::Bytes>>();
+    /// # let _ = transport;
+    /// ```
+    #[track_caller]
+    pub fn write_stall_timeout(mut self, d: Duration) -> Self {
+        clock::check_duration("write_stall_timeout", d);
+        self.write_stall = d;
         self
     }
 
@@ -324,6 +356,7 @@ impl TransportBuilder {
             h2_keep_alive_interval: self.h2_keep_alive_interval,
             h2_keep_alive_timeout: self.h2_keep_alive_timeout,
             h2_configure: self.h2_configure.clone(),
+            write_stall: Some(self.write_stall),
         });
         let mut pool = self.pool.clone();
         if self.protocol == Protocol::Http2 {

@@ -21,9 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 use super::builder::{Config, Protocol};
+use super::io::{TransportIo, Wire};
 use crate::error::BoxError;
 use crate::pool::{Checkout, ConnectionWatch, Poolable};
 use crate::stats::CloseReason;
+use crate::telemetry::ConnMeter;
 
 /// What the transport pools by: scheme and authority, with its hash computed once per request.
 ///
@@ -98,6 +100,10 @@ pub(crate) struct Conn<B: Send + 'static> {
     pub(crate) connected: Arc<Connected>,
     /// The `Host` header of its requests (HTTP/1), made once.
     pub(crate) host: HeaderValue,
+    /// What its IO tells the requests on it (reads, the server's keep-alive hint).
+    pub(crate) wire: Arc<Wire>,
+    /// Counts it active while a request uses it (with `metrics`).
+    pub(crate) meter: ConnMeter,
 }
 
 pub(crate) enum Proto<B: Send + 'static> {
@@ -120,6 +126,11 @@ impl<B: Send + 'static> Poolable for Conn<B> {
         }
     }
 
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        // The server's `Keep-Alive: timeout` hint, less the margin (HTTP/1 only).
+        self.wire.idle_limit()
+    }
+
     fn share(&self) -> Option<Self> {
         match &self.proto {
             Proto::H1(..) => None,
@@ -127,6 +138,8 @@ impl<B: Send + 'static> Poolable for Conn<B> {
                 proto: Proto::H2(tx.clone(), shared.clone()),
                 connected: self.connected.clone(),
                 host: self.host.clone(),
+                wire: self.wire.clone(),
+                meter: self.meter.clone(),
             }),
         }
     }
@@ -224,6 +237,7 @@ where
     conn: Option<http1::Connection<T, B>>,
     shared: Arc<H1Shared<B>>,
     registered: bool,
+    _open: OpenMeter,
 }
 
 impl<T, B> Future for H1Task<T, B>
@@ -315,6 +329,7 @@ where
     conn: Option<http2::Connection<T, B, TokioExecutor>>,
     shared: Arc<H2Shared>,
     streams: usize,
+    _open: OpenMeter,
 }
 
 impl<T, B> Future for H2Task<T, B>
@@ -404,8 +419,8 @@ where
         Box::pin(async move {
             let host = host_header(&scheme, &authority)?;
             let uri = Uri::builder()
-                .scheme(scheme)
-                .authority(authority)
+                .scheme(scheme.clone())
+                .authority(authority.clone())
                 .path_and_query("/")
                 .build()?;
             poll_fn(|cx| connector.poll_ready(cx))
@@ -413,6 +428,9 @@ where
                 .map_err(Into::into)?;
             let io = connector.call(uri).await.map_err(Into::into)?;
             let connected = io.connected();
+            let wire = Wire::new();
+            let io = TransportIo::new(io, wire.clone(), config.write_stall);
+            let (meter, open) = OpenMeter::new(&scheme, &authority);
             let h2 = match config.protocol {
                 Protocol::Http1 => false,
                 Protocol::Http2 => true,
@@ -439,6 +457,7 @@ where
                     conn: Some(conn),
                     shared: shared.clone(),
                     streams,
+                    _open: open,
                 });
                 Proto::H2(tx, shared)
             } else {
@@ -448,6 +467,7 @@ where
                     conn: Some(conn),
                     shared: shared.clone(),
                     registered: false,
+                    _open: open,
                 });
                 Proto::H1(tx, shared)
             };
@@ -455,8 +475,47 @@ where
                 proto,
                 connected: Arc::new(connected),
                 host,
+                wire,
+                meter,
             })
         })
+    }
+}
+
+/// A connection counted open in the `metrics` gauges while its task runs (nothing without
+/// the feature): `http.client.open_connections` (idle, and active while a request's
+/// [`Exchange`](crate::telemetry::Exchange) uses it) and, when it ends,
+/// `http.client.connection.duration`.
+struct OpenMeter {
+    #[cfg(feature = "metrics")]
+    tracker: ConnMeter,
+    #[cfg(feature = "metrics")]
+    opened: tokio::time::Instant,
+}
+
+impl OpenMeter {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn new(scheme: &Scheme, authority: &Authority) -> (ConnMeter, OpenMeter) {
+        #[cfg(feature = "metrics")]
+        {
+            use crate::telemetry::record::{ConnTracker, Server};
+            let tracker = Arc::new(ConnTracker::new(Server::new(Some(scheme), Some(authority))));
+            tracker.opened();
+            let open = OpenMeter {
+                tracker: tracker.clone(),
+                opened: tokio::time::Instant::now(),
+            };
+            (tracker, open)
+        }
+        #[cfg(not(feature = "metrics"))]
+        (ConnMeter, OpenMeter {})
+    }
+}
+
+impl Drop for OpenMeter {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        self.tracker.closed(self.opened.elapsed());
     }
 }
 

@@ -1,5 +1,8 @@
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::replay::lost::LostConnection;
 
 /// A request failed on its connection before any byte of the response arrived: the peer closed
 /// or reset the connection, or the exchange failed in hyper.
@@ -7,8 +10,13 @@ use std::time::Duration;
 /// It says what a retry or replay decision needs: whether the connection was
 /// [reused](Self::is_reused) (and for [how long it had been idle](Self::idle_for)), whether
 /// [nothing of the request was written](Self::nothing_written) (then the transport already
-/// retried it once on another connection: [`retried`](Self::retried)). Its `source()` is
-/// hyper's error. The transport returns it boxed; find it with [`ConnectionError::find`].
+/// retried it once on another connection: [`retried`](Self::retried)). Its `source()` chain
+/// ends in hyper's error. The transport returns it boxed; find it with
+/// [`ConnectionError::find`].
+///
+/// A request written on a reused HTTP/1 connection that the peer closed or reset before any
+/// byte of the response also says so to a [`ReplayLayer`](crate::ReplayLayer) above, which
+/// may send it once more (on a new connection).
 ///
 /// # Example
 ///
@@ -31,7 +39,9 @@ pub struct ConnectionError {
     idle_for: Option<Duration>,
     nothing_written: bool,
     retried: bool,
-    source: hyper::Error,
+    source: Arc<hyper::Error>,
+    /// Lost with its reused connection before any response byte: a replay may send it again.
+    lost: Option<LostConnection>,
 }
 
 impl ConnectionError {
@@ -47,8 +57,20 @@ impl ConnectionError {
             idle_for,
             nothing_written,
             retried,
-            source,
+            source: Arc::new(source),
+            lost: None,
         }
+    }
+
+    /// Marks it as lost with its reused connection, idle for `idle` before the request: its
+    /// `source()` chain then passes through the replay layer's `LostConnection`.
+    pub(crate) fn lost(mut self, idle: Duration) -> Self {
+        let source: Arc<dyn std::error::Error + Send + Sync> = self.source.clone();
+        self.lost = Some(LostConnection {
+            idle,
+            source: Some(source),
+        });
+        self
     }
 
     /// Whether the connection had carried earlier requests (it came from the idle list, or was
@@ -78,7 +100,7 @@ impl ConnectionError {
     /// Whether the peer closed or reset the connection (as opposed to, say, a malformed
     /// response).
     pub fn is_closed_by_peer(&self) -> bool {
-        let e = &self.source;
+        let e = &*self.source;
         if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
             return true;
         }
@@ -142,6 +164,7 @@ impl fmt::Debug for ConnectionError {
             .field("idle_for", &self.idle_for)
             .field("nothing_written", &self.nothing_written)
             .field("retried", &self.retried)
+            .field("lost", &self.lost.as_ref().map(|l| l.idle))
             .field("source", &self.source)
             .finish()
     }
@@ -149,6 +172,9 @@ impl fmt::Debug for ConnectionError {
 
 impl std::error::Error for ConnectionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        match &self.lost {
+            Some(lost) => Some(lost),
+            None => Some(&*self.source),
+        }
     }
 }

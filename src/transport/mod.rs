@@ -13,10 +13,20 @@
 //!   it has room, with keep-alive PINGs (idle ones too) so a half-open connection is closed.
 //! - **Checkouts**: an HTTP/1 connection is checked out until the response body ends or is
 //!   dropped ([`TransportBody`] holds it); an HTTP/2 stream likewise.
-//! - **Stale connections**: one the server closed while idle is never handed out. A request
-//!   hyper gave back unwritten (its connection was closing) is retried once on another; any
-//!   other failure before the response is a [`ConnectionError`] that says whether the
-//!   connection was reused, how long it was idle and whether anything was written.
+//! - **Stale connections**: one the server closed while idle is never handed out, nor one idle
+//!   longer than the server's HTTP/1 `Keep-Alive: timeout=N` allows (N less 1 s, or less half
+//!   of N under 2 s; closed as [`CloseReason::Idle`](crate::CloseReason::Idle)). A request
+//!   hyper gave back unwritten (its connection was closing) is retried once on a newly dialed
+//!   connection; any other failure before the response is a [`ConnectionError`] that says
+//!   whether the connection was reused, how long it was idle and whether anything was written.
+//!   A request written on a reused HTTP/1 connection that the peer closed or reset before any
+//!   byte of the response is also marked so for a [`ReplayLayer`](crate::ReplayLayer) above,
+//!   whose replay the transport sends on a connection it dials for it (closing the host's
+//!   least recently used idle connection if the host is at `max_conns_per_host`).
+//! - **Write stalls**: a socket write pending for
+//!   [`write_stall_timeout`](TransportBuilder::write_stall_timeout) (30 s) without progress
+//!   fails its connection, and the request with an error naming
+//!   [`Phase::RequestWrite`](crate::Phase::RequestWrite): a peer that never reads holds no task.
 //! - **Phases**: an outer [`ResponseHeaderTimeoutLayer`](crate::ResponseHeaderTimeoutLayer)
 //!   starts its clock once the connection is obtained, so a hung dial fails as `Connect`, a full
 //!   pool as `Acquire`, never as `ResponseHeaders`.
@@ -24,7 +34,7 @@
 //!   use close when their bodies end).
 //!
 //! One folder, one service, split by role: `builder.rs`, `service.rs` (the request path),
-//! `conn.rs` (connections and their tasks), `body.rs`, `error.rs`.
+//! `conn.rs` (connections and their tasks), `io.rs` (their sockets), `body.rs`, `error.rs`.
 //!
 //! # Example
 //!
@@ -69,7 +79,7 @@
 //! # Where it goes
 //!
 //! Innermost, where hyper-util's `Client` would be: `Deadline → limits → DrainOnDrop →
-//! timeouts → Transport`.
+//! Replay → timeouts → Transport`.
 //!
 //! # Panics
 //!
@@ -82,17 +92,20 @@
 //! - hyper-util races a checkout against a dial and finishes losing dials in the background; it
 //!   has no global idle cap, no per-host connection cap and no lifetime. Here a dial serves the
 //!   first in line and is aborted when nobody waits for it.
-//! - hyper-util retries a request it did not write only on a reused connection; here any such
-//!   request is retried once, and a failure that is not retried says why in its error.
+//! - hyper-util retries a request it did not write only on a reused connection, on another
+//!   pooled one (as stale, when a server closed many at once); here any such request is
+//!   retried once on a new connection, and a failure that is not retried says why in its
+//!   error.
 //! - Go keeps the same caps but bounds the wait for a connection only by the request's context,
 //!   has no lifetime, and its HTTP/2 PINGs are off by default.
-//! - Not here (yet): HTTP upgrades and `CONNECT` tunnels, HTTP proxies' `CONNECT`, replaying
-//!   written requests (issue "safe replay"), a write-stall timeout on the socket.
+//! - Not here (yet): HTTP upgrades and `CONNECT` tunnels, HTTP proxies' `CONNECT`. Replaying
+//!   written requests is the [`ReplayLayer`](crate::ReplayLayer)'s, above.
 
 mod body;
 mod builder;
 mod conn;
 mod error;
+mod io;
 mod service;
 
 pub use self::body::TransportBody;

@@ -15,8 +15,11 @@ use super::conn::{Conn, Key, Proto};
 use super::error::ConnectionError;
 use crate::channels::HeaderClock;
 use crate::deadline::RequestDeadline;
-use crate::error::BoxError;
+use crate::error::{BoxError, Error};
+use crate::io_watch::keep_alive_hint;
 use crate::pool::Pool;
+use crate::replay::lost::{find, FreshConnection};
+use crate::telemetry::Exchange;
 
 /// An HTTP client of this crate's own: hyper's `client::conn` HTTP/1 and HTTP/2 connections
 /// over the keyed [`Pool`], so that every pool bound is exact. Built with
@@ -163,8 +166,11 @@ impl<B: Send + 'static> fmt::Debug for TransportFuture<B> {
     }
 }
 
-/// One request: a connection from the pool, the request on it, and at most one retry on another
-/// connection when hyper gave the request back unsent.
+/// One request: a connection from the pool (one dialed for it if it carries
+/// [`FreshConnection`], a replay), the request on it, and at most one retry, on a connection
+/// dialed for it, when hyper gave the request back unsent. A request written on a reused HTTP/1
+/// connection that the peer closed before any byte of the response is marked lost (see
+/// [`lost_before_response`]).
 async fn send<B>(pool: Pool<Key, Conn<B>>, mut req: Request<B>) -> Output<B>
 where
     B: Body + Send + Unpin + 'static,
@@ -176,10 +182,21 @@ where
     // An outer response-header clock starts once the connection is obtained: the wait for it
     // is bounded by the acquire timeout, a dial by the connect timeout.
     let mut hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+    let fresh = req.extensions().get::<FreshConnection>().is_some();
+    let exchange = Exchange::of(&req);
     let mut retried = false;
     loop {
-        let mut lease = pool.checkout_until(key.clone(), deadline).await?;
+        // A retry of a request never written goes to a new connection too: its idle peers are
+        // as stale as the one that was closing (a server closes many at once).
+        let mut lease = if fresh || retried {
+            pool.checkout_fresh_until(key.clone(), deadline).await?
+        } else {
+            pool.checkout_until(key.clone(), deadline).await?
+        };
         drop(hold.take());
+        if let Some(exchange) = &exchange {
+            exchange.got_connection(&lease.meter);
+        }
         let h1 = matches!(lease.proto, Proto::H1(..));
         if h1 {
             if !req.headers().contains_key(HOST) {
@@ -189,12 +206,16 @@ where
                 origin_form(req.uri_mut());
             }
         }
+        let reads_before = lease.wire.reads();
         let sent = match &mut lease.proto {
             Proto::H1(tx, _) => tx.try_send_request(req).await,
             Proto::H2(tx, _) => tx.try_send_request(req).await,
         };
         let mut err = match sent {
             Ok(resp) => {
+                if h1 {
+                    lease.wire.keep_alive_hint(keep_alive_hint(&resp));
+                }
                 let (mut parts, body) = resp.into_parts();
                 lease.connected.get_extras(&mut parts.extensions);
                 return Ok(Response::from_parts(parts, TransportBody::new(body, lease)));
@@ -203,6 +224,10 @@ where
         };
         let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
         let back = err.take_message();
+        let lost = h1
+            && reused
+            && back.is_none()
+            && lost_before_response(err.error(), lease.wire.reads() - reads_before);
         if h1 {
             // hyper closes an HTTP/1 connection whose exchange failed.
             lease.discard();
@@ -214,7 +239,7 @@ where
                 tracing::debug!(
                     error = %err.error(),
                     reused,
-                    "request not written (its connection was closing): retried on another"
+                    "request not written (its connection was closing): retried on a new connection"
                 );
                 retried = true;
                 req = back;
@@ -227,18 +252,43 @@ where
                     .map(HeaderClock::hold_again);
             }
             back => {
-                let err = ConnectionError::new(
+                let mut err = ConnectionError::new(
                     reused,
                     idle_for,
                     back.is_some(),
                     retried,
                     err.into_error(),
                 );
-                tracing::debug!("{err}");
+                if lost {
+                    err = err.lost(idle_for.unwrap_or_default());
+                }
+                tracing::debug!(lost, "{err}");
                 return Err(err.into());
             }
         }
     }
+}
+
+/// Whether a written request's failure says "the peer closed or reset the connection before
+/// any byte of the response", given the reads its connection saw since just before the
+/// request went out (the legacy path's rule, in `replay::lost`): an end of stream seen as the
+/// only read, or a reset before any read. Never a timeout (ours, inside an `io::Error`, or
+/// hyper's), a parse error or a user error.
+fn lost_before_response(err: &hyper::Error, reads: u64) -> bool {
+    if err.is_timeout() || err.is_parse() || err.is_user() || Error::find(err).is_some() {
+        return false;
+    }
+    if err.is_incomplete_message() {
+        return reads <= 1;
+    }
+    use std::io::ErrorKind::*;
+    let reset = find::<std::io::Error>(err).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        )
+    });
+    reset && reads == 0
 }
 
 /// `/path?query` only, as HTTP/1 sends it to an origin server.

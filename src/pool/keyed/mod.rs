@@ -53,8 +53,10 @@
 //!   out.
 //! - **Idle timeout and lifetime**: one reaper task per pool sleeps until the next connection is
 //!   due and closes it then (no timer per connection); it holds a `Weak` and ends with the pool.
-//!   A checkout never gets an expired or closed connection (both are checked under the lock);
-//!   one in use is never cut.
+//!   A connection may also say how long it may idle ([`Poolable::idle_timeout`], a server's
+//!   keep-alive hint): the earlier limit applies. A checkout never gets an expired or closed
+//!   connection, nor one idle past its own limit (all checked under the lock); one in use is
+//!   never cut.
 //! - **Connections per key**: dials are counted with connections in use and idle. A checkout
 //!   that finds nothing usable waits in its key's queue; a dial is started for it only if no dial
 //!   in flight is counted for it yet and there is room. Each dial runs on a task of its own;

@@ -171,6 +171,17 @@ where
         self.handle.inner.checkout(key, deadline)
     }
 
+    /// [`checkout_until`](Self::checkout_until), but only a connection dialed for this checkout
+    /// will do (never an idle or shared one): see `State::enqueue_fresh`.
+    #[cfg_attr(not(any(test, feature = "transport")), allow(dead_code))]
+    pub(crate) fn checkout_fresh_until(
+        &self,
+        key: K,
+        deadline: Option<RequestDeadline>,
+    ) -> CheckoutFuture<K, T> {
+        self.handle.inner.checkout_as(key, deadline, true)
+    }
+
     /// Idle connections in total.
     pub fn idle(&self) -> usize {
         self.handle.inner.lock().state.idle_total()
@@ -391,6 +402,15 @@ where
         key: K,
         deadline: Option<RequestDeadline>,
     ) -> CheckoutFuture<K, T> {
+        self.checkout_as(key, deadline, false)
+    }
+
+    fn checkout_as(
+        self: &Arc<Self>,
+        key: K,
+        deadline: Option<RequestDeadline>,
+        fresh: bool,
+    ) -> CheckoutFuture<K, T> {
         enum First<T> {
             Got(Grant<T>),
             Wait(
@@ -400,11 +420,18 @@ where
             Refused(BoxError),
         }
         let first = self.run(|l, now, fx| {
-            if let Some(grant) = l.state.try_checkout(&key, now, fx) {
-                return First::Got(grant);
+            if !fresh {
+                if let Some(grant) = l.state.try_checkout(&key, now, fx) {
+                    return First::Got(grant);
+                }
             }
             let (tx, rx) = oneshot::channel();
-            match l.state.enqueue(&key, (key.clone(), tx), now, fx) {
+            let queued = if fresh {
+                l.state.enqueue_fresh(&key, (key.clone(), tx), now, fx)
+            } else {
+                l.state.enqueue(&key, (key.clone(), tx), now, fx)
+            };
+            match queued {
                 Ok(id) => First::Wait(id, rx),
                 Err(e) => First::Refused(e),
             }

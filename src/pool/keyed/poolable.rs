@@ -48,6 +48,16 @@ pub trait Poolable: Send + Sized + 'static {
         None
     }
 
+    /// How long it may sit idle, when it knows better than the pool (a server's `Keep-Alive:
+    /// timeout=N` hint, less a margin): the earlier of this and the pool's
+    /// [`idle_timeout`](super::PoolBuilder::idle_timeout) applies. Once idle that long it is
+    /// never handed out, and it is closed, counted as
+    /// [`CloseReason::Idle`](crate::CloseReason::Idle). Read when it goes idle and at each
+    /// checkout, so it may change over its life. `None` (the default): the pool's alone.
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Called once, when the pool takes the new connection in: keep `watch` and call it when the
     /// connection closes or its capacity changes, so the pool acts at once instead of at the
     /// next checkout. The default ignores it.

@@ -2,7 +2,7 @@
 //! outcomes, timer firings, cancellations, capacity changes and time steps over several keys,
 //! with every invariant checked after each step.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ struct Conn {
     id: u64,
     open: Arc<AtomicBool>,
     cap: Arc<AtomicUsize>,
+    /// Its own idle limit in ms (a keep-alive hint), 0 for none.
+    idle_ms: Arc<AtomicU64>,
 }
 
 impl Poolable for Conn {
@@ -31,23 +33,59 @@ impl Poolable for Conn {
     fn share(&self) -> Option<Self> {
         Some(self.clone())
     }
+    fn idle_timeout(&self) -> Option<Duration> {
+        match self.idle_ms.load(SeqCst) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Op {
     Checkout(u8),
-    Return { pick: usize, discard: bool },
-    PeerClose { pick: usize, tell: bool },
-    Capacity { pick: usize, cap: usize },
-    DialDone { pick: usize, ok: bool, cap: usize },
-    Timeout { pick: usize, total: bool },
-    Cancel { pick: usize },
-    Advance { ms: u64, reap: bool },
+    /// A checkout that must get a newly dialed connection (a replay).
+    Fresh(u8),
+    /// The server's keep-alive hint on a connection (0: none).
+    Hint {
+        pick: usize,
+        ms: u64,
+    },
+    Return {
+        pick: usize,
+        discard: bool,
+    },
+    PeerClose {
+        pick: usize,
+        tell: bool,
+    },
+    Capacity {
+        pick: usize,
+        cap: usize,
+    },
+    DialDone {
+        pick: usize,
+        ok: bool,
+        cap: usize,
+    },
+    Timeout {
+        pick: usize,
+        total: bool,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Advance {
+        ms: u64,
+        reap: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..4).prop_map(Op::Checkout),
+        1 => (0u8..4).prop_map(Op::Fresh),
+        1 => (any::<usize>(), prop_oneof![Just(0u64), 1u64..15_000]).prop_map(|(pick, ms)| Op::Hint { pick, ms }),
         3 => (any::<usize>(), prop::bool::weighted(0.1)).prop_map(|(pick, discard)| Op::Return { pick, discard }),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(pick, tell)| Op::PeerClose { pick, tell }),
         1 => (any::<usize>(), 0usize..4).prop_map(|(pick, cap)| Op::Capacity { pick, cap }),
@@ -83,6 +121,16 @@ fn config() -> impl Strategy<Value = Config> {
         )
 }
 
+/// A connection idle as long as its own limit (a keep-alive hint) allows is never handed out.
+fn assert_within_own_idle_limit(grant: &Grant<Conn>) {
+    if let (Some(idle), Some(limit)) = (grant.idle_for, grant.conn.idle_timeout()) {
+        assert!(
+            idle < limit,
+            "handed out after {idle:?} idle, past its own {limit:?}"
+        );
+    }
+}
+
 /// What the test knows from outside the state machine.
 struct Model {
     state: State<u8, Conn, WaiterId>,
@@ -91,6 +139,8 @@ struct Model {
     held: Vec<(u8, Grant<Conn>)>,
     /// Waiters queued: key and token (the token is also what the state notifies).
     waiting: Vec<(u8, WaiterId)>,
+    /// The tokens of those that must get a new connection.
+    fresh: Vec<WaiterId>,
     dials: Vec<(u8, DialId)>,
     /// Every connection made, to close or resize.
     made: Vec<Conn>,
@@ -107,6 +157,7 @@ impl Model {
             now: Instant::now(),
             held: Vec::new(),
             waiting: Vec::new(),
+            fresh: Vec::new(),
             dials: Vec::new(),
             made: Vec::new(),
             next_conn: 1,
@@ -124,12 +175,26 @@ impl Model {
                 .position(|(_, t)| *t == token)
                 .expect("only queued waiters are notified");
             let (key, _) = self.waiting.remove(pos);
+            let fresh = match self.fresh.iter().position(|t| *t == token) {
+                Some(i) => {
+                    self.fresh.swap_remove(i);
+                    true
+                }
+                None => false,
+            };
             if let Ok(grant) = res {
                 assert!(grant.conn.is_open(), "a closed connection was handed out");
                 assert!(
                     grant.meta.retire_at.is_none_or(|t| self.now < t),
                     "an expired connection was handed out"
                 );
+                assert_within_own_idle_limit(&grant);
+                if fresh {
+                    assert!(
+                        grant.idle_for.is_none() && grant.meta.uses == 1,
+                        "a fresh checkout got a connection that served before"
+                    );
+                }
                 self.held.push((key, grant));
             }
         }
@@ -162,6 +227,7 @@ impl Model {
                         grant.meta.retire_at.is_none_or(|t| now < t),
                         "an expired connection was handed out"
                     );
+                    assert_within_own_idle_limit(&grant);
                     self.held.push((key, grant));
                 } else {
                     // The token is the waiter id the state will hand out next: we learn it
@@ -183,6 +249,25 @@ impl Model {
                         }
                     }
                 }
+            }
+            Op::Fresh(key) => {
+                let token = self.peek_token();
+                match self.state.enqueue_fresh(&key, token, now, &mut fx) {
+                    Ok(id) => {
+                        assert_eq!(id, token);
+                        self.waiting.push((key, id));
+                        self.fresh.push(id);
+                    }
+                    Err(e) => {
+                        assert!(crate::Error::find(&*e).is_some_and(crate::Error::is_overloaded));
+                    }
+                }
+            }
+            Op::Hint { pick, ms } => {
+                if self.made.is_empty() {
+                    return;
+                }
+                self.made[pick % self.made.len()].idle_ms.store(ms, SeqCst);
             }
             Op::Return { pick, discard } => {
                 if self.held.is_empty() {
@@ -231,6 +316,7 @@ impl Model {
                         id: self.next_conn,
                         open: Arc::new(AtomicBool::new(true)),
                         cap: Arc::new(AtomicUsize::new(cap)),
+                        idle_ms: Arc::new(AtomicU64::new(0)),
                     };
                     self.next_conn += 1;
                     self.made.push(conn.clone());
@@ -250,6 +336,7 @@ impl Model {
                     TimedOut::Failed => {
                         let pos = self.waiting.iter().position(|(_, t)| *t == id).unwrap();
                         self.waiting.remove(pos);
+                        self.fresh.retain(|t| *t != id);
                     }
                     TimedOut::Covered => assert_eq!(phase, Phase::Acquire),
                     TimedOut::Served => panic!("a waiter still queued was reported served"),
@@ -260,6 +347,7 @@ impl Model {
                     return;
                 }
                 let (key, id) = self.waiting.remove(pick % self.waiting.len());
+                self.fresh.retain(|t| *t != id);
                 self.state.cancel(&key, id, now, &mut fx);
             }
             Op::Advance { ms, reap } => {

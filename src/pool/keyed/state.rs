@@ -64,6 +64,19 @@ struct IdleConn<T> {
     seq: u64,
 }
 
+impl<T: Poolable> IdleConn<T> {
+    /// When it is due for closing by idleness: the pool's idle timeout or the connection's own
+    /// ([`Poolable::idle_timeout`]), whichever is first.
+    fn idle_due(&self, pool: Option<Duration>) -> Option<Instant> {
+        let own = self.conn.value.idle_timeout();
+        let limit = match (pool, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        limit.map(|t| clock::add(self.since, t))
+    }
+}
+
 /// A shared connection with at least one checkout out (with none it is idle or closed).
 struct SharedConn<T> {
     conn: Conn<T>,
@@ -81,6 +94,14 @@ struct Waiter<S> {
     expired: bool,
 }
 
+/// A checkout that must get a newly dialed connection ([`State::enqueue_fresh`]): never an
+/// idle one, never one handed over or shared. Each has a dial of its own once there is room.
+struct FreshWaiter<S> {
+    id: WaiterId,
+    notify: S,
+    dial: Option<DialId>,
+}
+
 struct Host<T, S> {
     /// Least recently used at the front.
     idle: VecDeque<IdleConn<T>>,
@@ -89,6 +110,9 @@ struct Host<T, S> {
     /// In start order.
     dials: Vec<DialId>,
     waiters: VecDeque<Waiter<S>>,
+    /// Checkouts that want a new connection, in arrival order; their dials are theirs alone
+    /// (not in `dials`), and count toward `max_conns_per_host` like any other.
+    fresh: VecDeque<FreshWaiter<S>>,
     /// How many waiters one dial in flight is counted to serve: the capacity of the key's last
     /// connection, or the configured expectation before the first.
     expect: usize,
@@ -260,17 +284,32 @@ impl<T: Poolable, S> Host<T, S> {
             exclusive_out: 0,
             dials: Vec::new(),
             waiters: VecDeque::new(),
+            fresh: VecDeque::new(),
             expect: expect.max(1),
         }
     }
 
+    /// Dials of fresh checkouts in flight.
+    fn fresh_dials(&self) -> usize {
+        self.fresh.iter().filter(|f| f.dial.is_some()).count()
+    }
+
     /// Connections dialing, in use and idle.
     fn total(&self) -> usize {
-        self.dials.len() + self.exclusive_out + self.shared.len() + self.idle.len()
+        self.dials.len()
+            + self.fresh_dials()
+            + self.exclusive_out
+            + self.shared.len()
+            + self.idle.len()
+    }
+
+    /// Checkouts waiting, fresh ones included.
+    fn waiting(&self) -> usize {
+        self.waiters.len() + self.fresh.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.total() == 0 && self.waiters.is_empty()
+        self.total() == 0 && self.waiting() == 0
     }
 
     /// Waiters the dials in flight are counted to serve (a prefix of the queue).
@@ -318,6 +357,16 @@ impl<T: Poolable, S> Host<T, S> {
             }
             if idle.conn.meta.expired(now) {
                 fx.close.push((idle.conn.value, CloseReason::Lifetime));
+                continue;
+            }
+            // Idle as long as the connection itself allows (the reaper may not have looked yet).
+            if idle
+                .conn
+                .value
+                .idle_timeout()
+                .is_some_and(|t| now >= clock::add(idle.since, t))
+            {
+                fx.close.push((idle.conn.value, CloseReason::Idle));
                 continue;
             }
             let idle_for = now.saturating_duration_since(idle.since);
@@ -443,12 +492,14 @@ where
 
     /// Checkouts of `key` waiting.
     pub(crate) fn waiting_of(&self, key: &K) -> usize {
-        self.hosts.get(key).map_or(0, |h| h.waiters.len())
+        self.hosts.get(key).map_or(0, Host::waiting)
     }
 
     /// Dials of `key` in flight.
     pub(crate) fn dialing_of(&self, key: &K) -> usize {
-        self.hosts.get(key).map_or(0, |h| h.dials.len())
+        self.hosts
+            .get(key)
+            .map_or(0, |h| h.dials.len() + h.fresh_dials())
     }
 
     fn register_held(&mut self, key: &K, now: Instant) -> Option<HeldKey> {
@@ -529,8 +580,8 @@ where
             .hosts
             .entry(key.clone())
             .or_insert_with(|| Host::new(expect));
-        if host.waiters.len() >= self.config.max_waiters_per_host {
-            let waiting = host.waiters.len();
+        if host.waiting() >= self.config.max_waiters_per_host {
+            let waiting = host.waiting();
             if host.is_empty() {
                 self.hosts.remove(key);
             }
@@ -542,6 +593,45 @@ where
             id,
             notify,
             expired: false,
+        });
+        self.schedule(key, now, fx);
+        Ok(id)
+    }
+
+    /// Queues a checkout of `key` that must get a connection dialed for it (a request sent
+    /// again because its pooled connection was lost: the others of its age are suspect). It
+    /// gets a dial of its own at once if there is room under `max_conns_per_host`, else after
+    /// closing the key's least recently used idle connection (counted as
+    /// [`CloseReason::Cap`]), else once room comes back (a connection closes or is returned
+    /// with nobody waiting for it). Bounded by `max_waiters_per_host` with the other waiters.
+    pub(crate) fn enqueue_fresh(
+        &mut self,
+        key: &K,
+        notify: S,
+        now: Instant,
+        fx: &mut Effects<K, T, S>,
+    ) -> Result<WaiterId, BoxError> {
+        if self.closed {
+            return Err(PoolClosed.into());
+        }
+        let expect = self.config.expected_capacity;
+        let host = self
+            .hosts
+            .entry(key.clone())
+            .or_insert_with(|| Host::new(expect));
+        if host.waiting() >= self.config.max_waiters_per_host {
+            let waiting = host.waiting();
+            if host.is_empty() {
+                self.hosts.remove(key);
+            }
+            return Err(Error::overloaded(Phase::Acquire, waiting).into());
+        }
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        host.fresh.push_back(FreshWaiter {
+            id,
+            notify,
+            dial: None,
         });
         self.schedule(key, now, fx);
         Ok(id)
@@ -565,6 +655,26 @@ where
         let waiting = host.waiters.len();
         while !host.dials.is_empty() && (host.dials.len() - 1) * host.expect >= waiting {
             fx.abort.push(host.dials.pop().expect("checked non-empty"));
+        }
+        // Fresh checkouts first: each is a request already sent once. Room is made by closing
+        // the least recently used idle connection (suspect anyway: its peers were lost).
+        let cap = self.config.max_conns_per_host;
+        for i in 0..host.fresh.len() {
+            if host.fresh[i].dial.is_some() {
+                continue;
+            }
+            if host.total() >= cap {
+                let Some(old) = host.idle.pop_front() else {
+                    break;
+                };
+                self.idle.remove(old.seq);
+                fx.idle_delta -= 1;
+                fx.close.push((old.conn.value, CloseReason::Cap));
+            }
+            let id = self.next_dial;
+            self.next_dial += 1;
+            host.fresh[i].dial = Some(id);
+            fx.dial.push((key.clone(), id));
         }
         while waiting > host.covered() && host.total() < self.config.max_conns_per_host {
             let id = self.next_dial;
@@ -624,7 +734,12 @@ where
             fx.close.push((conn.value, CloseReason::Cap));
             return;
         }
-        let mut due = config.idle_timeout.map(|t| clock::add(now, t));
+        let own = conn.value.idle_timeout();
+        let mut due = match (config.idle_timeout, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(|t| clock::add(now, t));
         if let Some(at) = conn.meta.retire_at {
             due = Some(due.map_or(at, |d| d.min(at)));
         }
@@ -739,6 +854,23 @@ where
         self.schedule(key, now, fx);
     }
 
+    /// A connection just dialed, with its lifetime.
+    fn new_conn(&self, id: ConnId, value: T, now: Instant) -> Conn<T> {
+        let retire_at = self
+            .config
+            .max_lifetime
+            .map(|l| clock::add(now, jitter::jittered(l, self.config.jitter)));
+        Conn {
+            value,
+            meta: Meta {
+                id,
+                opened: now,
+                retire_at,
+                uses: 0,
+            },
+        }
+    }
+
     /// A dial finished: its connection goes to the oldest waiter (or idle); its error to the
     /// waiters it was counted for. A dial given up meanwhile is ignored (its connection is
     /// dropped, never counted).
@@ -756,6 +888,27 @@ where
             }
             return;
         };
+        if let Some(pos) = host.fresh.iter().position(|f| f.dial == Some(dial)) {
+            let waiter = host.fresh.remove(pos).expect("index in range");
+            match result {
+                Ok((id, value)) => {
+                    fx.opened += 1;
+                    host.expect = value.capacity().max(1);
+                    let conn = self.new_conn(id, value, now);
+                    let host = self.hosts.get_mut(key).expect("looked up above");
+                    if self.closed {
+                        fx.close.push((conn.value, CloseReason::Other));
+                    } else {
+                        let grant = host.hand_out(conn, None, fx);
+                        let grant = self.held(key, grant, now, fx);
+                        fx.notify.push((waiter.notify, Ok(grant)));
+                    }
+                }
+                Err(err) => fx.notify.push((waiter.notify, Err(err))),
+            }
+            self.schedule(key, now, fx);
+            return;
+        }
         let Some(pos) = host.dials.iter().position(|d| *d == dial) else {
             if let Ok((_, t)) = result {
                 fx.drop.push(t);
@@ -767,19 +920,8 @@ where
             Ok((id, value)) => {
                 fx.opened += 1;
                 host.expect = value.capacity().max(1);
-                let retire_at = self
-                    .config
-                    .max_lifetime
-                    .map(|l| clock::add(now, jitter::jittered(l, self.config.jitter)));
-                let conn = Conn {
-                    value,
-                    meta: Meta {
-                        id,
-                        opened: now,
-                        retire_at,
-                        uses: 0,
-                    },
-                };
+                let conn = self.new_conn(id, value, now);
+                let host = self.hosts.get_mut(key).expect("looked up above");
                 if self.closed {
                     fx.close.push((conn.value, CloseReason::Other));
                 } else if let Some(waiter) = host.waiters.pop_front() {
@@ -823,6 +965,16 @@ where
         let Some(host) = self.hosts.get_mut(key) else {
             return TimedOut::Served;
         };
+        if let Some(pos) = host.fresh.iter().position(|f| f.id == id) {
+            // Its own dial in flight: it waits for that (bounded by the connector's timeout).
+            if phase == Phase::Acquire && host.fresh[pos].dial.is_some() {
+                return TimedOut::Covered;
+            }
+            let f = host.fresh.remove(pos).expect("index in range");
+            fx.abort.extend(f.dial);
+            self.schedule(key, now, fx);
+            return TimedOut::Failed;
+        }
         let Some(pos) = host.waiters.iter().position(|w| w.id == id) else {
             return TimedOut::Served;
         };
@@ -848,6 +1000,10 @@ where
         };
         if let Some(pos) = host.waiters.iter().position(|w| w.id == id) {
             host.waiters.remove(pos);
+            self.schedule(key, now, fx);
+        } else if let Some(pos) = host.fresh.iter().position(|f| f.id == id) {
+            let f = host.fresh.remove(pos).expect("index in range");
+            fx.abort.extend(f.dial);
             self.schedule(key, now, fx);
         }
     }
@@ -888,7 +1044,7 @@ where
             let mut i = 0;
             while i < host.idle.len() {
                 let c = &host.idle[i];
-                let idle_due = idle_timeout.map(|t| clock::add(c.since, t));
+                let idle_due = c.idle_due(idle_timeout);
                 let reason = if !c.conn.value.is_open() {
                     Some(CloseReason::Error)
                 } else if c.conn.meta.expired(now) {
@@ -953,6 +1109,10 @@ where
             for w in host.waiters.drain(..) {
                 fx.notify.push((w.notify, Err(PoolClosed.into())));
             }
+            for f in host.fresh.drain(..) {
+                fx.abort.extend(f.dial);
+                fx.notify.push((f.notify, Err(PoolClosed.into())));
+            }
             fx.abort.append(&mut host.dials);
             for sc in host.shared.iter_mut() {
                 sc.draining = true;
@@ -968,12 +1128,15 @@ where
 
     #[cfg(test)]
     pub(crate) fn waiting_total(&self) -> usize {
-        self.hosts.values().map(|h| h.waiters.len()).sum()
+        self.hosts.values().map(Host::waiting).sum()
     }
 
     #[cfg(test)]
     pub(crate) fn dialing_total(&self) -> usize {
-        self.hosts.values().map(|h| h.dials.len()).sum()
+        self.hosts
+            .values()
+            .map(|h| h.dials.len() + h.fresh_dials())
+            .sum()
     }
 
     #[cfg(test)]
@@ -1017,10 +1180,14 @@ where
             assert!(!host.is_empty(), "empty hosts are removed");
             assert!(host.idle.len() <= c.max_idle_per_host, "idle per host");
             assert!(host.total() <= c.max_conns_per_host, "connections per host");
-            assert!(
-                host.waiters.len() <= c.max_waiters_per_host,
-                "waiters per host"
-            );
+            assert!(host.waiting() <= c.max_waiters_per_host, "waiters per host");
+            if host.fresh.iter().any(|f| f.dial.is_none()) {
+                assert!(
+                    host.total() >= c.max_conns_per_host && host.idle.is_empty(),
+                    "a fresh checkout waits without a dial while there is room or an idle \
+                     connection to close"
+                );
+            }
             assert!(
                 host.idle
                     .iter()
@@ -1036,10 +1203,11 @@ where
                 );
             }
             if !host.waiters.is_empty() {
-                let usable_idle = host
-                    .idle
-                    .iter()
-                    .any(|i| i.conn.value.is_open() && !i.conn.meta.expired(now));
+                let usable_idle = host.idle.iter().any(|i| {
+                    i.conn.value.is_open()
+                        && !i.conn.meta.expired(now)
+                        && i.idle_due(None).is_none_or(|d| now < d)
+                });
                 assert!(
                     !usable_idle,
                     "a waiter waits while a usable connection is idle"

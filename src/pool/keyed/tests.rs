@@ -761,3 +761,91 @@ async fn futures_join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F
     out.extend(results.into_iter().map(Option::unwrap));
     out
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_checkout_dials_anew_and_at_the_cap_closes_the_lru_idle_one() {
+    let (c, ctl) = connector();
+    let stats = Stats::new();
+    let pool = PoolBuilder::new()
+        .max_conns_per_host(2)
+        .stats(stats.clone())
+        .build(c);
+    let (a, b) = (
+        pool.checkout("a").await.unwrap(),
+        pool.checkout("a").await.unwrap(),
+    );
+    let (a_id, b_id) = (a.id(), b.id());
+    drop(a);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    drop(b);
+    assert_eq!(pool.idle_of(&"a"), 2);
+    // Two idle, at the cap: a fresh checkout closes the least recently used one (`a`) and
+    // dials; the other stays idle for ordinary checkouts.
+    let fresh = pool.checkout_fresh_until("a", None).await.unwrap();
+    assert!(
+        !fresh.is_reused() && fresh.idle_for().is_none(),
+        "{fresh:?}"
+    );
+    assert!(fresh.id() != a_id && fresh.id() != b_id);
+    assert_eq!(ctl.dials.load(SeqCst), 3);
+    assert_eq!(pool.open_of(&"a"), 2, "still within the cap");
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Cap), 1);
+    let plain = pool.checkout("a").await.unwrap();
+    assert_eq!(plain.id(), b_id, "an ordinary checkout takes the idle one");
+    check(&pool);
+    // At the cap with nothing idle: it waits for room, bounded by the acquire timeout...
+    let waiting = pool.checkout_fresh_until("a", None);
+    assert!(waiting.is_waiting());
+    settle().await;
+    assert_eq!(pool.dialing_of(&"a"), 0, "no room to dial");
+    // ...and room comes when a connection comes back with nobody else waiting for it.
+    drop(plain);
+    let got = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("served once there is room")
+        .unwrap();
+    assert!(!got.is_reused());
+    assert_eq!(ctl.dials.load(SeqCst), 4);
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Cap), 2);
+    drop((fresh, got));
+    check(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connections_own_idle_limit_closes_it_as_idle_before_the_pools() {
+    /// A fake whose idle limit is 3 s (a server's keep-alive hint, less the margin).
+    #[derive(Clone)]
+    struct Hinted(Fake);
+    impl Poolable for Hinted {
+        fn is_open(&self) -> bool {
+            self.0.is_open()
+        }
+        fn idle_timeout(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3))
+        }
+    }
+    let (c, ctl) = connector();
+    let stats = Stats::new();
+    let make = tower::ServiceExt::map_response(c, Hinted);
+    let pool = PoolBuilder::new()
+        .idle_timeout(Duration::from_secs(60))
+        .stats(stats.clone())
+        .build(make);
+    drop(pool.checkout("a").await.unwrap());
+    tokio::time::advance(Duration::from_millis(2999)).await;
+    settle().await;
+    // Reused within its limit.
+    let again = pool.checkout("a").await.unwrap();
+    assert!(again.is_reused());
+    drop(again);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    settle().await;
+    // Closed by the reaper at its own limit, long before the pool's 60 s, as idle.
+    assert_eq!(pool.idle_of(&"a"), 0);
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Idle), 1);
+    let next = pool.checkout("a").await.unwrap();
+    assert!(!next.is_reused());
+    assert_eq!(ctl.dials.load(SeqCst), 2);
+    drop(next);
+    pool.with_state(|s| s.check(Instant::now()));
+}
