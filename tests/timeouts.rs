@@ -228,6 +228,9 @@ async fn a_stalled_upload_to_a_peer_that_never_reads_leaves_no_task_behind() {
         "{err}"
     );
     // The connection task ends and its socket closes: no task is left once it has had time to.
+    // The preset (and with it the pool) goes first: the pool keeps one task of its own (the
+    // reaper) while it lives, and a connection task stuck on the socket would outlive it.
+    drop(preset);
     support::eventually(Duration::from_secs(5), || {
         support::live_tasks().unwrap() <= baseline
     })

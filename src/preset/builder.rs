@@ -169,7 +169,7 @@ impl Hardened {
                 .max_idle_per_host(Self::DEFAULT_MAX_IDLE_PER_HOST)
                 .max_conns_per_host(Self::DEFAULT_MAX_CONNS_PER_HOST)
                 .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
-                /*WRITE_STALL.write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)*/
+                .write_stall_timeout(Self::DEFAULT_REQUEST_WRITE)
                 .stats(stats.clone()),
             shared: SharedTransport::default(),
             max_response_header_bytes: Self::DEFAULT_MAX_RESPONSE_HEADER_BYTES,
@@ -274,7 +274,7 @@ impl Hardened {
         crate::clock::check_duration("Hardened::request_write", limit);
         self.request_write = limit;
         self.pool = self.pool.write_stall_timeout(limit);
-        /*WRITE_STALL self.transport = self.transport.write_stall_timeout(limit);*/
+        self.transport = self.transport.write_stall_timeout(limit);
         self.with_new_transport()
     }
 

@@ -298,6 +298,7 @@ fn acquire_and_request_write_reach_the_pool() {
     assert_eq!(c.write_stall, Some(Duration::from_secs(3)));
     let t = format!("{:?}", preset.transport);
     assert!(t.contains("acquire_timeout: 60s"), "{t}");
+    assert!(t.contains("write_stall_timeout: 3s"), "{t}");
 }
 
 /// One `Hardened` value is one set of limits: two services of one layer, and layers made twice
@@ -521,6 +522,7 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
             Hardened::DEFAULT_MAX_CONNS_PER_HOST
         ),
         format!("acquire_timeout: {:?}", Hardened::DEFAULT_ACQUIRE_TIMEOUT),
+        format!("write_stall_timeout: {:?}", Hardened::DEFAULT_REQUEST_WRITE),
     ] {
         assert!(transport.contains(&bound), "{bound} not in {transport}");
     }

@@ -358,7 +358,10 @@ async fn dropped_64k_bodies_give_their_connections_back() {
     );
     // The transport gives up a dial when the connection it waited for came back first: the
     // server may have accepted it, the pool never counted it open.
-    assert!(snap.connections_opened as usize <= server.accepted(), "{snap:?}");
+    assert!(
+        snap.connections_opened as usize <= server.accepted(),
+        "{snap:?}"
+    );
     assert!(snap.connections_reused as usize >= N - 4, "{snap:?}");
     assert_eq!(snap.timeouts_total(), 0);
     rig.finish("dropped bodies", || server.open()).await;
