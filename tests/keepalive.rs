@@ -229,13 +229,15 @@ where
             for gap in plan.iter() {
                 barrier.wait().await;
                 let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
+                // Each failure says how long its request took: a phase timeout shows as ~10 s.
+                let started = Instant::now();
                 match client.clone().oneshot(req).await {
                     Ok(resp) => {
                         if let Err(e) = resp.read_all().await {
-                            failures.push(format!("body: {e}"));
+                            failures.push(format!("body, after {:?}: {e}", started.elapsed()));
                         }
                     }
-                    Err(e) => failures.push(e.to_string()),
+                    Err(e) => failures.push(format!("after {:?}: {e}", started.elapsed())),
                 }
                 tokio::time::sleep(*gap).await;
             }

@@ -335,6 +335,84 @@ mod tests {
         assert_eq!(root, "/");
     }
 
+    /// A loopback server that answers the first request of its one connection, then either
+    /// reads the second whole and closes (`stall` false) or never reads again.
+    async fn second_request(stall: bool) -> Uri {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while buf.windows(4).all(|w| w != b"\r\n\r\n") {
+                let n = sock.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            if stall {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                return;
+            }
+            buf.clear();
+            while buf.windows(4).all(|w| w != b"\r\n\r\n") {
+                let n = sock.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            // Read whole, answered never: dropped.
+        });
+        format!("http://{addr}/").parse().unwrap()
+    }
+
+    async fn first_then(
+        transport: &crate::Transport<http_body_util::Full<bytes::Bytes>>,
+        uri: &Uri,
+        second: http_body_util::Full<bytes::Bytes>,
+    ) -> BoxError {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let get = Request::get(uri.clone()).body(Default::default()).unwrap();
+        let resp = transport.clone().oneshot(get).await.unwrap();
+        resp.into_body().collect().await.unwrap();
+        tokio::task::yield_now().await;
+        let req = Request::post(uri.clone()).body(second).unwrap();
+        transport.clone().oneshot(req).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_written_request_lost_with_its_reused_connection_says_so_for_a_replay() {
+        use crate::replay::lost::LostConnection;
+        let uri = second_request(false).await;
+        let transport = crate::Transport::builder().build();
+        let err = first_then(&transport, &uri, "order".into()).await;
+        let lost = find::<LostConnection>(&*err).expect("marked lost for the replay layer");
+        assert!(lost.idle > std::time::Duration::ZERO);
+        // Behind it in the chain: hyper's error, and the transport's error outside it.
+        assert!(find::<hyper::Error>(&*err).is_some());
+        let conn = ConnectionError::find(&*err).unwrap();
+        assert!(conn.is_reused() && !conn.nothing_written());
+    }
+
+    #[tokio::test]
+    async fn a_write_stall_on_a_reused_connection_is_a_timeout_never_a_loss() {
+        use crate::replay::lost::LostConnection;
+        let uri = second_request(true).await;
+        let transport = crate::Transport::builder()
+            .write_stall_timeout(std::time::Duration::from_millis(300))
+            .build();
+        let big = bytes::Bytes::from(vec![0u8; 64 << 20]);
+        let err = first_then(&transport, &uri, big.into()).await;
+        let ours = Error::find(&*err).expect("a typed error");
+        assert_eq!(ours.phase(), Some(crate::Phase::RequestWrite), "{err}");
+        assert!(ConnectionError::find(&*err).unwrap().is_reused());
+        assert!(
+            find::<LostConnection>(&*err).is_none(),
+            "a timeout is never reported as a lost connection"
+        );
+    }
+
     #[test]
     fn a_relative_uri_is_refused_with_a_clear_error() {
         let err = key_of(&"/only/a/path".parse().unwrap()).unwrap_err();
