@@ -95,10 +95,11 @@ where
         self.grant.meta.id
     }
 
-    /// Whether the connection served an earlier checkout (an idle or shared one), as opposed to
-    /// being dialed for this one.
+    /// Whether the connection came from the pool (it served an earlier checkout, or it sat
+    /// idle: a dial whose checkout was served by another connection first), as opposed to being
+    /// dialed for this one. Only such a connection can have been closed by its peer while idle.
     pub fn is_reused(&self) -> bool {
-        self.grant.meta.uses > 1
+        self.grant.meta.uses > 1 || self.grant.idle_for.is_some()
     }
 
     /// How long the connection sat idle before this checkout: `None` for a new connection,
