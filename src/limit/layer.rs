@@ -106,7 +106,7 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 }
 
 impl Admit for ConcurrencyLimitLayer {
-    fn admit<B>(&self, _req: &Request<B>) -> Admission {
+    fn admit<B>(&mut self, _req: &Request<B>) -> Admission {
         Admission::global(&self.gate)
     }
 }
@@ -139,6 +139,9 @@ impl Admit for ConcurrencyLimitLayer {
 #[derive(Debug, Clone)]
 pub struct PerHostLimitLayer {
     gate: Arc<Hosts>,
+    /// The key of the last request with an authority in its URI, which the next one is likely
+    /// to share.
+    last: Option<HostKey>,
 }
 
 impl PerHostLimitLayer {
@@ -150,6 +153,7 @@ impl PerHostLimitLayer {
                 "PerHostLimitLayer max_per_host",
                 max_per_host,
             ))),
+            last: None,
         }
     }
 
@@ -158,6 +162,7 @@ impl PerHostLimitLayer {
         f(&mut config);
         PerHostLimitLayer {
             gate: Arc::new(Hosts::new(config)),
+            last: None,
         }
     }
 
@@ -213,7 +218,16 @@ impl<S> Layer<S> for PerHostLimitLayer {
 }
 
 impl Admit for PerHostLimitLayer {
-    fn admit<B>(&self, req: &Request<B>) -> Admission {
-        Admission::host(&self.gate, HostKey::of(req))
+    fn admit<B>(&mut self, req: &Request<B>) -> Admission {
+        // A client mostly sends to the host it sent to last: the key of a URI spelled as the
+        // last one (scheme and authority byte for byte) is the last key, without parsing and
+        // hashing it again.
+        let uri = req.uri();
+        let key = match (&self.last, uri.authority()) {
+            (Some(last), Some(a)) if last.is_spelled(uri.scheme(), a) => last,
+            (_, Some(_)) => self.last.insert(HostKey::of(req)),
+            (_, None) => return Admission::host(&self.gate, &HostKey::of(req)),
+        };
+        Admission::host(&self.gate, key)
     }
 }

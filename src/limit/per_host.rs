@@ -140,6 +140,13 @@ impl HostKey {
         h.finish()
     }
 
+    /// Whether this is the key of a URI with exactly this scheme and authority, spelled alike
+    /// byte for byte (then [`HostKey::of`] would make an equal key).
+    pub(crate) fn is_spelled(&self, scheme: Option<&Scheme>, authority: &Authority) -> bool {
+        self.authority.as_ref().map(Authority::as_str) == Some(authority.as_str())
+            && self.scheme.as_ref().map(Scheme::as_str) == scheme.map(Scheme::as_str)
+    }
+
     fn scheme(&self) -> &str {
         self.scheme.as_ref().map_or("", Scheme::as_str)
     }
@@ -323,10 +330,10 @@ impl Hosts {
 
     /// Finds or creates the entry of `key` and counts the request in it: in flight if a permit
     /// is free, waiting if the queue has room.
-    pub(crate) fn enter(&self, key: HostKey) -> Entry {
+    pub(crate) fn enter(&self, key: &HostKey) -> Entry {
         let limit = self.config.limit;
         let mut map = self.lock();
-        let host = match map.hosts.get(&key) {
+        let host = match map.hosts.get(key) {
             Some(host) => host.clone(),
             None => {
                 let host = Arc::new(Host {
@@ -337,7 +344,7 @@ impl Hosts {
                     users: AtomicUsize::new(0),
                 });
                 // A new entry counts as idle until its first user is added below.
-                map.hosts.insert(key, host.clone());
+                map.hosts.insert(key.clone(), host.clone());
                 map.idle += 1;
                 host
             }
