@@ -40,6 +40,7 @@ impl<F> DeadlineFuture<F> {
     pub(crate) fn new(
         inner: F,
         deadline: RequestDeadline,
+        expired: bool,
         hop: Option<Instant>,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -47,7 +48,7 @@ impl<F> DeadlineFuture<F> {
         DeadlineFuture {
             inner,
             sleep: LazySleep::default(),
-            expired: deadline.is_expired(),
+            expired,
             deadline,
             hop,
             stats,
