@@ -202,7 +202,7 @@ where
             inner,
             guard: DoneOnDrop(shared),
             reported: false,
-            rest: Bytes::new(),
+            rest: None,
         });
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
@@ -292,8 +292,9 @@ pin_project! {
         inner: B,
         guard: DoneOnDrop,
         reported: bool,
-        // What is left of a frame larger than a slice.
-        rest: Bytes,
+        // What is left of a frame larger than a slice (boxed: never there for most bodies,
+        // and this body is in every request the client under it moves around).
+        rest: Option<Box<Bytes>>,
     }
 }
 
@@ -337,20 +338,25 @@ where
             // The connection asks for more: whatever was handed over has been taken.
             st.waiting_since = None;
         }
-        let res = if this.rest.is_empty() {
-            ready!(this.inner.poll_frame(cx)).map(|r| {
+        let res = match this.rest {
+            None => ready!(this.inner.poll_frame(cx)).map(|r| {
                 r.map(|frame| {
                     let mut frame = into_bytes(frame);
                     if let Some(data) = frame.data_mut().filter(|d| d.len() > SLICE) {
-                        *this.rest = data.split_off(SLICE);
+                        *this.rest = Some(Box::new(data.split_off(SLICE)));
                     }
                     frame
                 })
                 .map_err(Into::into)
-            })
-        } else {
-            let n = this.rest.len().min(SLICE);
-            Some(Ok(Frame::data(this.rest.split_to(n))))
+            }),
+            Some(rest) => {
+                let n = rest.len().min(SLICE);
+                let slice = rest.split_to(n);
+                if rest.is_empty() {
+                    *this.rest = None;
+                }
+                Some(Ok(Frame::data(slice)))
+            }
         };
         let mut st = lock(shared);
         match &res {
@@ -365,12 +371,12 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.inner.is_end_stream()
+        self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let hint = self.inner.size_hint();
-        let rest = self.rest.len() as u64;
+        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
         if rest == 0 {
             return hint;
         }
