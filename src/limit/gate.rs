@@ -13,7 +13,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::config::Config;
 use super::global::Global;
-use super::per_host::{Entry, Host, HostKey, Hosts};
+use super::per_host::{Entry, Host, Hosts};
 use crate::error::Error;
 
 /// How a limiter admits a request: the one thing that differs between the global and the
@@ -50,8 +50,8 @@ impl Admission {
     }
 
     /// Admits a request to the limit of its host.
-    pub(crate) fn host(gate: &Arc<Hosts>, key: &HostKey) -> Admission {
-        match gate.enter(key) {
+    pub(crate) fn host(gate: &Arc<Hosts>, entry: Entry) -> Admission {
+        match entry {
             Entry::Permit(host, permit) => {
                 Admission::entered(Scope::Host(gate.clone(), host), permit)
             }

@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use super::config::Config;
 use super::gate::{Admission, Admit};
 use super::global::Global;
-use super::per_host::{HostKey, Hosts};
+use super::per_host::{HostKey, Hosts, Last};
 use super::{ConcurrencyLimit, LimitHandle, PerHostHandle, PerHostLimit};
 use crate::clock;
 use crate::stats::Stats;
@@ -139,9 +139,9 @@ impl Admit for ConcurrencyLimitLayer {
 #[derive(Debug, Clone)]
 pub struct PerHostLimitLayer {
     gate: Arc<Hosts>,
-    /// The key of the last request with an authority in its URI, which the next one is likely
-    /// to share.
-    last: Option<HostKey>,
+    /// The key and entry of the last request with an authority in its URI, which the next one
+    /// is likely to share.
+    last: Option<Last>,
 }
 
 impl PerHostLimitLayer {
@@ -219,15 +219,34 @@ impl<S> Layer<S> for PerHostLimitLayer {
 
 impl Admit for PerHostLimitLayer {
     fn admit<B>(&mut self, req: &Request<B>) -> Admission {
-        // A client mostly sends to the host it sent to last: the key of a URI spelled as the
-        // last one (scheme and authority byte for byte) is the last key, without parsing and
-        // hashing it again.
         let uri = req.uri();
-        let key = match (&self.last, uri.authority()) {
-            (Some(last), Some(a)) if last.is_spelled(uri.scheme(), a) => last,
-            (_, Some(_)) => self.last.insert(HostKey::of(req)),
-            (_, None) => return Admission::host(&self.gate, &HostKey::of(req)),
+        let Some(authority) = uri.authority() else {
+            let entry = self.gate.enter(&HostKey::of(req));
+            return Admission::host(&self.gate, entry);
         };
-        Admission::host(&self.gate, key)
+        // A client mostly sends to the host it sent to last: a URI spelled as the last one
+        // (scheme and authority byte for byte) has the last key, and while that entry is still
+        // in the map it is the entry, found without parsing, hashing or probing again.
+        let entry = match &self.last {
+            Some(last) if last.key.is_spelled(uri.scheme(), authority) => {
+                match self.gate.enter_known(&last.host) {
+                    Some(entry) => return Admission::host(&self.gate, entry),
+                    None => self.gate.enter(&last.key),
+                }
+            }
+            _ => {
+                let key = HostKey::of(req);
+                let entry = self.gate.enter(&key);
+                self.last = Some(Last {
+                    key,
+                    host: entry.host().clone(),
+                });
+                return Admission::host(&self.gate, entry);
+            }
+        };
+        if let Some(last) = &mut self.last {
+            last.host = entry.host().clone();
+        }
+        Admission::host(&self.gate, entry)
     }
 }
