@@ -32,7 +32,7 @@ use crate::stats::Stats;
 ///
 /// (Go's `isReplayable` is the first two rows; Go too replays PUT and DELETE only with a key.)
 /// A request is replayed at most once, with the same extensions (so within the same
-/// [`RequestDeadline`]); a deadline already gone fails it as [`Phase::Total`](crate::Phase::Total)
+/// [`RequestDeadline`](crate::RequestDeadline)); a deadline already gone fails it as [`Phase::Total`](crate::Phase::Total)
 /// instead. Errors of this crate — every timeout — are never replayed. A request that is not
 /// replayed fails with [`ErrorKind::ConnectionClosed`](crate::ErrorKind::ConnectionClosed),
 /// whose message says what happened and why it was not sent again.
