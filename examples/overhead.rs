@@ -12,7 +12,8 @@
 //! Arguments: `bare | floor | pool | layers | preset | telemetry | reqwest | tower | transport`
 //! (and the tracing and Prometheus modes below), the number of requests, the number of
 //! concurrent callers (default 1), the path on the test server (default `/ok`). With `DROP=1`
-//! in the environment each body is dropped unread instead of read to its end.
+//! in the environment each body is dropped unread instead of read to its end; with `METHOD=POST`
+//! (any method) the requests use that method instead of GET.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
 //! - `floor`: not this crate but the floor of `benches/stack.rs` around a bare client (one clock
 //!   read, one extension, one timer armed when the response is not ready at once, one permit
@@ -69,9 +70,18 @@ where
     let tasks: Vec<_> = (0..callers)
         .map(|_| {
             let (mut svc, uri) = (svc.clone(), uri.clone());
+            // `METHOD=POST` (any method) instead of GET, e.g. for what a non-replayable request
+            // costs the replay layer.
+            let method = std::env::var("METHOD")
+                .ok()
+                .map(|m| http::Method::from_bytes(m.as_bytes()).expect("METHOD"));
             tokio::spawn(async move {
                 for _ in 0..n / callers {
-                    let req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+                    let req = match &method {
+                        None => http::Request::get(uri.clone()),
+                        Some(m) => http::Request::builder().method(m.clone()).uri(uri.clone()),
+                    };
+                    let req = req.body(Empty::new()).unwrap();
                     let resp = svc.ready().await.unwrap().call(req).await.unwrap();
                     if drop_unread {
                         drop(resp);
