@@ -12,7 +12,8 @@
 //! Arguments: `bare | floor | pool | layers | preset | telemetry | reqwest | tower | transport`
 //! (and the tracing and Prometheus modes below), the number of requests, the number of
 //! concurrent callers (default 1), the path on the test server (default `/ok`). With `DROP=1`
-//! in the environment each body is dropped unread instead of read to its end.
+//! in the environment each body is dropped unread instead of read to its end; with `METHOD=POST`
+//! (any method) the requests use that method instead of GET.
 //! - `bare`: hyper-util's legacy client as `Client::builder(TokioExecutor::new()).build_http()`.
 //! - `floor`: not this crate but the floor of `benches/stack.rs` around a bare client (one clock
 //!   read, one extension, one timer armed when the response is not ready at once, one permit
@@ -21,6 +22,9 @@
 //!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
 //! - `preset`: `Hardened::new().client()`.
+//! - `replay`, `deadline`, `limit`, `per_host`, `drain`, `body_limit`, `header_timeout`,
+//!   `body_idle`, `write_timeout`: one request-side layer of the preset alone around a bare
+//!   client, with the preset's defaults (compare with `bare`).
 //! - `telemetry`: [`TelemetryLayer`](tower_hardened::TelemetryLayer) alone around a bare
 //!   client (compare with `bare`).
 //! - `preset_tracing`: `preset` under `tracing-subscriber`'s `fmt` layer at `info`; with
@@ -41,7 +45,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
-use tower_hardened::{Hardened, PoolClientBuilder, ReplayBody, RequestWriteBody};
+use tower_hardened::{
+    BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
+    PerHostLimitLayer, PoolClientBuilder, ReplayBody, ReplayLayer, RequestWriteBody,
+    RequestWriteTimeoutLayer, ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer, Stats,
+};
 use tower_hardened_test_server::TestServer;
 
 // The floor and the peers are the benches' own, so both measure the same thing.
@@ -62,9 +70,18 @@ where
     let tasks: Vec<_> = (0..callers)
         .map(|_| {
             let (mut svc, uri) = (svc.clone(), uri.clone());
+            // `METHOD=POST` (any method) instead of GET, e.g. for what a non-replayable request
+            // costs the replay layer.
+            let method = std::env::var("METHOD")
+                .ok()
+                .map(|m| http::Method::from_bytes(m.as_bytes()).expect("METHOD"));
             tokio::spawn(async move {
                 for _ in 0..n / callers {
-                    let req = http::Request::get(uri.clone()).body(Empty::new()).unwrap();
+                    let req = match &method {
+                        None => http::Request::get(uri.clone()),
+                        Some(m) => http::Request::builder().method(m.clone()).uri(uri.clone()),
+                    };
+                    let req = req.body(Empty::new()).unwrap();
                     let resp = svc.ready().await.unwrap().call(req).await.unwrap();
                     if drop_unread {
                         drop(resp);
@@ -88,7 +105,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|telemetry|preset_tracing|preset_prometheus|transport REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|replay|deadline|limit|per_host|drain|body_limit|header_timeout|body_idle|write_timeout|telemetry|preset_tracing|preset_prometheus|transport REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
@@ -141,6 +158,74 @@ fn main() {
             }
             "preset" => {
                 let c = Hardened::new().client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
+            // One layer of the preset at a time around a bare client, with the preset's
+            // defaults (compare with `bare`).
+            "replay" => {
+                let c =
+                    Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Empty<Bytes>>>();
+                let c = ReplayLayer::new().stats(Stats::new()).layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "deadline" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = DeadlineLayer::new(Hardened::DEFAULT_TOTAL)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "limit" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = ConcurrencyLimitLayer::new(Hardened::DEFAULT_MAX_IN_FLIGHT)
+                    .max_waiting(Hardened::DEFAULT_MAX_WAITING)
+                    .acquire_timeout(Hardened::DEFAULT_ACQUIRE_TIMEOUT)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "per_host" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = PerHostLimitLayer::new(Hardened::DEFAULT_MAX_REQUESTS_PER_HOST)
+                    .max_waiting(Hardened::DEFAULT_MAX_WAITING)
+                    .acquire_timeout(Hardened::DEFAULT_ACQUIRE_TIMEOUT)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "drain" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = DrainOnDropLayer::new()
+                    .leak_threshold(Hardened::DEFAULT_LEAK_THRESHOLD)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "body_limit" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = ResponseBodyLimitLayer::new(Hardened::DEFAULT_MAX_RESPONSE_BODY).layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "header_timeout" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = ResponseHeaderTimeoutLayer::new(Hardened::DEFAULT_RESPONSE_HEADERS)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "body_idle" => {
+                let c = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+                let c = BodyIdleTimeoutLayer::new(Hardened::DEFAULT_BODY_IDLE)
+                    .stats(Stats::new())
+                    .layer(c);
+                run(c, uri, n, callers, drop_unread).await
+            }
+            "write_timeout" => {
+                let c = Client::builder(TokioExecutor::new())
+                    .build_http::<RequestWriteBody<Empty<Bytes>>>();
+                let c = RequestWriteTimeoutLayer::new(Hardened::DEFAULT_REQUEST_WRITE)
+                    .stats(Stats::new())
+                    .layer(c);
                 run(c, uri, n, callers, drop_unread).await
             }
             "telemetry" => {

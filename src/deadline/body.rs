@@ -51,20 +51,22 @@ impl<B> DeadlineBody<B> {
     /// assert_eq!(body.size_hint().exact(), Some(2));
     /// ```
     pub fn new(inner: B, deadline: RequestDeadline) -> Self {
-        DeadlineBody::reporting(inner, deadline, None, None)
+        DeadlineBody::reporting(inner, deadline, None, None, LazySleep::default())
     }
 
     /// Bounds `inner` by `deadline`, and reports a timeout to `stats` and in the log with
-    /// `authority` (what [`Deadline`](super::Deadline) does).
+    /// `authority` (what [`Deadline`](super::Deadline) does). `sleep` is the response future's
+    /// timer for the same deadline, if it made one: a body that waits reuses it.
     pub(crate) fn reporting(
         inner: B,
         deadline: RequestDeadline,
         stats: Option<Stats>,
         authority: Option<Authority>,
+        sleep: LazySleep,
     ) -> Self {
         DeadlineBody {
             inner,
-            sleep: LazySleep::default(),
+            sleep,
             at: deadline.instant(),
             budget: deadline.budget(),
             stats,
@@ -76,6 +78,12 @@ impl<B> DeadlineBody<B> {
     /// The inner body.
     pub fn get_ref(&self) -> &B {
         &self.inner
+    }
+
+    /// Whether a timer was made for this body (or handed over to it).
+    #[cfg(test)]
+    pub(crate) fn has_timer(&self) -> bool {
+        self.sleep.is_armed()
     }
 }
 

@@ -40,6 +40,7 @@ impl<F> DeadlineFuture<F> {
     pub(crate) fn new(
         inner: F,
         deadline: RequestDeadline,
+        expired: bool,
         hop: Option<Instant>,
         stats: Option<Stats>,
         authority: Option<Authority>,
@@ -47,7 +48,7 @@ impl<F> DeadlineFuture<F> {
         DeadlineFuture {
             inner,
             sleep: LazySleep::default(),
-            expired: deadline.is_expired(),
+            expired,
             deadline,
             hop,
             stats,
@@ -80,6 +81,7 @@ where
                             *this.deadline,
                             this.stats.take(),
                             this.authority.take(),
+                            std::mem::take(this.sleep),
                         )
                     })),
                     // A hop further in that enforces the deadline it was sent (tonic's channel
@@ -106,5 +108,58 @@ where
         let err = Error::timeout(Phase::Total, this.deadline.budget());
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body::Body;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_waits_reuses_the_futures_timer_and_is_cut_at_the_deadline() {
+        // The head comes after a wait (the future arms its timer), then the body waits: it is
+        // bounded by the timer the future made, not a second one.
+        let (mut tx, body) = http_body_util::channel::Channel::<Bytes, BoxError>::new(1);
+        let mut resp = Some(Response::new(body));
+        let mut polls = 0;
+        let inner = std::future::poll_fn(move |_| {
+            polls += 1;
+            if polls == 1 {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok::<_, BoxError>(resp.take().unwrap()))
+            }
+        });
+        let deadline = RequestDeadline::after(Duration::from_secs(2));
+        let mut fut = tokio_test::task::spawn(DeadlineFuture::new(
+            inner, deadline, false, None, None, None,
+        ));
+        assert!(fut.poll().is_pending());
+        let body = match fut.poll() {
+            Poll::Ready(Ok(resp)) => resp.into_body(),
+            _ => panic!("the head"),
+        };
+        assert!(body.has_timer(), "the future's timer went to the body");
+        tx.send_data(Bytes::from("a")).await.unwrap();
+        let mut body = tokio_test::task::spawn(body);
+        let frame = body.enter(|cx, b| b.poll_frame(cx));
+        assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+        assert!(body.enter(|cx, b| b.poll_frame(cx)).is_pending());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(body.is_woken());
+        let err = match body.enter(|cx, b| b.poll_frame(cx)) {
+            Poll::Ready(Some(Err(e))) => e,
+            _ => panic!("cut at the deadline"),
+        };
+        assert_eq!(
+            Error::find(&*err).and_then(Error::phase),
+            Some(Phase::Total)
+        );
+        drop(tx);
     }
 }

@@ -37,7 +37,11 @@ pub struct RequestDeadline {
 impl RequestDeadline {
     /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Self {
-        let now = Instant::now();
+        Self::after_from(Instant::now(), budget)
+    }
+
+    /// `budget` after `now` (a clock read the caller already made).
+    pub(crate) fn after_from(now: Instant, budget: Duration) -> Self {
         RequestDeadline {
             at: clock::add(now, budget),
             budget,

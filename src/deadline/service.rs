@@ -77,7 +77,9 @@ where
             .extensions()
             .get::<RequestBudget>()
             .map_or(self.layer.budget, RequestBudget::get);
-        let mut deadline = RequestDeadline::after(budget);
+        // One clock read for the new deadline and for whether the one kept is gone already.
+        let now = tokio::time::Instant::now();
+        let mut deadline = RequestDeadline::after_from(now, budget);
         let mut ours = true;
         if let Some(earlier) = RequestDeadline::of(&req) {
             if earlier.instant() <= deadline.instant() {
@@ -95,7 +97,7 @@ where
                 .get(&GRPC_TIMEOUT)
                 .and_then(|v| v.to_str().ok())
                 .and_then(RequestDeadline::parse_grpc_timeout)
-                .map(RequestDeadline::after);
+                .map(|asked| RequestDeadline::after_from(now, asked));
             if let Some(asked) = asked.filter(|a| a.instant() < deadline.instant()) {
                 deadline = asked;
                 ours = true;
@@ -108,9 +110,12 @@ where
             req.extensions_mut().insert(deadline);
         }
         let authority = req.uri().authority().cloned();
+        // Gone when the request came in (a caller's earlier deadline, a zero grpc-timeout).
+        let expired = now >= deadline.instant();
         DeadlineFuture::new(
             self.inner.call(req),
             deadline,
+            expired,
             hop,
             self.layer.stats.clone(),
             authority,

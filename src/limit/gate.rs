@@ -13,13 +13,13 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 use super::config::Config;
 use super::global::Global;
-use super::per_host::{Entry, Host, HostKey, Hosts};
+use super::per_host::{Entry, Host, Hosts};
 use crate::error::Error;
 
 /// How a limiter admits a request: the one thing that differs between the global and the
 /// per-host limiter, which share one service type (see `service.rs`).
 pub(crate) trait Admit {
-    fn admit<B>(&self, req: &Request<B>) -> Admission;
+    fn admit<B>(&mut self, req: &Request<B>) -> Admission;
 }
 
 /// The wait for one permit. Boxed because tokio's `acquire_owned` future cannot be named; it is
@@ -50,8 +50,8 @@ impl Admission {
     }
 
     /// Admits a request to the limit of its host.
-    pub(crate) fn host(gate: &Arc<Hosts>, key: HostKey) -> Admission {
-        match gate.enter(key) {
+    pub(crate) fn host(gate: &Arc<Hosts>, entry: Entry) -> Admission {
+        match entry {
             Entry::Permit(host, permit) => {
                 Admission::entered(Scope::Host(gate.clone(), host), permit)
             }

@@ -7,7 +7,7 @@ use tower_layer::Layer;
 use super::config::Config;
 use super::gate::{Admission, Admit};
 use super::global::Global;
-use super::per_host::{HostKey, Hosts};
+use super::per_host::{HostKey, Hosts, Last};
 use super::{ConcurrencyLimit, LimitHandle, PerHostHandle, PerHostLimit};
 use crate::clock;
 use crate::stats::Stats;
@@ -106,7 +106,7 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 }
 
 impl Admit for ConcurrencyLimitLayer {
-    fn admit<B>(&self, _req: &Request<B>) -> Admission {
+    fn admit<B>(&mut self, _req: &Request<B>) -> Admission {
         Admission::global(&self.gate)
     }
 }
@@ -139,6 +139,9 @@ impl Admit for ConcurrencyLimitLayer {
 #[derive(Debug, Clone)]
 pub struct PerHostLimitLayer {
     gate: Arc<Hosts>,
+    /// The key and entry of the last request with an authority in its URI, which the next one
+    /// is likely to share.
+    last: Option<Last>,
 }
 
 impl PerHostLimitLayer {
@@ -150,6 +153,7 @@ impl PerHostLimitLayer {
                 "PerHostLimitLayer max_per_host",
                 max_per_host,
             ))),
+            last: None,
         }
     }
 
@@ -158,6 +162,7 @@ impl PerHostLimitLayer {
         f(&mut config);
         PerHostLimitLayer {
             gate: Arc::new(Hosts::new(config)),
+            last: None,
         }
     }
 
@@ -213,7 +218,35 @@ impl<S> Layer<S> for PerHostLimitLayer {
 }
 
 impl Admit for PerHostLimitLayer {
-    fn admit<B>(&self, req: &Request<B>) -> Admission {
-        Admission::host(&self.gate, HostKey::of(req))
+    fn admit<B>(&mut self, req: &Request<B>) -> Admission {
+        let uri = req.uri();
+        let Some(authority) = uri.authority() else {
+            let entry = self.gate.enter(&HostKey::of(req));
+            return Admission::host(&self.gate, entry);
+        };
+        // A client mostly sends to the host it sent to last: a URI spelled as the last one
+        // (scheme and authority byte for byte) has the last key, and while that entry is still
+        // in the map it is the entry, found without parsing, hashing or probing again.
+        let entry = match &self.last {
+            Some(last) if last.key.is_spelled(uri.scheme(), authority) => {
+                match self.gate.enter_known(&last.host) {
+                    Some(entry) => return Admission::host(&self.gate, entry),
+                    None => self.gate.enter(&last.key),
+                }
+            }
+            _ => {
+                let key = HostKey::of(req);
+                let entry = self.gate.enter(&key);
+                self.last = Some(Last {
+                    key,
+                    host: entry.host().clone(),
+                });
+                return Admission::host(&self.gate, entry);
+            }
+        };
+        if let Some(last) = &mut self.last {
+            last.host = entry.host().clone();
+        }
+        Admission::host(&self.gate, entry)
     }
 }

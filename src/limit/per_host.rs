@@ -12,13 +12,19 @@
 //! their counts change without the lock.
 //!
 //! The key's hash is computed once per request (SipHash with a per-process random key, as
-//! std's `HashMap`), not on every probe of the map.
+//! std's `HashMap`), not on every probe of the map. A service remembers the key and entry of
+//! its last request: a request spelled alike skips the key and the lookup, and is counted in
+//! that entry under the lock as long as the entry is still in the map (an entry taken out is
+//! marked so under the lock; the service then looks its key up again). A removed entry may so
+//! outlive its removal until the service's next request: one per service, not per host.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::uri::{Authority, Scheme};
@@ -140,6 +146,13 @@ impl HostKey {
         h.finish()
     }
 
+    /// Whether this is the key of a URI with exactly this scheme and authority, spelled alike
+    /// byte for byte (then [`HostKey::of`] would make an equal key).
+    pub(crate) fn is_spelled(&self, scheme: Option<&Scheme>, authority: &Authority) -> bool {
+        self.authority.as_ref().map(Authority::as_str) == Some(authority.as_str())
+            && self.scheme.as_ref().map(Scheme::as_str) == scheme.map(Scheme::as_str)
+    }
+
     fn scheme(&self) -> &str {
         self.scheme.as_ref().map_or("", Scheme::as_str)
     }
@@ -221,6 +234,9 @@ pub(crate) struct Host {
     /// zero only under it, so an entry seen at zero under the lock has no user and none can
     /// appear.
     users: AtomicUsize,
+    /// Taken out of the map (as idle). Set only under the map's lock, so an entry seen in the
+    /// map under the lock is this one: a service's remembered entry is used only then.
+    removed: AtomicBool,
 }
 
 impl Host {
@@ -233,6 +249,20 @@ impl Host {
     }
 }
 
+/// The entry of a service's last request, and the key it was found by (see
+/// [`Hosts::enter_known`]).
+#[derive(Clone)]
+pub(crate) struct Last {
+    pub(crate) key: HostKey,
+    pub(crate) host: Arc<Host>,
+}
+
+impl fmt::Debug for Last {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Last").field(&self.key).finish()
+    }
+}
+
 /// What a request finds at its host (see [`Hosts::enter`]); the host's entry comes with it.
 pub(crate) enum Entry {
     /// A permit was free; it is counted in flight.
@@ -241,6 +271,15 @@ pub(crate) enum Entry {
     Queued(Arc<Host>),
     /// No permit free and this many already wait: the queue is full. Nothing was counted.
     Full(Arc<Host>, usize),
+}
+
+impl Entry {
+    /// The host's entry.
+    pub(crate) fn host(&self) -> &Arc<Host> {
+        match self {
+            Entry::Permit(host, _) | Entry::Queued(host) | Entry::Full(host, _) => host,
+        }
+    }
 }
 
 /// The map and how many of its entries have no user.
@@ -323,10 +362,10 @@ impl Hosts {
 
     /// Finds or creates the entry of `key` and counts the request in it: in flight if a permit
     /// is free, waiting if the queue has room.
-    pub(crate) fn enter(&self, key: HostKey) -> Entry {
+    pub(crate) fn enter(&self, key: &HostKey) -> Entry {
         let limit = self.config.limit;
         let mut map = self.lock();
-        let host = match map.hosts.get(&key) {
+        let host = match map.hosts.get(key) {
             Some(host) => host.clone(),
             None => {
                 let host = Arc::new(Host {
@@ -335,13 +374,29 @@ impl Hosts {
                     in_flight: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
                     users: AtomicUsize::new(0),
+                    removed: AtomicBool::new(false),
                 });
                 // A new entry counts as idle until its first user is added below.
-                map.hosts.insert(key, host.clone());
+                map.hosts.insert(key.clone(), host.clone());
                 map.idle += 1;
                 host
             }
         };
+        self.enter_at(map, host)
+    }
+
+    /// Like [`enter`](Self::enter), at an entry the caller found before (the entry of its last
+    /// request): `None`, and nothing counted, when that entry has left the map since.
+    pub(crate) fn enter_known(&self, host: &Arc<Host>) -> Option<Entry> {
+        let map = self.lock();
+        if host.removed.load(Acquire) {
+            return None;
+        }
+        Some(self.enter_at(map, host.clone()))
+    }
+
+    /// Counts the request in `host`, an entry of the map, under the lock `map`.
+    fn enter_at(&self, mut map: MutexGuard<'_, Map>, host: Arc<Host>) -> Entry {
         if let Ok(permit) = host.sem.clone().try_acquire_owned() {
             add_user(&mut map, &host);
             drop(map);
@@ -400,7 +455,13 @@ impl Hosts {
         map.idle += 1;
         let in_use = map.hosts.len() - map.idle;
         if map.idle > self.config.max_idle_hosts && map.idle > in_use {
-            map.hosts.retain(|_, h| h.users.load(Acquire) > 0);
+            map.hosts.retain(|_, h| {
+                let keep = h.users.load(Acquire) > 0;
+                if !keep {
+                    h.removed.store(true, Release);
+                }
+                keep
+            });
             map.idle = 0;
             // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
             let (len, cap) = (map.hosts.len(), map.hosts.capacity());

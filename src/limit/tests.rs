@@ -545,6 +545,69 @@ async fn many_distinct_hosts_leave_nothing_behind() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_last_host_key_is_reused_only_for_the_same_spelling_and_still_admits() {
+    // The service keeps the key of its last request: a request spelled alike (scheme and
+    // authority byte for byte) reuses it, and is admitted through the map like any other, even
+    // after the entry of that key was removed as idle.
+    let layer = PerHostLimitLayer::new(1).max_idle_hosts(1);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    let mut a1 = call(&mut svc, "http://a.example/1");
+    assert_pending!(a1.poll());
+    let (_, a_tx) = answer(&mut handle).await;
+    let a1 = assert_ready_ok!(a1.poll());
+    // Same spelling, same key: held up by the limit of 1.
+    let mut a2 = call(&mut svc, "http://a.example/2");
+    assert_pending!(a2.poll());
+    no_request(&mut handle);
+    // Another spelling of the same host after it: the same limit.
+    let mut a3 = call(&mut svc, "http://A.example:80/3");
+    assert_pending!(a3.poll());
+    no_request(&mut handle);
+    // A host spelled like `a` but another port is another key.
+    let mut c1 = call(&mut svc, "http://a.example:81/");
+    assert_pending!(c1.poll());
+    let (uri, _c_tx) = answer(&mut handle).await;
+    assert_eq!(uri, "http://a.example:81/");
+    let c1 = assert_ready_ok!(c1.poll());
+    let a_uri: http::Uri = "http://a.example/".parse().unwrap();
+    assert_eq!((h.in_flight_for(&a_uri), h.waiting_for(&a_uri)), (1, 2));
+    drop((a_tx, a1, a2, a3, c1));
+    assert_eq!((h.hosts(), h.in_flight(), h.waiting()), (0, 0, 0));
+
+    // With no idle entry kept, an entry goes as its last user leaves; the service's last key
+    // then finds none and makes a new one, which the next request of that key shares.
+    let layer = PerHostLimitLayer::new(1).max_idle_hosts(0);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    let z: http::Uri = "http://z.example/".parse().unwrap();
+    let mut z1 = call(&mut svc, "http://z.example/1");
+    assert_pending!(z1.poll());
+    let (_, tx) = answer(&mut handle).await;
+    drop((assert_ready_ok!(z1.poll()), tx));
+    assert_eq!(h.gate.entries(), 0);
+    let mut z2 = call(&mut svc, "http://z.example/2");
+    assert_pending!(z2.poll());
+    let (_, z_tx) = answer(&mut handle).await;
+    let z2 = assert_ready_ok!(z2.poll());
+    let mut z3 = call(&mut svc, "http://z.example/3");
+    assert_pending!(z3.poll());
+    no_request(&mut handle);
+    assert_eq!(
+        (h.in_flight_for(&z), h.waiting_for(&z), h.gate.entries()),
+        (1, 1, 1)
+    );
+    drop((z_tx, z2));
+    assert_pending!(z3.poll());
+    let (_, _tx) = answer(&mut handle).await;
+    drop(assert_ready_ok!(z3.poll()));
+    assert_eq!(
+        (h.hosts(), h.in_flight(), h.waiting(), h.gate.entries()),
+        (0, 0, 0, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_default_idle_bound_is_64_hosts() {
     let layer = PerHostLimitLayer::new(1);
     let h = layer.handle();

@@ -70,6 +70,12 @@ pin_project! {
     }
 }
 
+/// The body of a replay.
+struct Replayed {
+    chunks: std::collections::VecDeque<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<B> {
@@ -77,8 +83,9 @@ pin_project! {
         Pass { #[pin] inner: B },
         // Forwarded and kept.
         Keep { #[pin] inner: B, kept: SharedKept },
-        // The replay: what was kept.
-        Replayed { chunks: std::collections::VecDeque<Bytes>, trailers: Option<HeaderMap> },
+        // The replay: what was kept. Boxed: this body is inside every request the client
+        // under the replay layer moves around, and the replay is rare.
+        Replayed { kept: Box<Replayed> },
     }
 }
 
@@ -114,8 +121,10 @@ impl<B> ReplayBody<B> {
     pub(crate) fn replayed(chunks: Vec<Bytes>, trailers: Option<HeaderMap>) -> Self {
         ReplayBody {
             state: State::Replayed {
-                chunks: chunks.into(),
-                trailers,
+                kept: Box::new(Replayed {
+                    chunks: chunks.into(),
+                    trailers,
+                }),
             },
         }
     }
@@ -174,11 +183,11 @@ where
                     }
                 }
             }
-            StateProj::Replayed { chunks, trailers } => {
-                if let Some(data) = chunks.pop_front() {
+            StateProj::Replayed { kept } => {
+                if let Some(data) = kept.chunks.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(kept.trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
         }
     }
@@ -186,15 +195,15 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.state {
             State::Pass { inner } | State::Keep { inner, .. } => inner.is_end_stream(),
-            State::Replayed { chunks, trailers } => chunks.is_empty() && trailers.is_none(),
+            State::Replayed { kept } => kept.chunks.is_empty() && kept.trailers.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.state {
             State::Pass { inner } | State::Keep { inner, .. } => inner.size_hint(),
-            State::Replayed { chunks, .. } => {
-                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            State::Replayed { kept } => {
+                SizeHint::with_exact(kept.chunks.iter().map(|c| c.len() as u64).sum())
             }
         }
     }

@@ -19,7 +19,6 @@ use super::ReplayBody;
 use crate::channels::fired;
 use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Error, NotRetried, Phase};
-use crate::stats::Stats;
 
 pin_project! {
     /// The response future of [`Replay`](super::Replay): the first attempt, and the replay if
@@ -30,14 +29,9 @@ pin_project! {
     {
         #[pin]
         fut: S::Future,
-        // The first attempt's future is `fut` until this is set; then the replay's.
-        replaying: bool,
-        // Waiting for the service to be ready for the replay.
-        pending: Option<Request<ReplayBody<B>>>,
-        retry: Result<Retry<S>, NotRetried>,
-        deadline: Option<RequestDeadline>,
-        stats: Option<Stats>,
-        authority: Option<Authority>,
+        // Boxed: all a replay needs is in every replayable request's future, and futures are
+        // moved as they go up the stack; a word moves for free.
+        retry: Result<Box<Retry<S, B>>, NotRetried>,
         entered: Instant,
     }
 }
@@ -49,7 +43,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplayFuture")
             .field("replayable", &self.retry.is_ok())
-            .field("replaying", &self.replaying)
+            .field("replaying", &self.retry.as_ref().is_ok_and(|r| r.replaying))
             .finish_non_exhaustive()
     }
 }
@@ -58,21 +52,10 @@ impl<S, B> ReplayFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
 {
-    pub(super) fn new(
-        fut: S::Future,
-        retry: Result<Retry<S>, NotRetried>,
-        deadline: Option<RequestDeadline>,
-        stats: Option<Stats>,
-        authority: Option<Authority>,
-    ) -> Self {
+    pub(super) fn new(fut: S::Future, retry: Result<Box<Retry<S, B>>, NotRetried>) -> Self {
         ReplayFuture {
             fut,
-            replaying: false,
-            pending: None,
             retry,
-            deadline,
-            stats,
-            authority,
             entered: Instant::now(),
         }
     }
@@ -89,20 +72,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            if let Some(req) = this.pending.take() {
-                let Ok(retry) = this.retry.as_mut() else {
-                    unreachable!("a replay is only prepared with its service");
-                };
-                match retry.svc.poll_ready(cx) {
-                    Poll::Pending => {
-                        *this.pending = Some(req);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Ready(Ok(())) => {
-                        let fut = retry.svc.call(req);
-                        this.fut.set(fut);
-                        *this.replaying = true;
+            if let Ok(retry) = this.retry.as_mut() {
+                if let Some((svc, _)) = retry.pending.as_mut() {
+                    match svc.poll_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                        Poll::Ready(Ok(())) => {
+                            let (mut svc, req) = retry.pending.take().expect("just seen");
+                            this.fut.set(svc.call(req));
+                            retry.replaying = true;
+                        }
                     }
                 }
             }
@@ -117,13 +96,13 @@ where
             let Some(lost) = lost(&*err, *this.entered) else {
                 return Poll::Ready(Err(err));
             };
-            if *this.replaying {
-                return Poll::Ready(Err(not_retried(lost.idle, NotRetried::Replayed, err)));
-            }
             let retry = match this.retry.as_mut() {
                 Ok(retry) => retry,
                 Err(why) => return Poll::Ready(Err(not_retried(lost.idle, why.clone(), err))),
             };
+            if retry.replaying {
+                return Poll::Ready(Err(not_retried(lost.idle, NotRetried::Replayed, err)));
+            }
             let body = match &retry.kept {
                 None => ReplayBody::replayed(Vec::new(), None),
                 Some(kept) => match replay_of(kept) {
@@ -137,17 +116,20 @@ where
                     }
                 },
             };
-            if let Some(deadline) = this.deadline.filter(RequestDeadline::is_expired) {
+            let stats = retry.shared.layer.stats.as_ref();
+            let authority = retry.parts.uri.authority();
+            let deadline = retry.parts.extensions.get::<RequestDeadline>();
+            if let Some(deadline) = deadline.filter(|d| d.is_expired()) {
                 let e = Error::timeout(Phase::Total, deadline.budget()).with_source(err);
-                fired(this.stats.as_ref(), this.authority.as_ref(), &e);
+                fired(stats, authority, &e);
                 return Poll::Ready(Err(e.into()));
             }
             let retired = lost.make_room();
-            if let Some(stats) = this.stats.as_ref() {
+            if let Some(stats) = stats {
                 stats.replay();
             }
             tracing::debug!(
-                authority = this.authority.as_ref().map(Authority::as_str),
+                authority = authority.map(Authority::as_str),
                 idle = ?lost.idle,
                 stale_retired = retired,
                 "reused connection closed by the peer before the response: sending the request again ({err})"
@@ -155,7 +137,8 @@ where
             let mut parts = Request::new(()).into_parts().0;
             std::mem::swap(&mut parts, &mut retry.parts);
             parts.extensions.insert(FreshConnection);
-            *this.pending = Some(Request::from_parts(parts, body));
+            let svc = retry.shared.service();
+            retry.pending = Some((svc, Request::from_parts(parts, body)));
         }
     }
 }

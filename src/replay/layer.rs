@@ -1,5 +1,7 @@
 //! [`ReplayLayer`] and its service [`Replay`].
 
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -10,7 +12,6 @@ use tower_service::Service;
 use super::body::SharedKept;
 use super::policy::{self, BodyRule};
 use super::{ReplayBody, ReplayFuture};
-use crate::deadline::RequestDeadline;
 use crate::error::BoxError;
 use crate::stats::Stats;
 
@@ -31,7 +32,7 @@ use crate::stats::Stats;
 ///
 /// (Go's `isReplayable` is the first two rows; Go too replays PUT and DELETE only with a key.)
 /// A request is replayed at most once, with the same extensions (so within the same
-/// [`RequestDeadline`]); a deadline already gone fails it as [`Phase::Total`](crate::Phase::Total)
+/// [`RequestDeadline`](crate::RequestDeadline)); a deadline already gone fails it as [`Phase::Total`](crate::Phase::Total)
 /// instead. Errors of this crate — every timeout — are never replayed. A request that is not
 /// replayed fails with [`ErrorKind::ConnectionClosed`](crate::ErrorKind::ConnectionClosed),
 /// whose message says what happened and why it was not sent again.
@@ -55,7 +56,7 @@ use crate::stats::Stats;
 #[derive(Debug, Clone, Default)]
 pub struct ReplayLayer {
     put_delete: bool,
-    stats: Option<Stats>,
+    pub(super) stats: Option<Stats>,
 }
 
 impl ReplayLayer {
@@ -82,14 +83,15 @@ impl<S> Layer<S> for ReplayLayer {
     type Service = Replay<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Replay {
-            inner,
-            layer: self.clone(),
-        }
+        Replay::new(inner, self.clone())
     }
 }
 
 /// The service of [`ReplayLayer`].
+///
+/// A replay is sent on a clone of the inner service, made (once for this service and its
+/// clones) at its first request and again after [`get_mut`](Self::get_mut): a request that
+/// may be replayed then costs no clone of the inner service.
 ///
 /// # Example
 ///
@@ -101,16 +103,71 @@ impl<S> Layer<S> for ReplayLayer {
 /// }), ReplayLayer::new());
 /// let _inner = svc.get_ref();
 /// ```
-#[derive(Debug, Clone)]
 pub struct Replay<S> {
     inner: S,
-    layer: ReplayLayer,
+    shared: Arc<Shared<S>>,
+}
+
+/// What a service and its clones share: the settings, and the clone of the inner service
+/// that replays are sent on.
+pub(crate) struct Shared<S> {
+    pub(crate) layer: ReplayLayer,
+    svc: OnceLock<Snapshot<S>>,
+}
+
+/// The clone of the inner service that replays are cloned from, and how to clone it (so that
+/// the response future needs no `S: Clone` of its own).
+struct Snapshot<S> {
+    svc: Mutex<S>,
+    clone: fn(&S) -> S,
+}
+
+impl<S> Shared<S> {
+    fn new(layer: ReplayLayer) -> Arc<Self> {
+        Arc::new(Shared {
+            layer,
+            svc: OnceLock::new(),
+        })
+    }
+}
+
+impl<S> Shared<S> {
+    /// A new clone of the inner service, for a replay.
+    pub(crate) fn service(&self) -> S {
+        let snap = self
+            .svc
+            .get()
+            .expect("a replay's service is set by the request's call");
+        // Clones only under the lock: a poisoned lock still holds a whole service.
+        (snap.clone)(&snap.svc.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Replay<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replay")
+            .field("inner", &self.inner)
+            .field("layer", &self.shared.layer)
+            .finish()
+    }
+}
+
+impl<S: Clone> Clone for Replay<S> {
+    fn clone(&self) -> Self {
+        Replay {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl<S> Replay<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, layer: ReplayLayer) -> Self {
-        Replay { inner, layer }
+        Replay {
+            inner,
+            shared: Shared::new(layer),
+        }
     }
 
     /// The inner service.
@@ -118,8 +175,10 @@ impl<S> Replay<S> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. Replays of requests sent after this use a clone of the
+    /// service as changed.
     pub fn get_mut(&mut self) -> &mut S {
+        self.shared = Shared::new(self.shared.layer.clone());
         &mut self.inner
     }
 
@@ -129,12 +188,17 @@ impl<S> Replay<S> {
     }
 }
 
-/// What a replay needs: the request without its body, the body kept, the service.
-pub(crate) struct Retry<S> {
-    pub(crate) svc: S,
+/// What a replay needs: the request without its body, the body kept, where to get a service;
+/// then the replay waiting for that service to be ready.
+pub(crate) struct Retry<S, B> {
+    pub(crate) shared: Arc<Shared<S>>,
     pub(crate) parts: http::request::Parts,
     /// `None`: the body was empty.
     pub(crate) kept: Option<SharedKept>,
+    /// The replay, waiting for its service to be ready.
+    pub(crate) pending: Option<(S, Request<ReplayBody<B>>)>,
+    /// The replay was sent.
+    pub(crate) replaying: bool,
 }
 
 impl<S, B, RB> Service<Request<B>> for Replay<S>
@@ -153,15 +217,13 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let verdict = policy::method(req.method(), req.headers(), self.layer.put_delete)
+        let layer = &self.shared.layer;
+        let verdict = policy::method(req.method(), req.headers(), layer.put_delete)
             .and_then(|()| policy::body(req.body()));
-        let deadline = RequestDeadline::of(&req);
-        let authority = req.uri().authority().cloned();
-        let stats = self.layer.stats.clone();
         match verdict {
             Err(why) => {
                 let fut = self.inner.call(req.map(ReplayBody::pass));
-                ReplayFuture::new(fut, Err(why), deadline, stats, authority)
+                ReplayFuture::new(fut, Err(why))
             }
             Ok(rule) => {
                 let (parts, body) = req.into_parts();
@@ -173,22 +235,27 @@ where
                     }
                 };
                 let copy = copy_parts(&parts);
-                // The ready service takes this request; a clone stays ready-less for the
-                // replay (tower-service's "be careful when cloning inner services").
-                let clone = self.inner.clone();
-                let mut svc = std::mem::replace(&mut self.inner, clone);
-                let fut = svc.call(Request::from_parts(parts, body));
+                // The clone replays are sent on: made once, from the service before it
+                // takes its first request (tower-service's "be careful when cloning inner
+                // services": a clone that is not ready is polled ready before the replay).
+                let inner = &self.inner;
+                self.shared.svc.get_or_init(|| Snapshot {
+                    svc: Mutex::new(inner.clone()),
+                    clone: S::clone,
+                });
                 let retry = Retry {
-                    svc,
+                    shared: self.shared.clone(),
                     parts: copy,
                     kept,
+                    pending: None,
+                    replaying: false,
                 };
-                ReplayFuture::new(fut, Ok(retry), deadline, stats, authority)
+                let fut = self.inner.call(Request::from_parts(parts, body));
+                ReplayFuture::new(fut, Ok(Box::new(retry)))
             }
         }
     }
 }
-
 fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
     let mut copy = Request::new(()).into_parts().0;
     copy.method = parts.method.clone();

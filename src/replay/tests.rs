@@ -392,3 +392,64 @@ fn types_are_send_sync_and_clone() {
     assert_send_sync::<ReplayFuture<Inner, Full<Bytes>>>();
     assert_send_sync::<ReplayBody<Full<Bytes>>>();
 }
+
+#[test]
+fn the_body_is_small_on_the_fast_path() {
+    // Every request under the replay layer carries this body through the client's futures and
+    // channels, which move it several times: the replay's state is boxed so that a body that is
+    // only passed on or kept costs its inner body and a word or two.
+    assert!(std::mem::size_of::<ReplayBody<Empty<Bytes>>>() <= 16);
+}
+
+/// A service that fails its first call with `lost()` and answers the rest, recording which
+/// version of itself took each call.
+#[derive(Clone)]
+struct Tagged {
+    tag: u32,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
+
+impl tower_service::Service<Request<ReplayBody<Empty<Bytes>>>> for Tagged {
+    type Response = Response<()>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<()>, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<ReplayBody<Empty<Bytes>>>) -> Self::Future {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(self.tag);
+        let first_of_two = calls.len() % 2 == 1;
+        std::future::ready(if first_of_two {
+            Err(lost())
+        } else {
+            Ok(Response::new(()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn replays_go_to_a_clone_of_the_service_as_last_changed() {
+    use tower_service::Service;
+    // The clone replays are sent on is made once, not per request; `get_mut` makes replays use
+    // the service as changed, like the requests.
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut svc = ReplayLayer::new().layer(Tagged {
+        tag: 1,
+        calls: calls.clone(),
+    });
+    let get = || req(Method::GET, Empty::<Bytes>::new());
+    svc.ready().await.unwrap().call(get()).await.unwrap();
+    let mut clone = svc.clone();
+    clone.ready().await.unwrap().call(get()).await.unwrap();
+    svc.get_mut().tag = 2;
+    svc.ready().await.unwrap().call(get()).await.unwrap();
+    // The clone made before the change keeps replaying on the service it was made from.
+    clone.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(*calls.lock().unwrap(), [1, 1, 1, 1, 2, 2, 1, 1]);
+}

@@ -146,11 +146,23 @@ impl State {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
+/// One upload: the state the request body and the watchdog share, and what the watchdog needs
+/// to bound and report a stall. Made only for a request with a body to watch, so a request
+/// without one carries nothing of this layer but two empty words.
+#[derive(Debug)]
+struct Upload {
+    state: Mutex<State>,
+    limit: Duration,
+    deadline: Option<RequestDeadline>,
+    stats: Option<Stats>,
+    authority: Option<Authority>,
+}
+
+type Shared = Arc<Upload>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     // A panic while holding this lock leaves the state consistent (plain assignments only).
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<S, B, RB> Service<Request<B>> for RequestWriteTimeout<S>
@@ -172,23 +184,25 @@ where
             None
         } else {
             let hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
-            Some(Arc::new(Mutex::new(State {
-                header_hold: hold,
-                ..State::default()
-            })))
+            Some(Arc::new(Upload {
+                state: Mutex::new(State {
+                    header_hold: hold,
+                    ..State::default()
+                }),
+                limit: self.layer.limit,
+                deadline: RequestDeadline::of(&req),
+                stats: self.layer.stats.clone(),
+                authority: req.uri().authority().cloned(),
+            }))
         };
         let watchdog = Watchdog {
             shared: shared.clone(),
-            limit: self.layer.limit,
-            deadline: RequestDeadline::of(&req),
-            stats: self.layer.stats.clone(),
-            authority: req.uri().authority().cloned(),
         };
         let req = req.map(|inner| RequestWriteBody {
             inner,
             guard: DoneOnDrop(shared),
             reported: false,
-            rest: Bytes::new(),
+            rest: None,
         });
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
@@ -215,11 +229,8 @@ impl Drop for DoneOnDrop {
 /// Watches the shared state from the response side.
 #[derive(Debug)]
 struct Watchdog {
+    /// `None`: nothing (more) to watch.
     shared: Option<Shared>,
-    limit: Duration,
-    deadline: Option<RequestDeadline>,
-    stats: Option<Stats>,
-    authority: Option<Authority>,
 }
 
 impl Watchdog {
@@ -244,16 +255,16 @@ impl Watchdog {
             };
             let bound = Bound::new(
                 since,
-                self.limit,
+                shared.limit,
                 Phase::RequestWrite,
-                self.deadline.as_ref(),
+                shared.deadline.as_ref(),
             );
             if Instant::now() >= bound.at {
                 st.fired = Some(bound);
                 drop(st);
-                self.shared = None;
                 let err = bound.error();
-                fired(self.stats.as_ref(), self.authority.as_ref(), &err);
+                fired(shared.stats.as_ref(), shared.authority.as_ref(), &err);
+                self.shared = None;
                 return Poll::Ready(bound);
             }
             drop(st);
@@ -281,8 +292,9 @@ pin_project! {
         inner: B,
         guard: DoneOnDrop,
         reported: bool,
-        // What is left of a frame larger than a slice.
-        rest: Bytes,
+        // What is left of a frame larger than a slice (boxed: never there for most bodies,
+        // and this body is in every request the client under it moves around).
+        rest: Option<Box<Bytes>>,
     }
 }
 
@@ -326,20 +338,25 @@ where
             // The connection asks for more: whatever was handed over has been taken.
             st.waiting_since = None;
         }
-        let res = if this.rest.is_empty() {
-            ready!(this.inner.poll_frame(cx)).map(|r| {
+        let res = match this.rest {
+            None => ready!(this.inner.poll_frame(cx)).map(|r| {
                 r.map(|frame| {
                     let mut frame = into_bytes(frame);
                     if let Some(data) = frame.data_mut().filter(|d| d.len() > SLICE) {
-                        *this.rest = data.split_off(SLICE);
+                        *this.rest = Some(Box::new(data.split_off(SLICE)));
                     }
                     frame
                 })
                 .map_err(Into::into)
-            })
-        } else {
-            let n = this.rest.len().min(SLICE);
-            Some(Ok(Frame::data(this.rest.split_to(n))))
+            }),
+            Some(rest) => {
+                let n = rest.len().min(SLICE);
+                let slice = rest.split_to(n);
+                if rest.is_empty() {
+                    *this.rest = None;
+                }
+                Some(Ok(Frame::data(slice)))
+            }
         };
         let mut st = lock(shared);
         match &res {
@@ -354,12 +371,12 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.inner.is_end_stream()
+        self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
         let hint = self.inner.size_hint();
-        let rest = self.rest.len() as u64;
+        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
         if rest == 0 {
             return hint;
         }
@@ -479,5 +496,23 @@ where
         } else {
             self.inner.size_hint()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_request_carries_is_small() {
+        // Everything a watch needs is in one `Arc`, made only for a request with a body: the
+        // future and the response body, which move up the stack, add two or three words.
+        type F = std::future::Ready<Result<Response<()>, BoxError>>;
+        let word = std::mem::size_of::<usize>();
+        assert!(
+            std::mem::size_of::<RequestWriteTimeoutFuture<F>>()
+                <= std::mem::size_of::<F>() + 3 * word
+        );
+        assert!(std::mem::size_of::<RequestWriteTimeoutBody<()>>() <= 3 * word);
     }
 }
