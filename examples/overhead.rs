@@ -9,7 +9,8 @@
 //! # instructions per request: (B - A) / 2000 (start-up cost cancels out)
 //! ```
 //!
-//! Arguments: `bare | floor | pool | layers | preset | telemetry | reqwest | tower | transport`
+//! Arguments: `bare | floor | pool | layers | preset | preset_legacy | telemetry | reqwest | tower |
+//! transport | floor_transport | layers_transport`
 //! (and the tracing and Prometheus modes below), the number of requests, the number of
 //! concurrent callers (default 1), the path on the test server (default `/ok`). With `DROP=1`
 //! in the environment each body is dropped unread instead of read to its end; with `METHOD=POST`
@@ -21,7 +22,8 @@
 //! - `pool`: [`PoolClientBuilder`](tower_hardened::PoolClientBuilder) with the preset's pool
 //!   settings and header buffer, and no request layers.
 //! - `layers`: `Hardened::layer()` around a bare client.
-//! - `preset`: `Hardened::new().client()`.
+//! - `preset`: `Hardened::new().client()` (the preset on the crate's transport);
+//!   `preset_legacy`: `Hardened::new().legacy_client()` (on hyper-util's legacy client).
 //! - `replay`, `deadline`, `limit`, `per_host`, `drain`, `body_limit`, `header_timeout`,
 //!   `body_idle`, `write_timeout`: one request-side layer of the preset alone around a bare
 //!   client, with the preset's defaults (compare with `bare`).
@@ -34,6 +36,8 @@
 //! - `reqwest`, `tower`: the peers of `benches/stack.rs` (reqwest 0.12 with the preset's
 //!   timeouts and pool settings as far as it has them; `tower::timeout` +
 //!   `tower::limit::ConcurrencyLimit` + tower-http's `ResponseBodyTimeout` around a bare client).
+//! - `floor_transport`, `layers_transport`: the floor and `Hardened::layer()` around the bare
+//!   transport (compare with `transport`).
 //! - `transport` (with `--features transport`): the bare
 //!   [`Transport`](tower_hardened::Transport) with its defaults, no request layers.
 //!
@@ -160,6 +164,10 @@ fn main() {
                 let c = Hardened::new().client::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
             }
+            "preset_legacy" => {
+                let c = Hardened::new().legacy_client::<Empty<Bytes>>();
+                run(c, uri, n, callers, drop_unread).await
+            }
             // One layer of the preset at a time around a bare client, with the preset's
             // defaults (compare with `bare`).
             "replay" => {
@@ -272,6 +280,24 @@ fn main() {
             "transport" => {
                 let c = tower_hardened::Transport::builder().build::<Empty<Bytes>>();
                 run(c, uri, n, callers, drop_unread).await
+            }
+            #[cfg(feature = "transport")]
+            "floor_transport" => {
+                let c = tower_hardened::Transport::builder().build::<Empty<Bytes>>();
+                run(floor::floor(c), uri, n, callers, drop_unread).await
+            }
+            #[cfg(feature = "transport")]
+            "layers_transport" => {
+                let c = tower_hardened::Transport::builder()
+                    .build::<RequestWriteBody<ReplayBody<Empty<Bytes>>>>();
+                run(
+                    Hardened::new().layer().layer(c),
+                    uri,
+                    n,
+                    callers,
+                    drop_unread,
+                )
+                .await
             }
             _ => panic!("{usage}"),
         }
