@@ -390,12 +390,7 @@ impl Hardened {
     /// transport of [`client`](Self::client) and [`client_with`](Self::client_with), exact and
     /// counted by [`StatsSnapshot::connections_idle`](crate::StatsSnapshot::connections_idle).
     /// The legacy client cannot enforce it: hyper-util's pool keeps its idle list to itself
-    /// (see the [`pool`](crate::pool) module).
-    ///
-    /// # Panics
-    ///
-    /// When `n` is zero.
-    #[track_caller]
+    /// (see the [`pool`](crate::pool) module). Zero keeps no connection idle.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.transport = self.transport.max_idle(n);
         self.with_new_transport()
@@ -513,7 +508,9 @@ impl Hardened {
     /// It runs on the crate's [`Transport`](crate::Transport), whose pool bounds are exact
     /// ([`max_idle`](Self::max_idle), [`transport_with`](Self::transport_with)). Every client
     /// made from this value and its clones, whatever its body type, shares one transport: one
-    /// pool, one set of idle connections. Its response body is a
+    /// pool, one set of idle connections. The pool lives while this value, a clone of it or a
+    /// client does (idle connections are reaped by their idle timeout meanwhile); a transport
+    /// setting gives the clients made after it a new one. Its response body is a
     /// [`HardenedClientBody`](super::HardenedClientBody).
     pub fn client<B>(&self) -> HardenedClient<B>
     where

@@ -32,8 +32,9 @@ type Inner = HardenedService<PresetTransport>;
 /// preset's whole stack over the crate's [`Transport`] and its bounded pool.
 ///
 /// Opaque: the transport under it is not part of the API. Cloning it is cheap, and every
-/// clone shares the connections, the limits and the stats; so do the clients of one
-/// [`Hardened`](super::Hardened) for other body types.
+/// clone shares the connections, the limits and the stats; so do all the clients that
+/// [`Hardened::client`](super::Hardened::client) makes from one value, whatever their body
+/// type.
 ///
 /// # Example
 ///

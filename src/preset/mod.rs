@@ -5,8 +5,9 @@
 //! [`Transport`](crate::Transport). [`Hardened::layer`] puts the same request-side stack around
 //! any other client (hyper-util's legacy one from [`Hardened::legacy_client`], a tonic channel,
 //! your own), and [`ServiceBuilderExt`] adds the layers one at a time to a
-//! `tower::ServiceBuilder`. One `Hardened` value is one set of limits and one pool: every client
-//! and layer made from it, or from its clones, shares them.
+//! `tower::ServiceBuilder`. One `Hardened` value is one set of limits, shared by every client and
+//! layer made from it or from its clones, and one pool, shared by every [`Hardened::client`]
+//! (each [`Hardened::client_with`] and `legacy_client*` call makes a pool of its own).
 //!
 //! # Example
 //!

@@ -73,8 +73,11 @@ impl ConnectionError {
         self
     }
 
-    /// Whether the connection had carried earlier requests (it came from the idle list, or was
-    /// shared): a peer closing it while idle is the usual cause.
+    /// Whether the connection came from the pool rather than being dialed for this request: it
+    /// had carried earlier requests, or was shared, or sat idle (a dial whose request was
+    /// served by another connection first). A peer closing it while idle is the usual cause.
+    /// (`StatsSnapshot::connections_reused` counts only checkouts of connections that had
+    /// served before.)
     pub fn is_reused(&self) -> bool {
         self.reused
     }

@@ -91,7 +91,8 @@
 //!
 //! - hyper-util races a checkout against a dial and finishes losing dials in the background; it
 //!   has no global idle cap, no per-host connection cap and no lifetime. Here a dial serves the
-//!   first in line and is aborted when nobody waits for it.
+//!   first in line, and is given up when nobody waits for it (an HTTP/1 dial to a host with a
+//!   connection open after a grace of 1 s: it may serve the next request).
 //! - hyper-util retries a request it did not write only on a reused connection, on another
 //!   pooled one (as stale, when a server closed many at once); here any such request is
 //!   retried once on a new connection, and a failure that is not retried says why in its

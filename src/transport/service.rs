@@ -185,10 +185,13 @@ where
     let fresh = req.extensions().get::<FreshConnection>().is_some();
     let exchange = Exchange::of(&req);
     let mut retried = false;
+    // Set for the retry of an HTTP/1 request never written: it goes to a new connection, since
+    // its idle peers are as stale as the one that was closing (a server closes many at once).
+    // An HTTP/2 retry (its connection was going away) takes an ordinary checkout, so the
+    // requests a GOAWAY hands back share the next connection instead of dialing one each.
+    let mut retry_fresh = false;
     loop {
-        // A retry of a request never written goes to a new connection too: its idle peers are
-        // as stale as the one that was closing (a server closes many at once).
-        let mut lease = if fresh || retried {
+        let mut lease = if fresh || retry_fresh {
             pool.checkout_fresh_until(key.clone(), deadline).await?
         } else {
             pool.checkout_until(key.clone(), deadline).await?
@@ -242,6 +245,7 @@ where
                     "request not written (its connection was closing): retried on a new connection"
                 );
                 retried = true;
+                retry_fresh = h1;
                 req = back;
                 absolute_form(req.uri_mut(), &key);
                 // The new connection is waited for and dialed under its own limits, not the

@@ -219,8 +219,8 @@ impl PoolBuilder {
     }
 
     /// A pool whose connections `connector` makes: a [`Service`] from the key to a new
-    /// connection, called on a task of its own for each dial (and aborted when nobody waits
-    /// for the dial any more).
+    /// connection, called on a task of its own for each dial (and given up when nobody waits
+    /// for the dial any more; see the [module docs](super)).
     pub fn build<K, T, M>(self, connector: M) -> Pool<K, T>
     where
         K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,

@@ -7,7 +7,9 @@
 //! and per key; an idle timeout and a max lifetime with jitter, reaped by one background task;
 //! connections per key (dialing + in use + idle), an acquire timeout and a bounded queue of
 //! waiting checkouts. A connection that comes back goes to the oldest waiting checkout of its
-//! key before it idles; a dial nobody waits for any more is aborted. The transport
+//! key before it idles; a dial nobody waits for any more is given up (at once, or for HTTP/1
+//! after a grace of 1 s while its key has a connection open, so that a dial about done serves
+//! the next checkout instead of being thrown away). The transport
 //! (feature `transport`) is built on it.
 //!
 //! One folder, one type, split by role: `builder.rs` (the settings), `state.rs` (the state
@@ -62,7 +64,11 @@
 //!   in flight is counted for it yet and there is room. Each dial runs on a task of its own;
 //!   when it is done its connection goes to the oldest waiter, so a dial serves whoever is first
 //!   in line; when the waiters it was counted for are gone (served by connections that came
-//!   back, timed out, dropped), it is aborted: nothing is left running after a burst.
+//!   back, timed out, dropped), it is given up: at once, or, for an exclusive connection to a key
+//!   with one open, after a grace of 1 s in which it may still finish and serve the next
+//!   checkout. Nothing is left running after a burst. A dial whose task ends without a result
+//!   (a connector that panics, a runtime shut down) fails its checkouts at once and frees its
+//!   slot.
 //! - **Acquire timeout**: bounds the wait of a checkout no dial is counted for (waiting for room);
 //!   one whose dial is in flight waits for that dial, bounded by the connector's own timeout
 //!   ([`ConnectTimeoutLayer`](crate::ConnectTimeoutLayer)), so a dead host reports `Connect`

@@ -2,8 +2,11 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::hash::Hash;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -142,6 +145,8 @@ where
                     stats,
                     wake_reaper: Arc::new(Notify::new()),
                     next_conn: AtomicU64::new(1),
+                    lost: Mutex::new(Vec::new()),
+                    has_lost: AtomicBool::new(false),
                 }),
             }),
         }
@@ -226,6 +231,10 @@ where
     next_conn: AtomicU64,
     /// The acquire timeout (also in the state's config), read without the lock.
     acquire: Duration,
+    /// Dials whose task ended without a result (see [`DialGuard`]), for the next holder of the
+    /// lock; `has_lost` says there are some without taking this lock.
+    lost: Mutex<Vec<(K, DialId)>>,
+    has_lost: AtomicBool,
 }
 
 pub(crate) struct Locked<K, T>
@@ -282,10 +291,20 @@ where
         self: &Arc<Self>,
         f: impl FnOnce(&mut Locked<K, T>, Instant, &mut Fx<K, T>) -> R,
     ) -> R {
+        self.run_locked(self.lock(), f)
+    }
+
+    fn run_locked<R>(
+        self: &Arc<Self>,
+        mut locked: MutexGuard<'_, Locked<K, T>>,
+        f: impl FnOnce(&mut Locked<K, T>, Instant, &mut Fx<K, T>) -> R,
+    ) -> R {
         let now = Instant::now();
         let mut fx = Effects::default();
-        let mut locked = self.lock();
         let r = f(&mut locked, now, &mut fx);
+        if self.has_lost.load(Acquire) {
+            self.take_lost(&mut locked, now, &mut fx);
+        }
         if fx.is_empty() && fx.due.is_none() && fx.idle_delta == 0 && fx.reused == 0 {
             return r;
         }
@@ -295,10 +314,44 @@ where
         r
     }
 
+    /// A dial task ended without a result: its slot comes back and the checkouts it was
+    /// counted to serve get an error. Handled now if the lock is free, else by its holder (which
+    /// may be this thread: a task dropped inline by a spawn on a runtime that is shutting down).
+    fn report_lost(self: &Arc<Self>, key: K, id: DialId) {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((key, id));
+        self.has_lost.store(true, Release);
+        let locked = match self.locked.try_lock() {
+            Ok(locked) => locked,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        self.run_locked(locked, |_, _, _| ());
+    }
+
+    fn take_lost(&self, locked: &mut Locked<K, T>, now: Instant, fx: &mut Fx<K, T>) {
+        self.has_lost.store(false, Release);
+        let lost = std::mem::take(&mut *self.lost.lock().unwrap_or_else(PoisonError::into_inner));
+        for (key, id) in lost {
+            if let Some(pos) = locked.dials.iter().position(|(d, _)| *d == id) {
+                locked.dials.swap_remove(pos);
+            }
+            let err: BoxError = "tower-hardened: the dial ended without a result (its connector \
+                                 panicked, or the runtime it ran on shut down)"
+                .into();
+            locked.state.dial_done(&key, id, Err(err), now, fx);
+        }
+    }
+
     /// The part of the effects done under the lock; may make more (a grant whose waiter is
     /// gone is given back, a dial that cannot start fails), so it loops until none are left.
     fn settle(self: &Arc<Self>, locked: &mut Locked<K, T>, now: Instant, fx: &mut Fx<K, T>) {
         loop {
+            if self.has_lost.load(Acquire) {
+                self.take_lost(locked, now, fx);
+            }
             let notify = std::mem::take(&mut fx.notify);
             let dial = std::mem::take(&mut fx.dial);
             let abort = std::mem::take(&mut fx.abort);
@@ -316,7 +369,12 @@ where
                 match tokio::runtime::Handle::try_current() {
                     Ok(rt) => {
                         let fut = (self.make)(key.clone());
-                        let task = rt.spawn(dial_task(Arc::downgrade(self), key, id, fut));
+                        let guard = DialGuard {
+                            pool: Arc::downgrade(self),
+                            key: Some(key),
+                            id,
+                        };
+                        let task = rt.spawn(dial_task(guard, fut));
                         locked.dials.push((id, task.abort_handle()));
                     }
                     Err(_) => {
@@ -468,21 +526,58 @@ where
     }
 }
 
-/// One dial, on a task of its own, so that it serves whichever checkout is first in line when it
-/// is done and can be aborted once nobody waits for it. Holds only a `Weak` to the pool.
-async fn dial_task<K, T>(
+/// One dial's claim on its pool: dropped without [`DialGuard::done`] (its connector's future
+/// panicked, or its task was dropped with the runtime it ran on, even before its first poll),
+/// it reports the dial as failed, so that its slot under `max_conns_per_host` comes back and the
+/// checkouts it was counted to serve fail instead of waiting for it forever. A dial the pool
+/// aborted reports too; the pool has forgotten it and ignores that.
+struct DialGuard<K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    T: Poolable,
+{
     pool: Weak<Inner<K, T>>,
-    key: K,
+    key: Option<K>,
     id: DialId,
-    fut: BoxFuture<Result<T, BoxError>>,
-) where
+}
+
+impl<K, T> DialGuard<K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    T: Poolable,
+{
+    /// The dial has a result to report itself.
+    fn done(&mut self) -> K {
+        self.key.take().expect("done once")
+    }
+}
+
+impl<K, T> Drop for DialGuard<K, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    T: Poolable,
+{
+    fn drop(&mut self) {
+        if let (Some(key), Some(inner)) = (self.key.take(), self.pool.upgrade()) {
+            inner.report_lost(key, self.id);
+        }
+    }
+}
+
+/// One dial, on a task of its own, so that it serves whichever checkout is first in line when it
+/// is done and can be given up once nobody waits for it. Holds only a `Weak` to the pool.
+async fn dial_task<K, T>(mut guard: DialGuard<K, T>, fut: BoxFuture<Result<T, BoxError>>)
+where
     K: Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
     T: Poolable,
 {
     let res = fut.await;
-    let Some(inner) = pool.upgrade() else {
+    let id = guard.id;
+    let Some(inner) = guard.pool.upgrade() else {
+        guard.done();
         return;
     };
+    let key = guard.done();
     let res = res.map(|mut conn| {
         let cid = inner.next_conn.fetch_add(1, Relaxed);
         conn.watch(inner.watch_for(&key, cid));

@@ -305,15 +305,19 @@ impl<T: Poolable, S> Host<T, S> {
 
     /// Marks the dials beyond what the waiters need as orphans (the newest first), clears the
     /// mark of those needed again, and gives up the orphans whose grace is over.
-    /// Only while the key has a connection open: its dials are likely to finish. With none
-    /// (every dial hangs, or fails), a surplus dial is given up at once.
+    /// Only for exclusive connections (HTTP/1), and only while the key has one open: its
+    /// dials are likely to finish, and each will be wanted. With none open (every dial hangs,
+    /// or fails), or once a shared connection (HTTP/2) is there to carry the waiters, a surplus
+    /// dial is given up at once (a burst over a new HTTP/2 host would otherwise open a
+    /// connection per request).
     fn orphan_surplus<K, S2>(&mut self, now: Instant, fx: &mut Effects<K, T, S2>) {
         let keep = self
             .waiters
             .len()
             .div_ceil(self.expect)
             .min(self.dials.len());
-        if self.exclusive_out + self.shared.len() + self.idle.len() == 0 {
+        let exclusive_open = self.exclusive_out + self.idle.len() > 0;
+        if !exclusive_open || self.expect > 1 || !self.shared.is_empty() {
             for id in self.dials.drain(keep..) {
                 fx.abort.push(id);
             }
