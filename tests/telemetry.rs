@@ -220,3 +220,85 @@ async fn the_transport_records_queue_time_and_active_connections() {
         .await
     );
 }
+
+/// A request replayed on a new connection (its reused one was closed by the server before the
+/// response) counts that new connection active while its body is read, and the lost one no
+/// more.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn a_replayed_request_counts_its_new_connection_active() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceBuilder;
+    use tower_hardened::{ReplayBody, ReplayLayer, TelemetryLayer, Transport};
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    // Answers the first request of each connection (the body 300 ms after the head on every
+    // connection but the first), and closes a connection at its second request, unanswered.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut conns = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            conns += 1;
+            let slow = conns > 1;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut requests = 0;
+                loop {
+                    let mut chunk = [0u8; 1024];
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        requests += 1;
+                        if requests == 2 {
+                            return; // closed with the request unanswered
+                        }
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+                            .await;
+                        if slow {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        let _ = s.write_all(b"ok").await;
+                    }
+                }
+            });
+        }
+    });
+    let port = addr.port().to_string();
+    let at = |state: &'static str| {
+        [
+            ("server_address", "127.0.0.1"),
+            ("server_port", port.as_str()),
+            ("http_connection_state", state),
+        ]
+    };
+    let transport = Transport::builder().build::<ReplayBody<Empty<Bytes>>>();
+    let client = ServiceBuilder::new()
+        .layer(TelemetryLayer::new())
+        .layer(ReplayLayer::new())
+        .service(transport.clone());
+    let uri: http::Uri = format!("http://{addr}/").parse().unwrap();
+    let get = || Request::get(uri.clone()).body(Empty::new()).unwrap();
+    let resp = client.clone().oneshot(get()).await.unwrap();
+    resp.into_body().collect().await.unwrap();
+
+    // Lost on the reused connection, replayed on a new one whose body takes 300 ms.
+    let resp = client.clone().oneshot(get()).await.unwrap();
+    let open = "http_client_open_connections";
+    let page = parse(&handle.render());
+    assert_eq!(value(&page, open, &at("active")), 1.0, "{page:?}");
+    assert_eq!(value(&page, open, &at("idle")), 0.0, "{page:?}");
+    resp.into_body().collect().await.unwrap();
+    let page = parse(&handle.render());
+    assert_eq!(value(&page, open, &at("active")), 0.0, "{page:?}");
+    assert_eq!(value(&page, open, &at("idle")), 1.0, "{page:?}");
+}

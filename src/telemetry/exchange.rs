@@ -257,13 +257,23 @@ pub(crate) mod metered {
             conn.using = info.map(crate::pool::ConnectionInfo::begin_use);
         }
 
+        /// The transport took a connection for this exchange: the first one ends its time in
+        /// the queue; a later one (a retry or a replay on another connection) takes over the
+        /// count of active connections from the one before, which is no longer used.
         pub(super) fn got_connection(&self, meter: &super::ConnMeter) {
             let mut conn = self.lock();
-            if !conn.seen && !conn.ended {
+            if conn.ended {
+                return;
+            }
+            if !conn.seen {
                 conn.seen = true;
                 self.series.queued(self.start.elapsed());
-                conn.tracked = Some(crate::telemetry::record::TrackerUse::begin(meter));
             }
+            let before = conn
+                .tracked
+                .replace(crate::telemetry::record::TrackerUse::begin(meter));
+            drop(conn);
+            drop(before);
         }
 
         /// The exchange is over: the connection it used is no longer counted active for it.
