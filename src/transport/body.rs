@@ -36,11 +36,13 @@ use super::conn::{release_h1, Lease, Proto};
 /// ```
 pub struct TransportBody<B: Send + 'static> {
     inner: Incoming,
-    lease: Option<Lease<B>>,
+    // Boxed: a checkout is about 250 bytes, and the response that holds this body is moved
+    // through every layer above the transport.
+    lease: Option<Box<Lease<B>>>,
 }
 
 impl<B: Send + 'static> TransportBody<B> {
-    pub(crate) fn new(inner: Incoming, lease: Lease<B>) -> Self {
+    pub(crate) fn new(inner: Incoming, lease: Box<Lease<B>>) -> Self {
         let mut body = TransportBody {
             inner,
             lease: Some(lease),
@@ -57,7 +59,7 @@ impl<B: Send + 'static> TransportBody<B> {
             return;
         };
         if matches!(lease.proto, Proto::H1(..)) {
-            release_h1(lease);
+            release_h1(*lease);
         }
     }
 

@@ -191,11 +191,12 @@ where
     // requests a GOAWAY hands back share the next connection instead of dialing one each.
     let mut retry_fresh = false;
     loop {
-        let mut lease = if fresh || retry_fresh {
+        // Boxed once: a checkout is about 250 bytes, and the response body keeps it.
+        let mut lease = Box::new(if fresh || retry_fresh {
             pool.checkout_fresh_until(key.clone(), deadline).await?
         } else {
             pool.checkout_until(key.clone(), deadline).await?
-        };
+        });
         drop(hold.take());
         if let Some(exchange) = &exchange {
             exchange.got_connection(&lease.meter);
@@ -233,7 +234,7 @@ where
             && lost_before_response(err.error(), lease.wire.reads() - reads_before);
         if h1 {
             // hyper closes an HTTP/1 connection whose exchange failed.
-            lease.discard();
+            (*lease).discard();
         } else {
             drop(lease);
         }
