@@ -632,30 +632,7 @@ where
         now: Instant,
         fx: &mut Effects<K, T, S>,
     ) -> Result<WaiterId, BoxError> {
-        if self.closed {
-            return Err(PoolClosed.into());
-        }
-        let expect = self.config.expected_capacity;
-        let host = self
-            .hosts
-            .entry(key.clone())
-            .or_insert_with(|| Host::new(expect));
-        if host.waiting() >= self.config.max_waiters_per_host {
-            let waiting = host.waiting();
-            if host.is_empty() {
-                self.hosts.remove(key);
-            }
-            return Err(Error::overloaded(Phase::Acquire, waiting).into());
-        }
-        let id = self.next_waiter;
-        self.next_waiter += 1;
-        host.waiters.push_back(Waiter {
-            id,
-            notify,
-            expired: false,
-        });
-        self.schedule(key, now, fx);
-        Ok(id)
+        self.queue(key, notify, false, now, fx)
     }
 
     /// Queues a checkout of `key` that must get a connection dialed for it (a request sent
@@ -668,6 +645,17 @@ where
         &mut self,
         key: &K,
         notify: S,
+        now: Instant,
+        fx: &mut Effects<K, T, S>,
+    ) -> Result<WaiterId, BoxError> {
+        self.queue(key, notify, true, now, fx)
+    }
+
+    fn queue(
+        &mut self,
+        key: &K,
+        notify: S,
+        fresh: bool,
         now: Instant,
         fx: &mut Effects<K, T, S>,
     ) -> Result<WaiterId, BoxError> {
@@ -688,11 +676,19 @@ where
         }
         let id = self.next_waiter;
         self.next_waiter += 1;
-        host.fresh.push_back(FreshWaiter {
-            id,
-            notify,
-            dial: None,
-        });
+        if fresh {
+            host.fresh.push_back(FreshWaiter {
+                id,
+                notify,
+                dial: None,
+            });
+        } else {
+            host.waiters.push_back(Waiter {
+                id,
+                notify,
+                expired: false,
+            });
+        }
         self.schedule(key, now, fx);
         Ok(id)
     }
