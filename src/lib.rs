@@ -24,9 +24,9 @@
 //! | shared counters ([`stats`]) | [`Stats`], [`StatsSnapshot`] | — |
 //! | one span per request, OpenTelemetry metrics ([`telemetry`]) | [`TelemetryLayer`] | — (`error.type`) |
 //!
-//! The one-line safe default is `Hardened::new().client::<B>()`: every layer in the right order,
-//! every default documented in [`preset`]. [`Hardened::layer`] puts the same stack around any
-//! other client.
+//! The one-line safe default is `Hardened::new().client::<B>()`: every layer in the right order
+//! on the crate's own transport, every default documented in [`preset`]. [`Hardened::layer`] puts
+//! the same stack around any other client.
 //!
 //! One clock: [`DeadlineLayer`] fixes one [`RequestDeadline`] when a request enters, and every
 //! inner layer stops at the earlier of its own limit and that deadline, saying which fired. Layers
