@@ -2,8 +2,6 @@
 //! with an HTTP request, every metric of the crate found under the exporter's names with the
 //! values the load must have caused.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use tower::ServiceExt;
@@ -13,43 +11,7 @@ use tower::ServiceExt;
 mod example;
 
 use example::Seen;
-
-/// One sample of the page: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
-
-fn parse(page: &str) -> Vec<Sample> {
-    page.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').expect("name and value");
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter(|kv| !kv.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').expect("k=v");
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            (name.to_owned(), labels, value.parse().expect("a number"))
-        })
-        .collect()
-}
-
-/// The samples named `name` whose labels include every pair of `with`: how many, their sum.
-fn find(page: &[Sample], name: &str, with: &[(&str, &str)]) -> (usize, f64) {
-    page.iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && with
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .fold((0, 0.0), |(n, s), (_, _, v)| (n + 1, s + v))
-}
+use tower_hardened_test_server::scrape::{find, parse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_shows_every_metric_under_the_exporters_names() {

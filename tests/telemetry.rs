@@ -5,7 +5,6 @@
 
 use tower_hardened_test_server as support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,46 +13,8 @@ use http_body_util::{BodyExt, Empty};
 use tower::ServiceExt;
 use tower_hardened::{Error, Hardened, Phase};
 
+use support::scrape::{parse, value};
 use support::{eventually, TestServer};
-
-/// One sample of a rendered page: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
-
-fn parse(page: &str) -> Vec<Sample> {
-    page.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').expect("name and value");
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter(|kv| !kv.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').expect("k=v");
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            (name.to_owned(), labels, value.parse().expect("a number"))
-        })
-        .collect()
-}
-
-/// The sum of the samples named `name` whose labels include every pair of `with`.
-fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(n, l, _)| {
-            n == name
-                && with
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| v)
-        .sum()
-}
 
 #[tokio::test]
 async fn connections_are_active_while_used_and_idle_after() {

@@ -31,6 +31,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod scrape;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
