@@ -58,7 +58,7 @@ impl<F> DeadlineFuture<F> {
 }
 
 /// Whether the deadline sent to the next hop has passed, give or take the timer's resolution.
-fn hop_expired(hop: Instant) -> bool {
+pub(crate) fn hop_expired(hop: Instant) -> bool {
     Instant::now() + std::time::Duration::from_millis(1) >= hop
 }
 

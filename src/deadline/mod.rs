@@ -66,7 +66,11 @@ mod service;
 
 pub use self::body::DeadlineBody;
 pub use self::budget::RequestBudget;
+#[cfg(feature = "preset")]
+pub(crate) use self::future::hop_expired;
 pub use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 pub use self::request_deadline::RequestDeadline;
 pub use self::service::Deadline;
+#[cfg(feature = "preset")]
+pub(crate) use self::service::Stamp;

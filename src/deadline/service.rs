@@ -73,15 +73,44 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let stamp = Stamp::on(&mut req, &self.layer);
+        let authority = req.uri().authority().cloned();
+        DeadlineFuture::new(
+            self.inner.call(req),
+            stamp.deadline,
+            stamp.expired,
+            stamp.hop,
+            self.layer.stats.clone(),
+            authority,
+        )
+    }
+}
+
+/// A request's deadline as [`Deadline`] sets it, for whatever enforces it (the layer's future
+/// and body, or the preset's own).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    pub(crate) deadline: RequestDeadline,
+    /// Gone when the request came in (a caller's earlier deadline, a zero `grpc-timeout`).
+    pub(crate) expired: bool,
+    /// The deadline the next hop was sent as `grpc-timeout`, if it was.
+    pub(crate) hop: Option<tokio::time::Instant>,
+}
+
+impl Stamp {
+    /// Sets `req`'s deadline by `layer`'s rules: the budget (a [`RequestBudget`] in the
+    /// extensions, or the layer's), an earlier deadline kept, and with propagation on, the
+    /// caller's `grpc-timeout` in and ours out. Inserts the deadline when it is the layer's.
+    pub(crate) fn on<B>(req: &mut Request<B>, layer: &DeadlineLayer) -> Stamp {
         let budget = req
             .extensions()
             .get::<RequestBudget>()
-            .map_or(self.layer.budget, RequestBudget::get);
+            .map_or(layer.budget, RequestBudget::get);
         // One clock read for the new deadline and for whether the one kept is gone already.
         let now = tokio::time::Instant::now();
         let mut deadline = RequestDeadline::after_from(now, budget);
         let mut ours = true;
-        if let Some(earlier) = RequestDeadline::of(&req) {
+        if let Some(earlier) = RequestDeadline::of(req) {
             if earlier.instant() <= deadline.instant() {
                 deadline = earlier;
                 ours = false;
@@ -89,7 +118,7 @@ where
         }
         // The deadline the next hop was sent, when it was (see `DeadlineFuture`).
         let mut hop = None;
-        if self.layer.propagate {
+        if layer.propagate {
             // A `grpc-timeout` the caller set (tonic's `Request::set_timeout`) is a deadline
             // too: kept when earlier, and then the header it came in is what goes out.
             let asked = req
@@ -109,16 +138,10 @@ where
         if ours {
             req.extensions_mut().insert(deadline);
         }
-        let authority = req.uri().authority().cloned();
-        // Gone when the request came in (a caller's earlier deadline, a zero grpc-timeout).
-        let expired = now >= deadline.instant();
-        DeadlineFuture::new(
-            self.inner.call(req),
+        Stamp {
             deadline,
-            expired,
+            expired: now >= deadline.instant(),
             hop,
-            self.layer.stats.clone(),
-            authority,
-        )
+        }
     }
 }

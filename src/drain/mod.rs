@@ -64,3 +64,8 @@ pub use self::service::DrainOnDrop;
 
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "preset")]
+pub(crate) use self::{
+    drainer::{DrainFn, Shared as DrainShared},
+    leak::LeakKey,
+};

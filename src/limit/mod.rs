@@ -92,3 +92,5 @@ pub use self::service::{ConcurrencyLimit, PerHostLimit};
 mod interleavings;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "preset")]
+pub(crate) use self::gate::{AcquireFuture, Admission, Admit, Permit, Ticket};

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::stack::StackBody;
+use super::stack::{FastBody, StackBody};
 use crate::error::BoxError;
 
 pin_project! {
@@ -41,13 +41,32 @@ pin_project! {
     /// ```
     pub struct HardenedBody<B> {
         #[pin]
-        inner: StackBody<B>,
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B> {
+        Fast { #[pin] body: FastBody<B> },
+        // Boxed: only the adaptive stack pays for its size.
+        Layered { body: Pin<Box<StackBody<B>>> },
     }
 }
 
 impl<B> HardenedBody<B> {
-    pub(super) fn new(inner: StackBody<B>) -> Self {
-        HardenedBody { inner }
+    pub(super) fn fast(body: FastBody<B>) -> Self {
+        HardenedBody {
+            inner: Inner::Fast { body },
+        }
+    }
+
+    pub(super) fn layered(body: StackBody<B>) -> Self {
+        HardenedBody {
+            inner: Inner::Layered {
+                body: Box::pin(body),
+            },
+        }
     }
 }
 
@@ -69,14 +88,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        match self.project().inner.project() {
+            InnerProj::Fast { body } => body.poll_frame(cx),
+            InnerProj::Layered { body } => body.as_mut().poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Fast { body } => body.is_end_stream(),
+            Inner::Layered { body } => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Fast { body } => body.size_hint(),
+            Inner::Layered { body } => body.size_hint(),
+        }
     }
 }

@@ -11,7 +11,7 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::stack::StackFuture;
+use super::stack::{FastFuture, StackFuture};
 use super::HardenedBody;
 use crate::error::BoxError;
 use crate::replay::ReplayBody;
@@ -38,8 +38,28 @@ pin_project! {
         RB::Error: Into<BoxError>,
     {
         #[pin]
-        inner: StackFuture<S, B>,
+        inner: Inner<S, B, RB>,
         _body: PhantomData<fn() -> RB>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<S, B, RB>
+    where
+        S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>>,
+        S: Clone,
+        S::Error: Into<BoxError>,
+        B: Body,
+        B::Error: Into<BoxError>,
+        RB: Body,
+        RB: Send,
+        RB: 'static,
+        RB::Error: Into<BoxError>,
+    {
+        Fast { #[pin] fut: FastFuture<S, B> },
+        // Boxed: only the adaptive stack pays for its size.
+        Layered { fut: Pin<Box<StackFuture<S, B>>> },
     }
 }
 
@@ -52,9 +72,16 @@ where
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
-    pub(super) fn new(inner: StackFuture<S, B>) -> Self {
+    pub(super) fn fast(fut: FastFuture<S, B>) -> Self {
         HardenedFuture {
-            inner,
+            inner: Inner::Fast { fut },
+            _body: PhantomData,
+        }
+    }
+
+    pub(super) fn layered(fut: StackFuture<S, B>) -> Self {
+        HardenedFuture {
+            inner: Inner::Layered { fut: Box::pin(fut) },
             _body: PhantomData,
         }
     }
@@ -86,7 +113,9 @@ where
     type Output = Result<Response<HardenedBody<RB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let resp = ready!(self.project().inner.poll(cx))?;
-        Poll::Ready(Ok(resp.map(HardenedBody::new)))
+        Poll::Ready(Ok(match self.project().inner.project() {
+            InnerProj::Fast { fut } => ready!(fut.poll(cx))?.map(HardenedBody::fast),
+            InnerProj::Layered { fut } => ready!(fut.as_mut().poll(cx))?.map(HardenedBody::layered),
+        }))
     }
 }

@@ -2,7 +2,8 @@
 
 use tower_layer::Layer;
 
-use super::host::HostLimit;
+use super::fused::{Config, Fused};
+use super::service::Core;
 use super::{Hardened, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
 use crate::deadline::DeadlineLayer;
@@ -26,27 +27,49 @@ impl<S> Layer<S> for HardenedLayer {
         let inner = RequestWriteTimeoutLayer::new(c.request_write)
             .stats(stats.clone())
             .layer(inner);
+        let deadline = DeadlineLayer::new(c.total)
+            .stats(stats.clone())
+            .propagate_grpc_timeout(self.grpc);
+        let Some(adaptive) = &c.limits.adaptive else {
+            let inner = ResponseHeaderTimeoutLayer::new(c.response_headers)
+                .stats(stats.clone())
+                .layer(inner);
+            let inner = self.replay().layer(inner);
+            let config = Config {
+                deadline,
+                stats: stats.clone(),
+                drain: c.drain.shared.clone(),
+                max_body: c.max_response_body,
+                body_idle: c.body_idle,
+            };
+            return HardenedService::new(Core::Fast(Fused::new(
+                inner,
+                c.telemetry.cache.clone(),
+                c.limits.per_host.clone(),
+                c.limits.global.clone(),
+                config,
+            )));
+        };
         let inner = BodyIdleTimeoutLayer::new(c.body_idle)
             .stats(stats.clone())
             .layer(inner);
         let inner = ResponseHeaderTimeoutLayer::new(c.response_headers)
             .stats(stats.clone())
             .layer(inner);
-        let inner = ReplayLayer::new()
-            .replay_put_delete(c.replay_put_delete)
-            .stats(stats.clone())
-            .layer(inner);
+        let inner = self.replay().layer(inner);
         let inner = ResponseBodyLimitLayer::new(c.max_response_body).layer(inner);
         let inner = c.drain.layer(inner);
         let inner = c.limits.global.layer(inner);
-        let inner = match &c.limits.adaptive {
-            Some(adaptive) => HostLimit::Adaptive(adaptive.layer(inner)),
-            None => HostLimit::Static(c.limits.per_host.layer(inner)),
-        };
-        let inner = DeadlineLayer::new(c.total)
-            .stats(stats.clone())
-            .propagate_grpc_timeout(self.grpc)
-            .layer(inner);
-        HardenedService::new(c.telemetry.layer(inner))
+        let inner = adaptive.layer(inner);
+        let inner = deadline.layer(inner);
+        HardenedService::new(Core::Layered(c.telemetry.layer(inner)))
+    }
+}
+
+impl HardenedLayer {
+    fn replay(&self) -> ReplayLayer {
+        ReplayLayer::new()
+            .replay_put_delete(self.config.replay_put_delete)
+            .stats(self.config.stats.clone())
     }
 }

@@ -32,6 +32,11 @@
 //!   → Replay → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
 //! ```
 //!
+//! Every request goes through these guarantees in this order. The preset runs the ones outside
+//! `Replay`, and `BodyIdleTimeout`, as one fused service with one future and one body wrapper
+//! (cheaper, same rules); with [`Hardened::adaptive`], and through [`ServiceBuilderExt`], each
+//! layer runs on its own.
+//!
 //! Telemetry (one span per request, and with `metrics` the OpenTelemetry series) is outermost,
 //! so it sees every outcome, the deadline's included (see [`telemetry`](crate::telemetry)).
 //! The per-host limit is static, or adaptive with [`Hardened::adaptive`].
@@ -94,8 +99,9 @@ mod builder;
 mod client;
 mod erased;
 mod ext;
+mod fused;
+mod fused_body;
 mod future;
-mod host;
 mod integrations;
 mod layer;
 mod service;

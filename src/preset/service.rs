@@ -6,7 +6,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::stack::Stack;
+use super::stack::{Fast, Stack};
 use super::{HardenedBody, HardenedFuture};
 use crate::error::BoxError;
 use crate::replay::ReplayBody;
@@ -40,58 +40,74 @@ use crate::timeout::RequestWriteBody;
 /// ```
 #[derive(Debug, Clone)]
 pub struct HardenedService<S> {
-    inner: Stack<S>,
+    inner: Core<S>,
+}
+
+/// Which of the two stacks (see `stack`).
+#[derive(Debug, Clone)]
+pub(super) enum Core<S> {
+    Fast(Fast<S>),
+    Layered(Stack<S>),
 }
 
 impl<S> HardenedService<S> {
-    pub(super) fn new(inner: Stack<S>) -> Self {
+    pub(super) fn new(inner: Core<S>) -> Self {
         HardenedService { inner }
     }
 
     /// The inner service, as given to the layer.
     pub fn get_ref(&self) -> &S {
-        self.inner
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
-            .get_ref()
+        match &self.inner {
+            Core::Fast(s) => s.get_ref().get_ref().get_ref().get_ref(),
+            Core::Layered(s) => s
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref()
+                .get_ref(),
+        }
     }
 
     /// The inner service, mutably. Requests sent after this use a new clone of it (the limits
     /// send each request on a clone of the inner service).
     pub fn get_mut(&mut self) -> &mut S {
-        self.inner
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
-            .get_mut()
+        match &mut self.inner {
+            Core::Fast(s) => s.get_mut().get_mut().get_mut().get_mut(),
+            Core::Layered(s) => s
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut()
+                .get_mut(),
+        }
     }
 
     /// Gives back the inner service, as given to the layer.
     pub fn into_inner(self) -> S {
-        self.inner
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
-            .into_inner()
+        match self.inner {
+            Core::Fast(s) => s.into_inner().into_inner().into_inner().into_inner(),
+            Core::Layered(s) => s
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner()
+                .into_inner(),
+        }
     }
 }
 
@@ -109,10 +125,16 @@ where
     type Future = HardenedFuture<S, B, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        match &mut self.inner {
+            Core::Fast(s) => Service::<Request<B>>::poll_ready(s, cx),
+            Core::Layered(s) => Service::<Request<B>>::poll_ready(s, cx),
+        }
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        HardenedFuture::new(self.inner.call(req))
+        match &mut self.inner {
+            Core::Fast(s) => HardenedFuture::fast(s.call(req)),
+            Core::Layered(s) => HardenedFuture::layered(s.call(req)),
+        }
     }
 }

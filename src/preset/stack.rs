@@ -1,12 +1,20 @@
 //! The nested types the preset's opaque ones wrap: the one place that spells the stack's order
 //! as types. Private, so that fusing layers or moving the client onto another transport changes
 //! only this file.
+//!
+//! Two stacks. The default one, [`Fast`]: the outer guarantees fused into one service
+//! ([`Fused`]: telemetry, the deadline, both limits, drain-on-drop, the body cap, body idle)
+//! around the layers that act per attempt. With an adaptive per-host limit, [`Stack`]: every
+//! layer on its own, as `ServiceBuilderExt` composes them.
 
-use super::host::{HostBody, HostFuture, HostLimit};
+use super::fused::{Fused, FusedFuture};
+use super::fused_body::FusedBody;
 use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitBody};
 use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture};
 use crate::drain::{DrainOnDrop, DrainOnDropBody};
-use crate::limit::{ConcurrencyLimit, LimitBody};
+use crate::limit::{
+    AdaptiveLimit, AdaptiveLimitBody, AdaptiveLimitFuture, ConcurrencyLimit, LimitBody,
+};
 use crate::replay::Replay;
 use crate::telemetry::{Telemetry, TelemetryBody, TelemetryFuture};
 use crate::timeout::{
@@ -14,24 +22,37 @@ use crate::timeout::{
     ResponseHeaderTimeout,
 };
 
-/// Everything inside the two limiters, outer to inner. The replay sits inside the limits and
-/// the deadline (a replay keeps both) and outside the phase timeouts (each attempt gets its own).
+/// What acts per attempt, outer to inner: the replay outside the phase timeouts, so each
+/// attempt gets its own and a timeout is never replayed.
+pub(super) type PerAttempt<S> = Replay<ResponseHeaderTimeout<RequestWriteTimeout<S>>>;
+
+/// The default stack around `S`.
+pub(super) type Fast<S> = Fused<PerAttempt<S>>;
+
+/// The response future of [`Fast`] for request bodies `B`.
+pub(super) type FastFuture<S, B> = FusedFuture<PerAttempt<S>, B>;
+
+/// The response body of [`Fast`] around the inner service's body `B`.
+pub(super) type FastBody<B> = FusedBody<RequestWriteTimeoutBody<B>>;
+
+/// Everything inside the two limiters of [`Stack`], outer to inner. The replay sits inside the
+/// limits and the deadline (a replay keeps both) and outside the phase timeouts.
 pub(super) type Inner<S> = DrainOnDrop<
     ResponseBodyLimit<Replay<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>>,
 >;
 
-/// The whole request-side stack around `S`, outer to inner.
-pub(super) type Stack<S> = Telemetry<Deadline<HostLimit<ConcurrencyLimit<Inner<S>>>>>;
+/// The layered stack around `S` (with an adaptive per-host limit), outer to inner.
+pub(super) type Stack<S> = Telemetry<Deadline<AdaptiveLimit<ConcurrencyLimit<Inner<S>>>>>;
 
 /// The response future of [`Stack`] for request bodies `B`.
 pub(super) type StackFuture<S, B> =
-    TelemetryFuture<DeadlineFuture<HostFuture<ConcurrencyLimit<Inner<S>>, B>>>;
+    TelemetryFuture<DeadlineFuture<AdaptiveLimitFuture<ConcurrencyLimit<Inner<S>>, B>>>;
 
 /// The response body of [`Stack`] around the inner service's body `B`: eight wrappers
 /// (`Replay` and `ResponseHeaderTimeout` add none).
 pub(super) type StackBody<B> = TelemetryBody<
     DeadlineBody<
-        HostBody<
+        AdaptiveLimitBody<
             LimitBody<
                 DrainOnDropBody<
                     ResponseBodyLimitBody<BodyIdleTimeoutBody<RequestWriteTimeoutBody<B>>>,

@@ -674,3 +674,213 @@ async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     .await;
     out.into_iter().map(Option::unwrap).collect()
 }
+
+// The fused outer stack: the deadline arms no timer of its own while something inside bounds
+// the wait by it, and arms one where nothing does. Each of these fails if that bound goes.
+
+#[tokio::test(start_paused = true)]
+async fn a_head_that_never_comes_is_cut_at_the_deadline_before_the_header_timeout() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(2))
+        .response_headers(Duration::from_secs(10));
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut fut = task::spawn(svc.call(get()));
+    assert_pending!(fut.poll());
+    let (_req, _send) = handle.next_request().await.unwrap();
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    let snap = stats.snapshot();
+    assert_eq!(
+        (
+            snap.timeouts(Phase::Total),
+            snap.timeouts_total(),
+            snap.in_flight
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inner_service_that_is_never_ready_is_cut_at_the_deadline() {
+    let preset = Hardened::new().total(Duration::from_secs(2));
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    handle.allow(0);
+    let mut svc = preset.layer().layer(inner);
+    let mut fut = task::spawn(svc.call(get()));
+    assert_pending!(fut.poll());
+    assert_eq!(
+        stats.snapshot().in_flight,
+        1,
+        "admitted, waiting for the service"
+    );
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    let snap = stats.snapshot();
+    assert_eq!((snap.timeouts(Phase::Total), snap.in_flight), (1, 0));
+    assert_pending!(handle.poll_request());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_gone_on_arrival_takes_no_permit_and_sends_nothing() {
+    let preset = Hardened::new().max_in_flight(1);
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut req = get();
+    req.extensions_mut()
+        .insert(RequestDeadline::until(tokio::time::Instant::now()));
+    let mut fut = task::spawn(svc.call(req));
+    assert_eq!(stats.snapshot().in_flight, 0);
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+    assert_pending!(handle.poll_request());
+    // The one permit is free for the next request.
+    let mut next = task::spawn(svc.call(get()));
+    assert_pending!(next.poll());
+    let (_req, _send) = handle.next_request().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_either_permit_is_cut_at_the_deadline() {
+    for per_host in [true, false] {
+        let preset = Hardened::new()
+            .total(Duration::from_secs(2))
+            .acquire_timeout(Duration::from_secs(10));
+        let preset = if per_host {
+            preset.max_requests_per_host(1)
+        } else {
+            preset.max_in_flight(1)
+        };
+        let stats = preset.stats_handle();
+        let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+        let mut svc = preset.layer().layer(inner);
+        let mut first = task::spawn(svc.call(get()));
+        assert_pending!(first.poll());
+        let (_req, _send) = handle.next_request().await.unwrap();
+        advance(Duration::from_secs(1)).await;
+        let mut second = task::spawn(svc.call(get()));
+        assert_pending!(second.poll());
+        assert_eq!(stats.snapshot().waiting, 1);
+        // The second request's deadline is a second after the first's.
+        advance(Duration::from_secs(1)).await;
+        let err = assert_ready_err!(first.poll());
+        assert_eq!(phase_of(&err), Some(Phase::Total));
+        // The first's permit went to the second, which now waits for its head.
+        assert_pending!(second.poll());
+        let (_req, _send2) = handle.next_request().await.unwrap();
+        advance(Duration::from_secs(1)).await;
+        let err = assert_ready_err!(second.poll());
+        assert_eq!(phase_of(&err), Some(Phase::Total), "per host: {per_host}");
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.in_flight, snap.waiting),
+            (0, 0),
+            "per host: {per_host}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_wait_past_the_deadline_is_total_and_gives_its_place_back() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(2))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_in_flight(1);
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut first = task::spawn(svc.call(get()));
+    assert_pending!(first.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (_tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    // The first holds the permit with its body, longer than the second may wait.
+    let resp = assert_ready!(first.poll()).unwrap();
+    let mut second = task::spawn(svc.call(get()));
+    assert_pending!(second.poll());
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(second.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    let snap = stats.snapshot();
+    assert_eq!((snap.in_flight, snap.waiting), (1, 0));
+    drop(resp);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waits_for_the_host_permit_then_for_the_global_one() {
+    // Host a and host b share one global permit; a has one of its own.
+    let preset = Hardened::new().max_in_flight(1).max_requests_per_host(1);
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let to = |host: &str| {
+        Request::get(format!("http://{host}/"))
+            .body(http_body_util::Empty::new())
+            .unwrap()
+    };
+    let mut first = task::spawn(svc.call(to("a.test")));
+    assert_pending!(first.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let resp = assert_ready!(first.poll()).unwrap();
+    // Waits for a's permit.
+    let mut second = task::spawn(svc.call(to("a.test")));
+    assert_pending!(second.poll());
+    // Has b's permit, waits for the global one.
+    let mut third = task::spawn(svc.call(to("b.test")));
+    assert_pending!(third.poll());
+    assert_eq!(stats.snapshot().waiting, 2);
+    drop(tx);
+    drop(resp);
+    // The global permit goes to the third, first in its queue; the second got a's permit and
+    // now queues for the global one.
+    assert_pending!(third.poll());
+    assert_pending!(second.poll());
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(req.uri().host(), Some("b.test"));
+    assert_eq!(stats.snapshot().waiting, 1);
+    send.send_response(Response::new(ChannelBody::new().1));
+    let resp = assert_ready!(third.poll()).unwrap();
+    assert_pending!(second.poll());
+    drop(resp);
+    assert!(second.is_woken());
+    assert_pending!(second.poll());
+    let (req, _send) = handle.next_request().await.unwrap();
+    assert_eq!(req.uri().host(), Some("a.test"));
+    let snap = stats.snapshot();
+    assert_eq!((snap.in_flight, snap.waiting), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_stalled_past_the_deadline_is_total_before_body_idle() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(3))
+        .body_idle(Duration::from_secs(30));
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut fut = task::spawn(svc.call(get()));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    advance(Duration::from_secs(1)).await;
+    let (_tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let mut body = task::spawn(assert_ready!(fut.poll()).unwrap().into_body());
+    assert!(body.enter(|cx, b| b.poll_frame(cx)).is_pending());
+    assert_eq!(stats.snapshot().in_flight, 1, "the body holds the permit");
+    advance(Duration::from_secs(2)).await;
+    let err = match body.enter(|cx, b| b.poll_frame(cx)) {
+        std::task::Poll::Ready(Some(Err(e))) => e,
+        _ => panic!("cut at the deadline"),
+    };
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    let snap = stats.snapshot();
+    assert_eq!((snap.timeouts(Phase::Total), snap.in_flight), (1, 0));
+}

@@ -73,9 +73,20 @@ where
         let mut this = self.project();
         loop {
             if let Ok(retry) = this.retry.as_mut() {
-                if let Some((svc, _)) = retry.pending.as_mut() {
+                if let Some((svc, req)) = retry.pending.as_mut() {
                     match svc.poll_ready(cx) {
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => {
+                            // Nothing inside bounds a wait for readiness: the deadline does.
+                            let Some(d) = RequestDeadline::of(req) else {
+                                return Poll::Pending;
+                            };
+                            ready!(retry.sleep.poll_until(d.instant(), cx));
+                            let e = Error::timeout(Phase::Total, d.budget());
+                            let stats = retry.shared.layer.stats.as_ref();
+                            fired(stats, req.uri().authority(), &e);
+                            retry.pending = None;
+                            return Poll::Ready(Err(e.into()));
+                        }
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                         Poll::Ready(Ok(())) => {
                             let (mut svc, req) = retry.pending.take().expect("just seen");

@@ -197,6 +197,8 @@ pub(crate) struct Retry<S, B> {
     pub(crate) kept: Option<SharedKept>,
     /// The replay, waiting for its service to be ready.
     pub(crate) pending: Option<(S, Request<ReplayBody<B>>)>,
+    /// Bounds that wait by the request's deadline: nothing inside bounds it.
+    pub(crate) sleep: crate::clock::LazySleep,
     /// The replay was sent.
     pub(crate) replaying: bool,
 }
@@ -248,6 +250,7 @@ where
                     parts: copy,
                     kept,
                     pending: None,
+                    sleep: crate::clock::LazySleep::default(),
                     replaying: false,
                 };
                 let fut = self.inner.call(Request::from_parts(parts, body));

@@ -453,3 +453,29 @@ async fn replays_go_to_a_clone_of_the_service_as_last_changed() {
     clone.ready().await.unwrap().call(get()).await.unwrap();
     assert_eq!(*calls.lock().unwrap(), [1, 1, 1, 1, 2, 2, 1, 1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replay_waiting_for_its_service_is_cut_at_the_deadline() {
+    // Nothing inside bounds a wait for readiness: the replay bounds it by the deadline.
+    let stats = Stats::new();
+    let (inner, mut handle): (_, Handle<Empty<Bytes>>) = mock::pair();
+    let mut r = req(Method::GET, Empty::new());
+    r.extensions_mut()
+        .insert(RequestDeadline::after(Duration::from_secs(2)));
+    let mut fut = task::spawn(
+        ReplayLayer::new()
+            .stats(stats.clone())
+            .layer(inner)
+            .oneshot(r),
+    );
+    assert_pending!(fut.poll());
+    let (_r, send) = handle.next_request().await.unwrap();
+    handle.allow(0);
+    send.send_error(lost());
+    assert_pending!(fut.poll());
+    advance(Duration::from_secs(2)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::Total));
+    assert_eq!(stats.snapshot().timeouts(Phase::Total), 1);
+    assert_pending!(handle.poll_request());
+}

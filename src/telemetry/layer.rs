@@ -23,7 +23,7 @@ use super::Telemetry;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct TelemetryLayer {
-    cache: Cache,
+    pub(crate) cache: Cache,
 }
 
 impl TelemetryLayer {

@@ -205,3 +205,5 @@ pub fn describe_metrics() {
 
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "preset")]
+pub(crate) use self::exchange::{Cache, Outcome, Recording};
