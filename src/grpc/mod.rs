@@ -65,9 +65,9 @@
 //!
 //! # Where it goes
 //!
-//! Around the channel: `Grpc → Deadline → PerHostLimit → ConcurrencyLimit → DrainOnDrop →
-//! ResponseBodyLimit → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout →
-//! BoxRequestBody → Channel`, and under the channel `PoolConnector → HardenedConnector`. Many
+//! Around the channel: `Grpc → Telemetry → Deadline → PerHostLimit → ConcurrencyLimit →
+//! DrainOnDrop → ResponseBodyLimit → Replay → ResponseHeaderTimeout → BodyIdleTimeout →
+//! RequestWriteTimeout → BoxRequestBody → Channel` (the preset's order), and under the channel `PoolConnector → HardenedConnector`. Many
 //! calls share one HTTP/2 connection; the limits count calls (streams), the pool's cap counts
 //! connections.
 //!

@@ -216,8 +216,10 @@ pub(super) struct Ctx {
 
 /// A request waiting for a permit (boxed: only a request that waits pays for it).
 struct Wait<S, B> {
-    ticket: Option<Ticket>,
+    // Dropped before the ticket, as in the limit layers: a permit the dying acquire may hold
+    // goes back before the host's entry is released.
     acquire: AcquireFuture,
+    ticket: Option<Ticket>,
     bound: Option<Bound>,
     sleep: LazySleep,
     call: Option<(S, Request<B>)>,
@@ -227,8 +229,8 @@ impl<S, B> Wait<S, B> {
     fn new(ticket: Ticket, acquire: AcquireFuture, svc: S, req: Request<B>) -> Self {
         let bound = wait_bound(&ticket, &req);
         Wait {
-            ticket: Some(ticket),
             acquire,
+            ticket: Some(ticket),
             bound,
             sleep: LazySleep::default(),
             call: Some((svc, req)),
@@ -361,10 +363,11 @@ where
             Ok((resp, permits)) => {
                 rec.headers(resp.status());
                 let version = resp.version();
-                let ctx = &*this.ctx;
+                let ctx = this.ctx;
                 Ok(resp.map(|body| FusedBody::new(body, version, permits, rec, ctx)))
             }
             Err(e) => {
+                let e = hop_error(e, this.ctx);
                 rec.finish(Outcome::Failed(&*e));
                 Err(e)
             }
@@ -391,7 +394,7 @@ where
                 return Poll::Ready(match res {
                     Ok(resp) => Ok((resp, permits)),
                     // The permits go back here: the exchange is over.
-                    Err(e) => Err(hop_error(e, ctx)),
+                    Err(e) => Err(e),
                 });
             }
             StateProj::Waiting { wait, host, global } => {

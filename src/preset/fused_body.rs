@@ -21,20 +21,14 @@ use crate::limit::Permit;
 use crate::telemetry::{Outcome, Recording};
 
 /// The response body of the fused service around the inner body `B`: holds both permits and
-/// the telemetry record until it ends; cut at the deadline and when idle too long; capped in
-/// bytes; drained in the background (HTTP/1) when dropped before its end; watched while held.
+/// the telemetry record until it ends; bounded by [`Bounded`]; drained in the background
+/// (HTTP/1) when dropped before its end, still bounded; watched while held.
 pub(super) struct FusedBody<B> {
     /// Boxed so that a drop can hand it to a background drain.
-    inner: Option<Pin<Box<B>>>,
+    inner: Option<Pin<Box<Bounded<B>>>>,
     done: bool,
     config: Arc<Config>,
-    deadline: RequestDeadline,
-    authority: Option<Authority>,
-    /// The idle bound, cut by the deadline; restarted by each frame.
-    bound: Bound,
-    sleep: LazySleep,
-    left: u64,
-    drain: Option<DrainFn<B>>,
+    drain: Option<DrainFn<Bounded<B>>>,
     leak: Option<LeakKey>,
     // Released in this order: the global permit, the host's, then the record.
     global: Option<Permit>,
@@ -46,8 +40,6 @@ impl<B> fmt::Debug for FusedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FusedBody")
             .field("done", &self.done)
-            .field("fires_at", &self.bound.at)
-            .field("phase", &self.bound.phase)
             .field("holds_permits", &self.global.is_some())
             .finish_non_exhaustive()
     }
@@ -63,43 +55,35 @@ where
         version: Version,
         (host, global): (Permit, Permit),
         mut rec: Recording,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
     ) -> Self {
         let config = ctx.config.clone();
-        let deadline = ctx.stamp.deadline;
-        let bound = Bound::new(
-            Instant::now(),
-            config.body_idle,
-            Phase::BodyIdle,
-            Some(&deadline),
-        );
+        let done = inner.is_end_stream();
         let mut body = FusedBody {
             inner: None,
-            done: inner.is_end_stream(),
-            left: config.max_body,
+            done,
             drain: (version < Version::HTTP_2).then_some(|shared, body| shared.on_drop(body)),
             leak: None,
             global: None,
             host: None,
             rec: None,
-            deadline,
-            authority: ctx.authority.clone(),
-            bound,
-            sleep: LazySleep::default(),
             config,
         };
-        if body.done {
+        if done {
             // Over already (HEAD, 204, an empty body): the exchange ends at the headers.
+            drop((global, host));
             rec.finish(Outcome::Done);
         } else {
             body.global = Some(global);
             body.host = Some(host);
             body.rec = Some(rec);
-            if let (Some(registry), Some((method, uri))) = (&body.config.drain.leaks, &ctx.held) {
-                body.leak = Some(registry.register(method.clone(), uri.clone()));
+            if let (Some(registry), Some((method, uri))) =
+                (&body.config.drain.leaks, ctx.held.take())
+            {
+                body.leak = Some(registry.register(method, uri));
             }
         }
-        body.inner = Some(Box::pin(inner));
+        body.inner = Some(Box::pin(Bounded::new(inner, ctx)));
         body
     }
 }
@@ -120,20 +104,6 @@ impl<B> FusedBody<B> {
         if let (Some(key), Some(registry)) = (self.leak.take(), &self.config.drain.leaks) {
             registry.remove(key);
         }
-    }
-
-    /// A bound of ours ended the body: counted, and the exchange over.
-    fn cut(&mut self, err: Error) -> BoxError {
-        fired(Some(&self.config.stats), self.authority.as_ref(), &err);
-        let err: BoxError = err.into();
-        self.finish(Outcome::Failed(&*err));
-        err
-    }
-
-    fn too_large(&mut self) -> BoxError {
-        let err: BoxError = Error::body_too_large(self.config.max_body).into();
-        self.finish(Outcome::Failed(&*err));
-        err
     }
 }
 
@@ -156,56 +126,16 @@ where
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        // Known too large before a byte is read: fail at once instead of reading up to the cap.
-        if inner.size_hint().lower() > this.left {
-            return Poll::Ready(Some(Err(this.too_large())));
-        }
         let polled = {
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            inner.as_mut().poll_frame(cx)
+            ready!(inner.as_mut().poll_frame(cx))
         };
-        match polled {
-            // A frame that is ready was sent by the peer in time, however late the caller
-            // polls; only the deadline still applies to it (so an endless fast body is cut too).
-            Poll::Ready(Some(Ok(frame))) => {
-                let now = Instant::now();
-                if now >= this.deadline.instant() {
-                    let err = Error::timeout(Phase::Total, this.deadline.budget());
-                    return Poll::Ready(Some(Err(this.cut(err))));
-                }
-                let n = frame.data_ref().map_or(0, |d| d.remaining() as u64);
-                let Some(left) = this.left.checked_sub(n) else {
-                    return Poll::Ready(Some(Err(this.too_large())));
-                };
-                this.left = left;
-                if inner.is_end_stream() {
-                    this.finish(Outcome::Done);
-                } else {
-                    // The idle clock restarts when a frame is handed to the caller.
-                    this.bound = Bound::new(
-                        now,
-                        this.config.body_idle,
-                        Phase::BodyIdle,
-                        Some(&this.deadline),
-                    );
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let err: BoxError = e.into();
-                this.finish(Outcome::Failed(&*err));
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(None) => {
-                this.finish(Outcome::Done);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                ready!(this.sleep.poll_until(this.bound.at, cx));
-                let err = this.bound.error();
-                Poll::Ready(Some(Err(this.cut(err))))
-            }
+        match &polled {
+            Some(Ok(_)) if !inner.is_end_stream() => {}
+            Some(Ok(_)) | None => this.finish(Outcome::Done),
+            Some(Err(e)) => this.finish(Outcome::Failed(&**e)),
         }
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -229,5 +159,122 @@ impl<B> Drop for FusedBody<B> {
             }
         }
         // Then the permits and the record, in the fields' order.
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The bounds of a response body, while it is read and while a dropped one is drained: the
+    /// deadline (a frame ready past it is cut too, so an endless fast body ends), the idle
+    /// bound (restarted by each frame, cut by the deadline) and the byte cap. A bound that
+    /// fires is counted (only logged inside a background drain).
+    pub(super) struct Bounded<B> {
+        #[pin]
+        inner: B,
+        deadline: RequestDeadline,
+        bound: Bound,
+        sleep: LazySleep,
+        left: u64,
+        config: Arc<Config>,
+        authority: Option<Authority>,
+        done: bool,
+    }
+}
+
+impl<B> Bounded<B> {
+    fn new(inner: B, ctx: &Ctx) -> Self {
+        let config = ctx.config.clone();
+        let deadline = ctx.stamp.deadline;
+        Bounded {
+            inner,
+            deadline,
+            bound: Bound::new(
+                Instant::now(),
+                config.body_idle,
+                Phase::BodyIdle,
+                Some(&deadline),
+            ),
+            sleep: LazySleep::default(),
+            left: config.max_body,
+            authority: ctx.authority.clone(),
+            config,
+            done: false,
+        }
+    }
+}
+
+impl<B> Body for Bounded<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let max = this.config.max_body;
+        // Known too large before a byte is read: fail at once instead of reading up to the cap.
+        if this.inner.size_hint().lower() > max {
+            *this.done = true;
+            return Poll::Ready(Some(Err(Error::body_too_large(max).into())));
+        }
+        let err = match this.inner.poll_frame(cx) {
+            // A frame that is ready was sent by the peer in time, however late the caller
+            // polls; only the deadline still applies to it.
+            Poll::Ready(Some(Ok(frame))) => {
+                let now = Instant::now();
+                if now >= this.deadline.instant() {
+                    Error::timeout(Phase::Total, this.deadline.budget())
+                } else {
+                    let n = frame.data_ref().map_or(0, |d| d.remaining() as u64);
+                    let Some(left) = this.left.checked_sub(n) else {
+                        *this.done = true;
+                        return Poll::Ready(Some(Err(Error::body_too_large(max).into())));
+                    };
+                    *this.left = left;
+                    // The idle clock restarts when a frame is handed on.
+                    *this.bound = Bound::new(
+                        now,
+                        this.config.body_idle,
+                        Phase::BodyIdle,
+                        Some(this.deadline),
+                    );
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                *this.done = true;
+                return Poll::Ready(Some(Err(e.into())));
+            }
+            Poll::Ready(None) => {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {
+                ready!(this.sleep.poll_until(this.bound.at, cx));
+                this.bound.error()
+            }
+        };
+        *this.done = true;
+        fired(Some(&this.config.stats), this.authority.as_ref(), &err);
+        Poll::Ready(Some(Err(err.into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
     }
 }

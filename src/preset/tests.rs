@@ -541,8 +541,8 @@ fn the_defaults_table_shows_the_constants_and_the_preset_uses_them() {
 }
 
 /// A body dropped just before the deadline is drained in the background; the deadline passing
-/// during that drain is the drain's business (`DrainAbandon`), not a timeout of the request,
-/// whose caller saw none. (The flaky `endless_bodies_are_cut_by_the_total_deadline` was this:
+/// during that drain ends the drain (`DrainAbandon::Error`), and is not a timeout of the
+/// request, whose caller saw none. (The flaky `endless_bodies_are_cut_by_the_total_deadline` was this:
 /// the outer deadline cut a frame the inner idle timer had let through, and the drain of the
 /// dropped body then counted a second `Total`.)
 #[tokio::test(start_paused = true)]
@@ -883,4 +883,62 @@ async fn a_body_stalled_past_the_deadline_is_total_before_body_idle() {
     assert_eq!(phase_of(&err), Some(Phase::Total));
     let snap = stats.snapshot();
     assert_eq!((snap.timeouts(Phase::Total), snap.in_flight), (1, 0));
+}
+
+/// Reads one frame of a body from the preset, then drops it: what is left goes to the drain.
+async fn drop_after_one_frame(preset: &Hardened) -> crate::test_util::BodyTx {
+    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let mut fut = task::spawn(svc.call(get()));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let mut body = assert_ready!(fut.poll()).unwrap().into_body();
+    tx.send(Ok(Bytes::from("x"))).unwrap();
+    body.frame().await.unwrap().unwrap();
+    advance(Duration::from_millis(950)).await;
+    drop(body);
+    assert_eq!(preset.stats_handle().snapshot().drains_started, 1);
+    tx
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_still_bounds_the_drain_of_a_dropped_body() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(1))
+        .drain_with(|d| d.max_drain_time(Duration::from_secs(10)));
+    let _tx = drop_after_one_frame(&preset).await;
+    advance(Duration::from_millis(100)).await;
+    settle().await;
+    let snap = preset.stats_handle().snapshot();
+    assert_eq!(
+        snap.drains_abandoned(crate::stats::DrainAbandon::Error),
+        1,
+        "cut at the deadline, not at the drain's 10 s: {snap:?}"
+    );
+    assert_eq!(snap.timeouts_total(), 0, "{snap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_body_cap_still_bounds_the_drain_of_a_dropped_body() {
+    let preset = Hardened::new().max_response_body(1024);
+    let tx = drop_after_one_frame(&preset).await;
+    tx.send(Ok(Bytes::from(vec![0u8; 2000]))).unwrap();
+    settle().await;
+    let snap = preset.stats_handle().snapshot();
+    assert_eq!(
+        (
+            snap.drains_abandoned(crate::stats::DrainAbandon::Error),
+            snap.drains_finished
+        ),
+        (1, 0),
+        "{snap:?}"
+    );
 }
