@@ -95,6 +95,9 @@ pub(crate) struct Stamp {
     pub(crate) expired: bool,
     /// The deadline the next hop was sent as `grpc-timeout`, if it was.
     pub(crate) hop: Option<tokio::time::Instant>,
+    /// When the request came in (the clock read the deadline was set from).
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) now: tokio::time::Instant,
 }
 
 impl Stamp {
@@ -102,6 +105,16 @@ impl Stamp {
     /// extensions, or the layer's), an earlier deadline kept, and with propagation on, the
     /// caller's `grpc-timeout` in and ours out. Inserts the deadline when it is the layer's.
     pub(crate) fn on<B>(req: &mut Request<B>, layer: &DeadlineLayer) -> Stamp {
+        let (stamp, ours) = Stamp::compute(req, layer);
+        if ours {
+            req.extensions_mut().insert(stamp.deadline);
+        }
+        stamp
+    }
+
+    /// As [`Stamp::on`], but leaves the insertion to the caller: also says whether the
+    /// deadline is the layer's (else it is an earlier one already in the extensions).
+    pub(crate) fn compute<B>(req: &mut Request<B>, layer: &DeadlineLayer) -> (Stamp, bool) {
         let budget = req
             .extensions()
             .get::<RequestBudget>()
@@ -135,13 +148,12 @@ impl Stamp {
             req.headers_mut().insert(GRPC_TIMEOUT.clone(), header);
             hop = Some(crate::clock::add(tokio::time::Instant::now(), sent));
         }
-        if ours {
-            req.extensions_mut().insert(deadline);
-        }
-        Stamp {
+        let stamp = Stamp {
             deadline,
             expired: now >= deadline.instant(),
             hop,
-        }
+            now,
+        };
+        (stamp, ours)
     }
 }

@@ -81,8 +81,17 @@ impl Registry {
     /// runtime that ran the last one is gone). Without a tokio runtime the body is recorded but
     /// only swept once a body is registered from inside one.
     pub(crate) fn register(self: &Arc<Self>, method: Method, uri: Uri) -> LeakKey {
+        self.register_at(method, uri, Instant::now())
+    }
+
+    /// As [`register`](Self::register), for a body whose headers came at `since`.
+    pub(crate) fn register_at(
+        self: &Arc<Self>,
+        method: Method,
+        uri: Uri,
+        since: Instant,
+    ) -> LeakKey {
         let mut state = self.lock();
-        let since = Instant::now();
         let index = match state.free.pop() {
             Some(i) => i,
             None => {

@@ -1,14 +1,18 @@
-//! The preset's outer guarantees as one service and one future: telemetry, the total
-//! deadline, the per-host and the global limit. Their body side is [`FusedBody`]: the permits
-//! held until the body ends, drain-on-drop, the body cap and the body-idle timeout.
+//! The preset's guarantees as one service and one future: telemetry, the total deadline, the
+//! per-host and the global limit, the replay of a request whose reused connection was lost,
+//! and the response-header timeout of each attempt. Their body side is [`FusedBody`]: the
+//! permits held until the body ends, drain-on-drop, the body cap and the body-idle timeout.
+//! Only the request-write timeout stays a layer of its own, under this service.
 //!
 //! The same rules as the layers' (`Telemetry`, `Deadline`, `PerHostLimit`, `ConcurrencyLimit`,
-//! `DrainOnDrop`, `ResponseBodyLimit`, `BodyIdleTimeout`), in one state machine instead of
-//! seven nested ones: the request and the response move once, both permits come from one
-//! admission, and the deadline arms no timer of its own while something inside bounds the
-//! wait by it (the response-header timeout, which takes the deadline as its own bound, and
-//! the body's one timer). Where nothing inside bounds a wait (the inner service not ready,
-//! a queue for a permit), this future arms one.
+//! `DrainOnDrop`, `ResponseBodyLimit`, `Replay`, `ResponseHeaderTimeout`, `BodyIdleTimeout`),
+//! in one state machine instead of nine nested ones: the request and the response move once,
+//! both permits come from one admission, and the deadline arms no timer of its own while the
+//! header timer (which takes the deadline as its own bound) or the body's one timer does.
+//! Where nothing else bounds a wait (the inner service not ready, a queue for a permit, a
+//! replay waiting for its service), this future arms one. The replay's copy of the request is
+//! taken before the deadline and the header clock go into its extensions, so a request that
+//! came with none is copied without allocating for them.
 
 use std::fmt;
 use std::future::Future;
@@ -27,14 +31,16 @@ use tower_service::Service;
 use super::fused_body::FusedBody;
 use crate::channels::fired;
 use crate::clock::{Bound, LazySleep};
-use crate::deadline::{hop_expired, DeadlineLayer, Stamp};
+use crate::deadline::{hop_expired, DeadlineLayer, RequestDeadline, Stamp};
 use crate::drain::DrainShared;
-use crate::error::{BoxError, Error, Phase};
+use crate::error::{BoxError, Error, NotRetried, Phase};
 use crate::limit::{
     AcquireFuture, Admission, Admit, ConcurrencyLimitLayer, PerHostLimitLayer, Permit, Ticket,
 };
+use crate::replay::{self, ReplayBody, ReplayShared, Retry};
 use crate::stats::Stats;
 use crate::telemetry::{Cache, Outcome, Recording};
+use crate::timeout::HeaderTimer;
 
 /// What every request of the fused service shares.
 pub(super) struct Config {
@@ -44,6 +50,7 @@ pub(super) struct Config {
     pub(super) drain: Arc<DrainShared>,
     pub(super) max_body: u64,
     pub(super) body_idle: Duration,
+    pub(super) response_headers: Duration,
 }
 
 /// The preset's outer guarantees around `S` (see the module docs).
@@ -55,6 +62,7 @@ pub(super) struct Fused<S> {
     per_host: PerHostLimitLayer,
     global: ConcurrencyLimitLayer,
     config: Arc<Config>,
+    replay: Arc<ReplayShared<S>>,
 }
 
 impl<S: Clone> Clone for Fused<S> {
@@ -66,6 +74,7 @@ impl<S: Clone> Clone for Fused<S> {
             per_host: self.per_host.clone(),
             global: self.global.clone(),
             config: self.config.clone(),
+            replay: self.replay.clone(),
         }
     }
 }
@@ -84,6 +93,7 @@ impl<S> Fused<S> {
         cache: Cache,
         per_host: PerHostLimitLayer,
         global: ConcurrencyLimitLayer,
+        replay: replay::ReplayLayer,
         config: Config,
     ) -> Self {
         Fused {
@@ -93,6 +103,7 @@ impl<S> Fused<S> {
             per_host,
             global,
             config: Arc::new(config),
+            replay: ReplayShared::new(replay),
         }
     }
 
@@ -112,7 +123,8 @@ impl<S> Fused<S> {
 
 impl<S, B, RB> Service<Request<B>> for Fused<S>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = BoxError> + Clone,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError> + Clone,
+    B: Body,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
@@ -127,30 +139,39 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let rec = Recording::start(&mut req, &mut self.cache);
-        let stamp = Stamp::on(&mut req, &self.config.deadline);
-        let held = self
-            .config
-            .drain
-            .leaks
-            .as_ref()
-            .map(|_| (req.method().clone(), req.uri().clone()));
-        let ctx = Ctx {
+        let (stamp, ours) = Stamp::compute(&mut req, &self.config.deadline);
+        let mut ctx = Ctx {
             config: self.config.clone(),
             stamp,
+            ours,
             authority: req.uri().authority().cloned(),
-            held,
+            held: None,
         };
         // A deadline gone when the request came in: no permit, no exchange.
-        let state = if stamp.expired {
-            State::Expired
-        } else {
+        if stamp.expired {
+            return FusedFuture {
+                state: State::Expired,
+                rec: Some(rec),
+                ctx,
+                retry: Err(NotRetried::Replayed),
+            };
+        }
+        // Copied for a replay before the deadline goes in (see the module docs).
+        let (mut req, retry) = replay::prepare(&self.replay, &self.inner, req);
+        if self.config.drain.leaks.is_some() && retry.is_err() {
+            // A replayable request's copy has them already (see `FusedFuture::poll`).
+            ctx.held = Some((req.method().clone(), req.uri().clone()));
+        }
+        ctx.stamp_on(&mut req);
+        let state = {
             let _entered = rec.span.enter();
-            self.start(req)
+            self.start(req, &ctx)
         };
         FusedFuture {
             state,
             rec: Some(rec),
             ctx,
+            retry,
         }
     }
 }
@@ -158,15 +179,15 @@ where
 impl<S> Fused<S> {
     /// One admission for both limits, the host's first (as the layers are ordered), then the
     /// call if both let the request in at once.
-    fn start<B>(&mut self, req: Request<B>) -> State<S, B>
+    fn start<B>(&mut self, req: Request<ReplayBody<B>>, ctx: &Ctx) -> State<S, B>
     where
-        S: Service<Request<B>, Error = BoxError> + Clone,
+        S: Service<Request<ReplayBody<B>>, Error = BoxError> + Clone,
     {
         let host = match self.per_host.admit(&req) {
             Admission::Now(permit) => permit,
             Admission::Refused(err) => return State::refused(err),
             Admission::Wait(ticket, acquire) => {
-                let wait = Wait::new(ticket, acquire, self.inner.clone(), req);
+                let wait = Wait::new(ticket, acquire, self.inner.clone(), req, ctx);
                 return State::waiting(wait, None, Some(self.global.clone()));
             }
         };
@@ -175,17 +196,22 @@ impl<S> Fused<S> {
             // The host's permit goes back with the refusal.
             Admission::Refused(err) => return State::refused(err),
             Admission::Wait(ticket, acquire) => {
-                let wait = Wait::new(ticket, acquire, self.inner.clone(), req);
+                let wait = Wait::new(ticket, acquire, self.inner.clone(), req, ctx);
                 return State::waiting(wait, Some(host), None);
             }
         };
         let svc = self.active.get_or_insert_with(|| self.inner.clone());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match svc.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => State::Calling {
-                fut: svc.call(req),
-                permits: Some((host, global)),
-            },
+            Poll::Ready(Ok(())) => {
+                // Sent right as it came in: the clock read of its deadline is its start.
+                let (fut, timer) = send(svc, req, ctx, ctx.stamp.now);
+                State::Calling {
+                    fut,
+                    permits: Some((host, global)),
+                    timer,
+                }
+            }
             Poll::Ready(Err(e)) => {
                 self.active = None;
                 State::Refused { err: Some(e) }
@@ -205,13 +231,40 @@ impl<S> Fused<S> {
     }
 }
 
+/// Sends one attempt of the request at `now`, with its response-header timer.
+fn send<S, B>(svc: &mut S, mut req: Request<B>, ctx: &Ctx, now: Instant) -> (S::Future, HeaderTimer)
+where
+    S: Service<Request<B>>,
+{
+    let timer = HeaderTimer::start(
+        &mut req,
+        ctx.config.response_headers,
+        Some(ctx.stamp.deadline),
+        now,
+    );
+    (svc.call(req), timer)
+}
+
 /// What the request carries from the call to its body.
 pub(super) struct Ctx {
     pub(super) config: Arc<Config>,
     pub(super) stamp: Stamp,
+    /// The deadline is this stack's (not an earlier one the request came with): it goes into
+    /// each attempt's extensions.
+    pub(super) ours: bool,
     pub(super) authority: Option<Authority>,
     /// The method and URI a held-body report names (with leak detection on).
     pub(super) held: Option<(Method, Uri)>,
+}
+
+impl Ctx {
+    /// Puts the deadline in an attempt's extensions, when it is ours (an earlier one the
+    /// request came with is there already).
+    fn stamp_on<B>(&self, req: &mut Request<B>) {
+        if self.ours {
+            req.extensions_mut().insert(self.stamp.deadline);
+        }
+    }
 }
 
 /// A request waiting for a permit (boxed: only a request that waits pays for it).
@@ -222,12 +275,18 @@ struct Wait<S, B> {
     ticket: Option<Ticket>,
     bound: Option<Bound>,
     sleep: LazySleep,
-    call: Option<(S, Request<B>)>,
+    call: Option<(S, Request<ReplayBody<B>>)>,
 }
 
 impl<S, B> Wait<S, B> {
-    fn new(ticket: Ticket, acquire: AcquireFuture, svc: S, req: Request<B>) -> Self {
-        let bound = wait_bound(&ticket, &req);
+    fn new(
+        ticket: Ticket,
+        acquire: AcquireFuture,
+        svc: S,
+        req: Request<ReplayBody<B>>,
+        ctx: &Ctx,
+    ) -> Self {
+        let bound = wait_bound(&ticket, ctx.stamp.deadline);
         Wait {
             acquire,
             ticket: Some(ticket),
@@ -240,28 +299,21 @@ impl<S, B> Wait<S, B> {
 
 /// When a wait for a permit ends: the limit's acquire timeout cut by the deadline, as in the
 /// limit layers.
-fn wait_bound<B>(ticket: &Ticket, req: &Request<B>) -> Option<Bound> {
-    let deadline = crate::deadline::RequestDeadline::of(req);
-    match (ticket.scope().config().acquire_timeout, deadline) {
-        (Some(limit), d) => Some(Bound::new(
-            Instant::now(),
-            limit,
-            Phase::Acquire,
-            d.as_ref(),
-        )),
-        (None, Some(d)) => Some(Bound {
-            at: d.instant(),
+fn wait_bound(ticket: &Ticket, deadline: RequestDeadline) -> Option<Bound> {
+    Some(match ticket.scope().config().acquire_timeout {
+        Some(limit) => Bound::new(Instant::now(), limit, Phase::Acquire, Some(&deadline)),
+        None => Bound {
+            at: deadline.instant(),
             phase: Phase::Total,
-            limit: d.budget(),
-        }),
-        (None, None) => None,
-    }
+            limit: deadline.budget(),
+        },
+    })
 }
 
 /// Admitted, waiting for the inner service to be ready (boxed: rare).
 struct Ready<S, B> {
     svc: S,
-    req: Option<Request<B>>,
+    req: Option<Request<ReplayBody<B>>>,
     permits: Option<(Permit, Permit)>,
     sleep: LazySleep,
 }
@@ -270,7 +322,7 @@ pin_project! {
     #[project = StateProj]
     enum State<S, B>
     where
-        S: Service<Request<B>>,
+        S: Service<Request<ReplayBody<B>>>,
     {
         Waiting {
             wait: Box<Wait<S, B>>,
@@ -284,14 +336,18 @@ pin_project! {
             #[pin]
             fut: S::Future,
             permits: Option<(Permit, Permit)>,
+            timer: HeaderTimer,
         },
+        // The attempt's connection was lost before the response: the replay (in the retry)
+        // waits for its service.
+        Replaying { permits: Option<(Permit, Permit)> },
         Refused { err: Option<BoxError> },
         Expired,
         Done,
     }
 }
 
-impl<S: Service<Request<B>>, B> State<S, B> {
+impl<S: Service<Request<ReplayBody<B>>>, B> State<S, B> {
     fn refused(err: Error) -> Self {
         State::Refused {
             err: Some(err.into()),
@@ -315,21 +371,24 @@ pin_project! {
     /// The response future of [`Fused`].
     pub(super) struct FusedFuture<S, B>
     where
-        S: Service<Request<B>>,
+        S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
         state: State<S, B>,
         rec: Option<Recording>,
         ctx: Ctx,
+        // What a replay needs (boxed: moved with the future), or why there is none.
+        retry: Result<Box<Retry<S, B>>, NotRetried>,
     }
 }
 
-impl<S: Service<Request<B>>, B> fmt::Debug for FusedFuture<S, B> {
+impl<S: Service<Request<ReplayBody<B>>>, B> fmt::Debug for FusedFuture<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Waiting { .. } => "waiting for a permit",
             State::Ready { .. } => "waiting for the inner service",
             State::Calling { .. } => "calling",
+            State::Replaying { .. } => "replaying",
             State::Refused { .. } => "refused",
             State::Expired => "expired",
             State::Done => "done",
@@ -343,7 +402,7 @@ impl<S: Service<Request<B>>, B> fmt::Debug for FusedFuture<S, B> {
 
 impl<S, B, RB> Future for FusedFuture<S, B>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = BoxError>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
@@ -353,7 +412,7 @@ where
         let this = self.project();
         let res = {
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            ready!(poll_state(this.state, this.ctx, cx))
+            ready!(poll_state(this.state, this.ctx, this.retry, cx))
         };
         let mut rec = this
             .rec
@@ -364,6 +423,15 @@ where
                 rec.headers(resp.status());
                 let version = resp.version();
                 let ctx = this.ctx;
+                if ctx.held.is_none() && ctx.config.drain.leaks.is_some() {
+                    // The replay's copy is done with: what a held-body report names moves
+                    // from it.
+                    if let Ok(retry) = this.retry.as_mut() {
+                        let parts = &mut retry.parts;
+                        let uri = std::mem::take(&mut parts.uri);
+                        ctx.held = Some((std::mem::take(&mut parts.method), uri));
+                    }
+                }
                 Ok(resp.map(|body| FusedBody::new(body, version, permits, rec, ctx)))
             }
             Err(e) => {
@@ -380,21 +448,60 @@ type Answer<RB> = Result<(Response<RB>, (Permit, Permit)), BoxError>;
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
     ctx: &Ctx,
+    retry: &mut Result<Box<Retry<S, B>>, NotRetried>,
     cx: &mut Context<'_>,
 ) -> Poll<Answer<RB>>
 where
-    S: Service<Request<B>, Response = Response<RB>, Error = BoxError>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError>,
 {
     loop {
         match state.as_mut().project() {
-            StateProj::Calling { fut, permits } => {
-                let res = ready!(fut.poll(cx));
-                let permits = permits.take().expect("calling with permits");
-                state.set(State::Done);
-                return Poll::Ready(match res {
-                    Ok(resp) => Ok((resp, permits)),
-                    // The permits go back here: the exchange is over.
-                    Err(e) => Err(e),
+            StateProj::Calling {
+                fut,
+                permits,
+                timer,
+            } => {
+                let err = match fut.poll(cx) {
+                    Poll::Ready(Ok(resp)) => {
+                        let permits = permits.take().expect("calling with permits");
+                        state.set(State::Done);
+                        return Poll::Ready(Ok((resp, permits)));
+                    }
+                    Poll::Ready(Err(e)) => e,
+                    Poll::Pending => {
+                        let err = ready!(timer.poll_fired(cx)).error();
+                        fired(Some(&ctx.config.stats), ctx.authority.as_ref(), &err);
+                        // The permits go back here, with the attempt: the exchange is over.
+                        state.set(State::Done);
+                        return Poll::Ready(Err(err.into()));
+                    }
+                };
+                let deadline = Some(ctx.stamp.deadline);
+                if let Err(err) = replay::after_error(retry, err, timer.entered(), deadline) {
+                    state.set(State::Done);
+                    return Poll::Ready(Err(err));
+                }
+                let permits = permits.take();
+                state.set(State::Replaying { permits });
+            }
+            StateProj::Replaying { permits } => {
+                let retry = retry.as_mut().expect("replaying with a retry");
+                let deadline = Some(ctx.stamp.deadline);
+                let (mut svc, mut req) = match ready!(replay::poll_ready(retry, cx, deadline)) {
+                    Ok(ready) => ready,
+                    Err(err) => {
+                        state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
+                };
+                ctx.stamp_on(&mut req);
+                let (fut, timer) = send(&mut svc, req, ctx, Instant::now());
+                retry.replaying = true;
+                let permits = permits.take();
+                state.set(State::Calling {
+                    fut,
+                    permits,
+                    timer,
                 });
             }
             StateProj::Waiting { wait, host, global } => {
@@ -434,7 +541,7 @@ where
                             return Poll::Ready(Err(err.into()));
                         }
                         Admission::Wait(ticket, acquire) => {
-                            wait.bound = wait_bound(&ticket, request_of(wait));
+                            wait.bound = wait_bound(&ticket, ctx.stamp.deadline);
                             wait.ticket = Some(ticket);
                             wait.acquire = acquire;
                             *host = Some(permit);
@@ -471,8 +578,12 @@ where
                 }
                 let req = ready.req.take().expect("ready with a request");
                 let permits = ready.permits.take();
-                let fut = ready.svc.call(req);
-                state.set(State::Calling { fut, permits });
+                let (fut, timer) = send(&mut ready.svc, req, ctx, Instant::now());
+                state.set(State::Calling {
+                    fut,
+                    permits,
+                    timer,
+                });
             }
             StateProj::Refused { err } => {
                 let err = err.take().expect("refused with an error");
@@ -488,7 +599,7 @@ where
     }
 }
 
-fn request_of<S, B>(wait: &Wait<S, B>) -> &Request<B> {
+fn request_of<S, B>(wait: &Wait<S, B>) -> &Request<ReplayBody<B>> {
     &wait.call.as_ref().expect("waiting with a request").1
 }
 

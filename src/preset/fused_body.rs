@@ -59,6 +59,7 @@ where
     ) -> Self {
         let config = ctx.config.clone();
         let done = inner.is_end_stream();
+        let now = Instant::now();
         let mut body = FusedBody {
             inner: None,
             done,
@@ -80,10 +81,10 @@ where
             if let (Some(registry), Some((method, uri))) =
                 (&body.config.drain.leaks, ctx.held.take())
             {
-                body.leak = Some(registry.register(method, uri));
+                body.leak = Some(registry.register_at(method, uri, now));
             }
         }
-        body.inner = Some(Box::pin(Bounded::new(inner, ctx)));
+        body.inner = Some(Box::pin(Bounded::new(inner, ctx, now)));
         body
     }
 }
@@ -181,18 +182,13 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Bounded<B> {
-    fn new(inner: B, ctx: &Ctx) -> Self {
+    fn new(inner: B, ctx: &Ctx, now: Instant) -> Self {
         let config = ctx.config.clone();
         let deadline = ctx.stamp.deadline;
         Bounded {
             inner,
             deadline,
-            bound: Bound::new(
-                Instant::now(),
-                config.body_idle,
-                Phase::BodyIdle,
-                Some(&deadline),
-            ),
+            bound: Bound::new(now, config.body_idle, Phase::BodyIdle, Some(&deadline)),
             sleep: LazySleep::default(),
             left: config.max_body,
             authority: ctx.authority.clone(),

@@ -31,22 +31,20 @@ impl<S> Layer<S> for HardenedLayer {
             .stats(stats.clone())
             .propagate_grpc_timeout(self.grpc);
         let Some(adaptive) = &c.limits.adaptive else {
-            let inner = ResponseHeaderTimeoutLayer::new(c.response_headers)
-                .stats(stats.clone())
-                .layer(inner);
-            let inner = self.replay().layer(inner);
             let config = Config {
                 deadline,
                 stats: stats.clone(),
                 drain: c.drain.shared.clone(),
                 max_body: c.max_response_body,
                 body_idle: c.body_idle,
+                response_headers: c.response_headers,
             };
             return HardenedService::new(Core::Fast(Fused::new(
                 inner,
                 c.telemetry.cache.clone(),
                 c.limits.per_host.clone(),
                 c.limits.global.clone(),
+                self.replay(),
                 config,
             )));
         };

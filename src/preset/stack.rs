@@ -2,9 +2,8 @@
 //! as types. Private, so that fusing layers or moving the client onto another transport changes
 //! only this file.
 //!
-//! Two stacks. The default one, [`Fast`]: the outer guarantees fused into one service
-//! ([`Fused`]: telemetry, the deadline, both limits, drain-on-drop, the body cap, body idle)
-//! around the layers that act per attempt. With an adaptive per-host limit, [`Stack`]: every
+//! Two stacks. The default one, [`Fast`]: every guarantee but the request-write timeout fused
+//! into one service ([`Fused`]) around that layer. With an adaptive per-host limit, [`Stack`]: every
 //! layer on its own, as `ServiceBuilderExt` composes them.
 
 use super::fused::{Fused, FusedFuture};
@@ -22,9 +21,9 @@ use crate::timeout::{
     ResponseHeaderTimeout,
 };
 
-/// What acts per attempt, outer to inner: the replay outside the phase timeouts, so each
-/// attempt gets its own and a timeout is never replayed.
-pub(super) type PerAttempt<S> = Replay<ResponseHeaderTimeout<RequestWriteTimeout<S>>>;
+/// What stays a layer under the fused service: the request-write timeout, which wraps the
+/// request body the client under it sends.
+pub(super) type PerAttempt<S> = RequestWriteTimeout<S>;
 
 /// The default stack around `S`.
 pub(super) type Fast<S> = Fused<PerAttempt<S>>;

@@ -73,85 +73,114 @@ where
         let mut this = self.project();
         loop {
             if let Ok(retry) = this.retry.as_mut() {
-                if let Some((svc, req)) = retry.pending.as_mut() {
-                    match svc.poll_ready(cx) {
-                        Poll::Pending => {
-                            // Nothing inside bounds a wait for readiness: the deadline does.
-                            let Some(d) = RequestDeadline::of(req) else {
-                                return Poll::Pending;
-                            };
-                            ready!(retry.sleep.poll_until(d.instant(), cx));
-                            let e = Error::timeout(Phase::Total, d.budget());
-                            let stats = retry.shared.layer.stats.as_ref();
-                            fired(stats, req.uri().authority(), &e);
-                            retry.pending = None;
-                            return Poll::Ready(Err(e.into()));
-                        }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                        Poll::Ready(Ok(())) => {
-                            let (mut svc, req) = retry.pending.take().expect("just seen");
-                            this.fut.set(svc.call(req));
-                            retry.replaying = true;
-                        }
-                    }
+                if let Some((_, req)) = &retry.pending {
+                    let deadline = RequestDeadline::of(req);
+                    let (mut svc, req) = ready!(poll_replay_ready(retry, cx, deadline))?;
+                    this.fut.set(svc.call(req));
+                    retry.replaying = true;
                 }
             }
             let err: BoxError = match ready!(this.fut.as_mut().poll(cx)) {
                 Ok(resp) => return Poll::Ready(Ok(resp)),
                 Err(e) => e.into(),
             };
-            // Our own errors (every timeout, refusals) are never replayed.
-            if Error::find(&*err).is_some() {
+            let deadline = match this.retry.as_ref() {
+                Ok(retry) => retry.parts.extensions.get::<RequestDeadline>().copied(),
+                Err(_) => None,
+            };
+            if let Err(err) = after_error(this.retry, err, *this.entered, deadline) {
                 return Poll::Ready(Err(err));
             }
-            let Some(lost) = lost(&*err, *this.entered) else {
-                return Poll::Ready(Err(err));
-            };
-            let retry = match this.retry.as_mut() {
-                Ok(retry) => retry,
-                Err(why) => return Poll::Ready(Err(not_retried(lost.idle, why.clone(), err))),
-            };
-            if retry.replaying {
-                return Poll::Ready(Err(not_retried(lost.idle, NotRetried::Replayed, err)));
-            }
-            let body = match &retry.kept {
-                None => ReplayBody::replayed(Vec::new(), None),
-                Some(kept) => match replay_of(kept) {
-                    Some((chunks, trailers)) => ReplayBody::replayed(chunks, trailers),
-                    None => {
-                        return Poll::Ready(Err(not_retried(
-                            lost.idle,
-                            NotRetried::BodyNotKept,
-                            err,
-                        )))
-                    }
-                },
-            };
-            let stats = retry.shared.layer.stats.as_ref();
-            let authority = retry.parts.uri.authority();
-            let deadline = retry.parts.extensions.get::<RequestDeadline>();
-            if let Some(deadline) = deadline.filter(|d| d.is_expired()) {
-                let e = Error::timeout(Phase::Total, deadline.budget()).with_source(err);
-                fired(stats, authority, &e);
-                return Poll::Ready(Err(e.into()));
-            }
-            let retired = lost.make_room();
-            if let Some(stats) = stats {
-                stats.replay();
-            }
-            tracing::debug!(
-                authority = authority.map(Authority::as_str),
-                idle = ?lost.idle,
-                stale_retired = retired,
-                "reused connection closed by the peer before the response: sending the request again ({err})"
-            );
-            let mut parts = Request::new(()).into_parts().0;
-            std::mem::swap(&mut parts, &mut retry.parts);
-            parts.extensions.insert(FreshConnection);
-            let svc = retry.shared.service();
-            retry.pending = Some((svc, Request::from_parts(parts, body)));
         }
     }
+}
+
+/// Waits for the service of the replay set up in `retry.pending` to be ready, bounded by the
+/// request's `deadline` (nothing inside bounds a wait for readiness), and hands it over with
+/// the replay's request.
+#[allow(clippy::type_complexity)]
+pub(crate) fn poll_replay_ready<S, B>(
+    retry: &mut Retry<S, B>,
+    cx: &mut Context<'_>,
+    deadline: Option<RequestDeadline>,
+) -> Poll<Result<(S, Request<ReplayBody<B>>), BoxError>>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    S::Error: Into<BoxError>,
+{
+    let (svc, req) = retry.pending.as_mut().expect("a replay is pending");
+    match svc.poll_ready(cx) {
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(retry.pending.take().expect("just seen"))),
+        Poll::Ready(Err(e)) => {
+            retry.pending = None;
+            Poll::Ready(Err(e.into()))
+        }
+        Poll::Pending => {
+            let Some(d) = deadline else {
+                return Poll::Pending;
+            };
+            ready!(retry.sleep.poll_until(d.instant(), cx));
+            let e = Error::timeout(Phase::Total, d.budget());
+            fired(retry.shared.layer.stats.as_ref(), req.uri().authority(), &e);
+            retry.pending = None;
+            Poll::Ready(Err(e.into()))
+        }
+    }
+}
+
+/// After an attempt failed with `err`: sets up the replay (in `retry.pending`, waiting for its
+/// service) when the request may be replayed and the error says the connection was lost before
+/// the response, else gives the error to return. `deadline` is the request's.
+pub(crate) fn after_error<S, B>(
+    retry: &mut Result<Box<Retry<S, B>>, NotRetried>,
+    err: BoxError,
+    entered: Instant,
+    deadline: Option<RequestDeadline>,
+) -> Result<(), BoxError> {
+    // Our own errors (every timeout, refusals) are never replayed.
+    if Error::find(&*err).is_some() {
+        return Err(err);
+    }
+    let Some(lost) = lost(&*err, entered) else {
+        return Err(err);
+    };
+    let retry = match retry.as_mut() {
+        Ok(retry) => retry,
+        Err(why) => return Err(not_retried(lost.idle, why.clone(), err)),
+    };
+    if retry.replaying {
+        return Err(not_retried(lost.idle, NotRetried::Replayed, err));
+    }
+    let body = match &retry.kept {
+        None => ReplayBody::replayed(Vec::new(), None),
+        Some(kept) => match replay_of(kept) {
+            Some((chunks, trailers)) => ReplayBody::replayed(chunks, trailers),
+            None => return Err(not_retried(lost.idle, NotRetried::BodyNotKept, err)),
+        },
+    };
+    let stats = retry.shared.layer.stats.as_ref();
+    let authority = retry.parts.uri.authority();
+    if let Some(deadline) = deadline.filter(|d| d.is_expired()) {
+        let e = Error::timeout(Phase::Total, deadline.budget()).with_source(err);
+        fired(stats, authority, &e);
+        return Err(e.into());
+    }
+    let retired = lost.make_room();
+    if let Some(stats) = stats {
+        stats.replay();
+    }
+    tracing::debug!(
+        authority = authority.map(Authority::as_str),
+        idle = ?lost.idle,
+        stale_retired = retired,
+        "reused connection closed by the peer before the response: sending the request again ({err})"
+    );
+    let mut parts = Request::new(()).into_parts().0;
+    std::mem::swap(&mut parts, &mut retry.parts);
+    parts.extensions.insert(FreshConnection);
+    let svc = retry.shared.service();
+    retry.pending = Some((svc, Request::from_parts(parts, body)));
+    Ok(())
 }
 
 /// The error of a lost request that is not sent (again): what happened, and why.

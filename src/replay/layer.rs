@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::body::SharedKept;
 use super::policy::{self, BodyRule};
 use super::{ReplayBody, ReplayFuture};
-use crate::error::BoxError;
+use crate::error::{BoxError, NotRetried};
 use crate::stats::Stats;
 
 /// Sends a request once more when its reused connection was closed by the peer after the request
@@ -123,7 +123,7 @@ struct Snapshot<S> {
 }
 
 impl<S> Shared<S> {
-    fn new(layer: ReplayLayer) -> Arc<Self> {
+    pub(crate) fn new(layer: ReplayLayer) -> Arc<Self> {
         Arc::new(Shared {
             layer,
             svc: OnceLock::new(),
@@ -219,46 +219,56 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let layer = &self.shared.layer;
-        let verdict = policy::method(req.method(), req.headers(), layer.put_delete)
-            .and_then(|()| policy::body(req.body()));
-        match verdict {
-            Err(why) => {
-                let fut = self.inner.call(req.map(ReplayBody::pass));
-                ReplayFuture::new(fut, Err(why))
-            }
-            Ok(rule) => {
-                let (parts, body) = req.into_parts();
-                let (body, kept) = match rule {
-                    BodyRule::Empty => (ReplayBody::pass(body), None),
-                    BodyRule::Keep => {
-                        let (body, kept) = ReplayBody::keep(body);
-                        (body, Some(kept))
-                    }
-                };
-                let copy = copy_parts(&parts);
-                // The clone replays are sent on: made once, from the service before it
-                // takes its first request (tower-service's "be careful when cloning inner
-                // services": a clone that is not ready is polled ready before the replay).
-                let inner = &self.inner;
-                self.shared.svc.get_or_init(|| Snapshot {
-                    svc: Mutex::new(inner.clone()),
-                    clone: S::clone,
-                });
-                let retry = Retry {
-                    shared: self.shared.clone(),
-                    parts: copy,
-                    kept,
-                    pending: None,
-                    sleep: crate::clock::LazySleep::default(),
-                    replaying: false,
-                };
-                let fut = self.inner.call(Request::from_parts(parts, body));
-                ReplayFuture::new(fut, Ok(Box::new(retry)))
-            }
-        }
+        let (req, retry) = prepare(&self.shared, &self.inner, req);
+        ReplayFuture::new(self.inner.call(req), retry)
     }
 }
+
+/// What a request's first attempt is sent with: its body wrapped (kept when small), and, when
+/// it may be replayed, what the replay needs (else why not).
+pub(crate) type Prepared<S, B> = (Request<ReplayBody<B>>, Result<Box<Retry<S, B>>, NotRetried>);
+
+/// Decides whether `req` may be replayed, by its method, headers and body, and keeps what a
+/// replay needs: a copy of the request's head and, for a small body, the body.
+pub(crate) fn prepare<S: Clone, B: Body>(
+    shared: &Arc<Shared<S>>,
+    inner: &S,
+    req: Request<B>,
+) -> Prepared<S, B> {
+    let layer = &shared.layer;
+    let verdict = policy::method(req.method(), req.headers(), layer.put_delete)
+        .and_then(|()| policy::body(req.body()));
+    let rule = match verdict {
+        Err(why) => return (req.map(ReplayBody::pass), Err(why)),
+        Ok(rule) => rule,
+    };
+    let (parts, body) = req.into_parts();
+    let (body, kept) = match rule {
+        BodyRule::Empty => (ReplayBody::pass(body), None),
+        BodyRule::Keep => {
+            let (body, kept) = ReplayBody::keep(body);
+            (body, Some(kept))
+        }
+    };
+    let copy = copy_parts(&parts);
+    // The clone replays are sent on: made once, from the service before it takes its first
+    // request (tower-service's "be careful when cloning inner services": a clone that is not
+    // ready is polled ready before the replay).
+    shared.svc.get_or_init(|| Snapshot {
+        svc: Mutex::new(inner.clone()),
+        clone: S::clone,
+    });
+    let retry = Retry {
+        shared: shared.clone(),
+        parts: copy,
+        kept,
+        pending: None,
+        sleep: crate::clock::LazySleep::default(),
+        replaying: false,
+    };
+    (Request::from_parts(parts, body), Ok(Box::new(retry)))
+}
+
 fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
     let mut copy = Request::new(()).into_parts().0;
     copy.method = parts.method.clone();

@@ -58,6 +58,11 @@ mod policy;
 pub use self::body::ReplayBody;
 pub use self::future::ReplayFuture;
 pub use self::layer::{Replay, ReplayLayer};
+#[cfg(feature = "preset")]
+pub(crate) use self::{
+    future::{after_error, poll_replay_ready as poll_ready},
+    layer::{prepare, Retry, Shared as ReplayShared},
+};
 
 #[cfg(test)]
 mod tests;

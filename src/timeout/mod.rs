@@ -98,6 +98,8 @@ pub use self::request_write::{
     RequestWriteBody, RequestWriteTimeout, RequestWriteTimeoutBody, RequestWriteTimeoutFuture,
     RequestWriteTimeoutLayer,
 };
+#[cfg(feature = "preset")]
+pub(crate) use self::response_headers::HeaderTimer;
 pub use self::response_headers::{
     ResponseHeaderTimeout, ResponseHeaderTimeoutFuture, ResponseHeaderTimeoutLayer,
 };

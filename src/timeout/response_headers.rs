@@ -139,23 +139,93 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let entered = Instant::now();
-        let clock = HeaderClock::default();
-        req.extensions_mut().insert(clock.clone());
         let deadline = RequestDeadline::of(&req);
+        let timer = HeaderTimer::start(&mut req, self.layer.limit, deadline, Instant::now());
         let authority = req.uri().authority().cloned();
         ResponseHeaderTimeoutFuture {
             inner: self.inner.call(req),
-            sleep: LazySleep::default(),
-            clock,
-            entered,
-            limit: self.layer.limit,
-            deadline,
-            bound: None,
-            restarts: 0,
+            timer,
             stats: self.layer.stats.clone(),
             authority,
         }
+    }
+}
+
+/// The response-header timer of one attempt: started by the request's [`HeaderClock`] (put in
+/// the request for the client under it to hold while it connects and uploads), cut by the
+/// request's deadline, which it alone bounds the attempt by while the clock is held.
+#[derive(Debug)]
+pub(crate) struct HeaderTimer {
+    sleep: LazySleep,
+    clock: HeaderClock,
+    entered: Instant,
+    limit: Duration,
+    deadline: Option<RequestDeadline>,
+    // Known once the clock started (and how many restarts the clock had then).
+    bound: Option<Bound>,
+    restarts: u64,
+}
+
+impl HeaderTimer {
+    /// The timer of `req`'s attempt, entered at `now`, with the phase's `limit`.
+    pub(crate) fn start<B>(
+        req: &mut Request<B>,
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        now: Instant,
+    ) -> HeaderTimer {
+        let clock = HeaderClock::default();
+        req.extensions_mut().insert(clock.clone());
+        HeaderTimer {
+            sleep: LazySleep::default(),
+            clock,
+            entered: now,
+            limit,
+            deadline,
+            bound: None,
+            restarts: 0,
+        }
+    }
+
+    /// When the attempt entered the timer.
+    #[cfg(feature = "preset")]
+    pub(crate) fn entered(&self) -> Instant {
+        self.entered
+    }
+
+    /// Ready with the bound that fired (not yet counted).
+    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        if self.bound.is_some() && self.clock.restarts() != self.restarts {
+            // Stopped again (a request sent once more on another connection): wait for the
+            // new start.
+            self.bound = None;
+        }
+        let bound = match self.bound {
+            Some(bound) => bound,
+            None => match self.clock.poll_started(self.entered, cx) {
+                Some(start) => {
+                    self.restarts = self.clock.restarts();
+                    *self.bound.insert(Bound::new(
+                        start,
+                        self.limit,
+                        crate::Phase::ResponseHeaders,
+                        self.deadline.as_ref(),
+                    ))
+                }
+                // Not started (connecting, uploading): only the request deadline can fire.
+                None => match &self.deadline {
+                    Some(d) => Bound::new(
+                        self.entered,
+                        Duration::MAX,
+                        crate::Phase::ResponseHeaders,
+                        Some(d),
+                    ),
+                    None => return Poll::Pending,
+                },
+            },
+        };
+        ready!(self.sleep.poll_until(bound.at, cx));
+        Poll::Ready(bound)
     }
 }
 
@@ -164,14 +234,7 @@ pin_project! {
     pub struct ResponseHeaderTimeoutFuture<F> {
         #[pin]
         inner: F,
-        sleep: LazySleep,
-        clock: HeaderClock,
-        entered: Instant,
-        limit: Duration,
-        deadline: Option<RequestDeadline>,
-        // Known once the clock started (and how many restarts the clock had then).
-        bound: Option<Bound>,
-        restarts: u64,
+        timer: HeaderTimer,
         stats: Option<Stats>,
         authority: Option<Authority>,
     }
@@ -180,8 +243,8 @@ pin_project! {
 impl<F> std::fmt::Debug for ResponseHeaderTimeoutFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseHeaderTimeoutFuture")
-            .field("fires_at", &self.bound.map(|b| b.at))
-            .field("phase", &self.bound.map(|b| b.phase))
+            .field("fires_at", &self.timer.bound.map(|b| b.at))
+            .field("phase", &self.timer.bound.map(|b| b.phase))
             .finish_non_exhaustive()
     }
 }
@@ -198,36 +261,7 @@ where
         if let Poll::Ready(res) = this.inner.poll(cx) {
             return Poll::Ready(res.map_err(Into::into));
         }
-        if this.bound.is_some() && this.clock.restarts() != *this.restarts {
-            // Stopped again (a request sent once more on another connection): wait for the
-            // new start.
-            *this.bound = None;
-        }
-        let bound = match *this.bound {
-            Some(bound) => bound,
-            None => match this.clock.poll_started(*this.entered, cx) {
-                Some(start) => {
-                    *this.restarts = this.clock.restarts();
-                    *this.bound.insert(Bound::new(
-                        start,
-                        *this.limit,
-                        crate::Phase::ResponseHeaders,
-                        this.deadline.as_ref(),
-                    ))
-                }
-                // Not started (connecting, uploading): only the request deadline can fire.
-                None => match this.deadline {
-                    Some(d) => Bound::new(
-                        *this.entered,
-                        Duration::MAX,
-                        crate::Phase::ResponseHeaders,
-                        Some(d),
-                    ),
-                    None => return Poll::Pending,
-                },
-            },
-        };
-        ready!(this.sleep.poll_until(bound.at, cx));
+        let bound = ready!(this.timer.poll_fired(cx));
         let err = bound.error();
         fired(this.stats.as_ref(), this.authority.as_ref(), &err);
         Poll::Ready(Err(err.into()))
