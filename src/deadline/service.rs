@@ -114,6 +114,7 @@ impl Stamp {
 
     /// As [`Stamp::on`], but leaves the insertion to the caller: also says whether the
     /// deadline is the layer's (else it is an earlier one already in the extensions).
+    #[inline]
     pub(crate) fn compute<B>(req: &mut Request<B>, layer: &DeadlineLayer) -> (Stamp, bool) {
         let budget = req
             .extensions()

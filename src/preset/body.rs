@@ -55,6 +55,7 @@ pin_project! {
 }
 
 impl<B> HardenedBody<B> {
+    #[inline]
     pub(super) fn fast(body: FastBody<B>) -> Self {
         HardenedBody {
             inner: Inner::Fast { body },
@@ -84,6 +85,7 @@ where
     type Data = B::Data;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

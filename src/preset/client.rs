@@ -90,6 +90,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<B>) -> Self::Future {
         HardenedClientFuture {
             inner: self.inner.call(req.map(ErasedBody::new)),
@@ -123,6 +124,7 @@ impl<B> fmt::Debug for HardenedClientFuture<B> {
 impl<B> Future for HardenedClientFuture<B> {
     type Output = Result<Response<HardenedClientBody>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let resp = ready!(self.project().inner.poll(cx))?;
         Poll::Ready(Ok(resp.map(|inner| HardenedClientBody { inner })))
@@ -152,6 +154,7 @@ impl Body for HardenedClientBody {
     type Data = Bytes;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

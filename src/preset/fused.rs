@@ -40,7 +40,10 @@ use crate::limit::{
 use crate::replay::{self, ReplayBody, ReplayShared, Retry};
 use crate::stats::Stats;
 use crate::telemetry::{Cache, Outcome, Recording};
-use crate::timeout::HeaderTimer;
+use crate::timeout::{watch_upload, HeaderTimer, RequestWriteBody, UploadWatch};
+
+/// What the inner service is sent: the body kept for a replay and timed while it uploads.
+type Sent<B> = Request<RequestWriteBody<ReplayBody<B>>>;
 
 /// What every request of the fused service shares.
 pub(super) struct Config {
@@ -51,6 +54,7 @@ pub(super) struct Config {
     pub(super) max_body: u64,
     pub(super) body_idle: Duration,
     pub(super) response_headers: Duration,
+    pub(super) request_write: Duration,
 }
 
 /// The preset's outer guarantees around `S` (see the module docs).
@@ -123,8 +127,10 @@ impl<S> Fused<S> {
 
 impl<S, B, RB> Service<Request<B>> for Fused<S>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError> + Clone,
+    S: Service<Sent<B>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
     B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
@@ -137,6 +143,7 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let rec = Recording::start(&mut req, &mut self.cache);
         let (stamp, ours) = Stamp::compute(&mut req, &self.config.deadline);
@@ -179,9 +186,13 @@ where
 impl<S> Fused<S> {
     /// One admission for both limits, the host's first (as the layers are ordered), then the
     /// call if both let the request in at once.
+    #[inline]
     fn start<B>(&mut self, req: Request<ReplayBody<B>>, ctx: &Ctx) -> State<S, B>
     where
-        S: Service<Request<ReplayBody<B>>, Error = BoxError> + Clone,
+        S: Service<Sent<B>> + Clone,
+        S::Error: Into<BoxError>,
+        B: Body,
+        B::Error: Into<BoxError>,
     {
         let host = match self.per_host.admit(&req) {
             Admission::Now(permit) => permit,
@@ -205,16 +216,19 @@ impl<S> Fused<S> {
         match svc.poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => {
                 // Sent right as it came in: the clock read of its deadline is its start.
-                let (fut, timer) = send(svc, req, ctx, ctx.stamp.now);
+                let (fut, timer, upload) = send(svc, req, ctx, ctx.stamp.now);
                 State::Calling {
                     fut,
                     permits: Some((host, global)),
                     timer,
+                    upload,
                 }
             }
             Poll::Ready(Err(e)) => {
                 self.active = None;
-                State::Refused { err: Some(e) }
+                State::Refused {
+                    err: Some(e.into()),
+                }
             }
             Poll::Pending => {
                 let svc = self.active.take().expect("just made");
@@ -231,10 +245,19 @@ impl<S> Fused<S> {
     }
 }
 
-/// Sends one attempt of the request at `now`, with its response-header timer.
-fn send<S, B>(svc: &mut S, mut req: Request<B>, ctx: &Ctx, now: Instant) -> (S::Future, HeaderTimer)
+/// Sends one attempt of the request at `now`, with its response-header timer and the watch
+/// of its upload (none for a body already over).
+#[inline]
+fn send<S, B>(
+    svc: &mut S,
+    mut req: Request<ReplayBody<B>>,
+    ctx: &Ctx,
+    now: Instant,
+) -> (S::Future, HeaderTimer, Option<UploadWatch>)
 where
-    S: Service<Request<B>>,
+    S: Service<Sent<B>>,
+    B: Body,
+    B::Error: Into<BoxError>,
 {
     let timer = HeaderTimer::start(
         &mut req,
@@ -242,7 +265,10 @@ where
         Some(ctx.stamp.deadline),
         now,
     );
-    (svc.call(req), timer)
+    // After the header clock went in: an upload holds it until the body is sent.
+    let config = &ctx.config;
+    let (req, watch) = watch_upload(req, config.request_write, Some(&config.stats));
+    (svc.call(req), timer, (!watch.is_idle()).then_some(watch))
 }
 
 /// What the request carries from the call to its body.
@@ -322,7 +348,7 @@ pin_project! {
     #[project = StateProj]
     enum State<S, B>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Sent<B>>,
     {
         Waiting {
             wait: Box<Wait<S, B>>,
@@ -337,6 +363,7 @@ pin_project! {
             fut: S::Future,
             permits: Option<(Permit, Permit)>,
             timer: HeaderTimer,
+            upload: Option<UploadWatch>,
         },
         // The attempt's connection was lost before the response: the replay (in the retry)
         // waits for its service.
@@ -347,7 +374,7 @@ pin_project! {
     }
 }
 
-impl<S: Service<Request<ReplayBody<B>>>, B> State<S, B> {
+impl<S: Service<Sent<B>>, B> State<S, B> {
     fn refused(err: Error) -> Self {
         State::Refused {
             err: Some(err.into()),
@@ -371,7 +398,7 @@ pin_project! {
     /// The response future of [`Fused`].
     pub(super) struct FusedFuture<S, B>
     where
-        S: Service<Request<ReplayBody<B>>>,
+        S: Service<Sent<B>>,
     {
         #[pin]
         state: State<S, B>,
@@ -382,7 +409,7 @@ pin_project! {
     }
 }
 
-impl<S: Service<Request<ReplayBody<B>>>, B> fmt::Debug for FusedFuture<S, B> {
+impl<S: Service<Sent<B>>, B> fmt::Debug for FusedFuture<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Waiting { .. } => "waiting for a permit",
@@ -402,12 +429,16 @@ impl<S: Service<Request<ReplayBody<B>>>, B> fmt::Debug for FusedFuture<S, B> {
 
 impl<S, B, RB> Future for FusedFuture<S, B>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError>,
+    S: Service<Sent<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
     type Output = Result<Response<FusedBody<RB>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = {
@@ -419,7 +450,7 @@ where
             .take()
             .expect("FusedFuture polled after completion");
         Poll::Ready(match res {
-            Ok((resp, permits)) => {
+            Ok((resp, permits, upload)) => {
                 rec.headers(resp.status());
                 let version = resp.version();
                 let ctx = this.ctx;
@@ -432,7 +463,7 @@ where
                         ctx.held = Some((std::mem::take(&mut parts.method), uri));
                     }
                 }
-                Ok(resp.map(|body| FusedBody::new(body, version, permits, rec, ctx)))
+                Ok(resp.map(|body| FusedBody::new(body, version, permits, upload, rec, ctx)))
             }
             Err(e) => {
                 let e = hop_error(e, this.ctx);
@@ -443,7 +474,8 @@ where
     }
 }
 
-type Answer<RB> = Result<(Response<RB>, (Permit, Permit)), BoxError>;
+/// The response, both permits and the watch of an upload still going on; or the error.
+type Answer<RB> = Result<(Response<RB>, (Permit, Permit), Option<UploadWatch>), BoxError>;
 
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
@@ -452,7 +484,10 @@ fn poll_state<S, B, RB>(
     cx: &mut Context<'_>,
 ) -> Poll<Answer<RB>>
 where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Error = BoxError>,
+    S: Service<Sent<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
 {
     loop {
         match state.as_mut().project() {
@@ -460,15 +495,23 @@ where
                 fut,
                 permits,
                 timer,
+                upload,
             } => {
                 let err = match fut.poll(cx) {
                     Poll::Ready(Ok(resp)) => {
                         let permits = permits.take().expect("calling with permits");
+                        let upload = upload.take();
                         state.set(State::Done);
-                        return Poll::Ready(Ok((resp, permits)));
+                        return Poll::Ready(Ok((resp, permits, upload)));
                     }
-                    Poll::Ready(Err(e)) => e,
+                    Poll::Ready(Err(e)) => e.into(),
                     Poll::Pending => {
+                        // An upload that stalled (counted where it fired).
+                        if let Some(Poll::Ready(bound)) = upload.as_mut().map(|u| u.poll_fired(cx))
+                        {
+                            state.set(State::Done);
+                            return Poll::Ready(Err(bound.error().into()));
+                        }
                         let err = ready!(timer.poll_fired(cx)).error();
                         fired(Some(&ctx.config.stats), ctx.authority.as_ref(), &err);
                         // The permits go back here, with the attempt: the exchange is over.
@@ -487,7 +530,8 @@ where
             StateProj::Replaying { permits } => {
                 let retry = retry.as_mut().expect("replaying with a retry");
                 let deadline = Some(ctx.stamp.deadline);
-                let (mut svc, mut req) = match ready!(replay::poll_ready(retry, cx, deadline)) {
+                let ready = ready!(replay::poll_ready::<S, B, Sent<B>>(retry, cx, deadline));
+                let (mut svc, mut req) = match ready {
                     Ok(ready) => ready,
                     Err(err) => {
                         state.set(State::Done);
@@ -495,13 +539,14 @@ where
                     }
                 };
                 ctx.stamp_on(&mut req);
-                let (fut, timer) = send(&mut svc, req, ctx, Instant::now());
+                let (fut, timer, upload) = send(&mut svc, req, ctx, Instant::now());
                 retry.replaying = true;
                 let permits = permits.take();
                 state.set(State::Calling {
                     fut,
                     permits,
                     timer,
+                    upload,
                 });
             }
             StateProj::Waiting { wait, host, global } => {
@@ -566,7 +611,7 @@ where
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
                         state.set(State::Done);
-                        return Poll::Ready(Err(e));
+                        return Poll::Ready(Err(e.into()));
                     }
                     Poll::Pending => {
                         // Nothing inside bounds a wait for readiness: the deadline does.
@@ -578,11 +623,12 @@ where
                 }
                 let req = ready.req.take().expect("ready with a request");
                 let permits = ready.permits.take();
-                let (fut, timer) = send(&mut ready.svc, req, ctx, Instant::now());
+                let (fut, timer, upload) = send(&mut ready.svc, req, ctx, Instant::now());
                 state.set(State::Calling {
                     fut,
                     permits,
                     timer,
+                    upload,
                 });
             }
             StateProj::Refused { err } => {

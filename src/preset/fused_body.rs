@@ -19,9 +19,11 @@ use crate::drain::{DrainFn, LeakKey};
 use crate::error::{BoxError, Error, Phase};
 use crate::limit::Permit;
 use crate::telemetry::{Outcome, Recording};
+use crate::timeout::UploadWatch;
 
 /// The response body of the fused service around the inner body `B`: holds both permits and
-/// the telemetry record until it ends; bounded by [`Bounded`]; drained in the background
+/// the telemetry record until it ends; bounded by [`Bounded`] (and by the request-write timeout
+/// while the upload goes on); drained in the background
 /// (HTTP/1) when dropped before its end, still bounded; watched while held.
 pub(super) struct FusedBody<B> {
     /// Boxed so that a drop can hand it to a background drain.
@@ -50,10 +52,12 @@ where
     B: Body + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    #[inline]
     pub(super) fn new(
         inner: B,
         version: Version,
         (host, global): (Permit, Permit),
+        upload: Option<UploadWatch>,
         mut rec: Recording,
         ctx: &mut Ctx,
     ) -> Self {
@@ -84,7 +88,7 @@ where
                 body.leak = Some(registry.register_at(method, uri, now));
             }
         }
-        body.inner = Some(Box::pin(Bounded::new(inner, ctx, now)));
+        body.inner = Some(Box::pin(Bounded::new(inner, upload, ctx, now)));
         body
     }
 }
@@ -116,6 +120,7 @@ where
     type Data = B::Data;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -175,6 +180,8 @@ pin_project_lite::pin_project! {
         bound: Bound,
         sleep: LazySleep,
         left: u64,
+        // An upload still going on while the response streams (full duplex).
+        upload: Option<UploadWatch>,
         config: Arc<Config>,
         authority: Option<Authority>,
         done: bool,
@@ -182,7 +189,8 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Bounded<B> {
-    fn new(inner: B, ctx: &Ctx, now: Instant) -> Self {
+    #[inline]
+    fn new(inner: B, upload: Option<UploadWatch>, ctx: &Ctx, now: Instant) -> Self {
         let config = ctx.config.clone();
         let deadline = ctx.stamp.deadline;
         Bounded {
@@ -191,6 +199,7 @@ impl<B> Bounded<B> {
             bound: Bound::new(now, config.body_idle, Phase::BodyIdle, Some(&deadline)),
             sleep: LazySleep::default(),
             left: config.max_body,
+            upload,
             authority: ctx.authority.clone(),
             config,
             done: false,
@@ -206,6 +215,7 @@ where
     type Data = B::Data;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -213,6 +223,11 @@ where
         let this = self.project();
         if *this.done {
             return Poll::Ready(None);
+        }
+        // An upload that stalled (counted where it fired) ends the exchange.
+        if let Some(Poll::Ready(bound)) = this.upload.as_mut().map(|u| u.poll_fired(cx)) {
+            *this.done = true;
+            return Poll::Ready(Some(Err(bound.error().into())));
         }
         let max = this.config.max_body;
         // Known too large before a byte is read: fail at once instead of reading up to the cap.

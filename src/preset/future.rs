@@ -72,6 +72,7 @@ where
     RB: Body + Send + 'static,
     RB::Error: Into<BoxError>,
 {
+    #[inline]
     pub(super) fn fast(fut: FastFuture<S, B>) -> Self {
         HardenedFuture {
             inner: Inner::Fast { fut },
@@ -112,6 +113,7 @@ where
 {
     type Output = Result<Response<HardenedBody<RB>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Poll::Ready(Ok(match self.project().inner.project() {
             InnerProj::Fast { fut } => ready!(fut.poll(cx))?.map(HardenedBody::fast),

@@ -24,9 +24,6 @@ impl<S> Layer<S> for HardenedLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let c = &self.config;
         let stats = &c.stats;
-        let inner = RequestWriteTimeoutLayer::new(c.request_write)
-            .stats(stats.clone())
-            .layer(inner);
         let deadline = DeadlineLayer::new(c.total)
             .stats(stats.clone())
             .propagate_grpc_timeout(self.grpc);
@@ -38,6 +35,7 @@ impl<S> Layer<S> for HardenedLayer {
                 max_body: c.max_response_body,
                 body_idle: c.body_idle,
                 response_headers: c.response_headers,
+                request_write: c.request_write,
             };
             return HardenedService::new(Core::Fast(Fused::new(
                 inner,
@@ -48,6 +46,9 @@ impl<S> Layer<S> for HardenedLayer {
                 config,
             )));
         };
+        let inner = RequestWriteTimeoutLayer::new(c.request_write)
+            .stats(stats.clone())
+            .layer(inner);
         let inner = BodyIdleTimeoutLayer::new(c.body_idle)
             .stats(stats.clone())
             .layer(inner);

@@ -58,7 +58,7 @@ impl<S> HardenedService<S> {
     /// The inner service, as given to the layer.
     pub fn get_ref(&self) -> &S {
         match &self.inner {
-            Core::Fast(s) => s.get_ref().get_ref(),
+            Core::Fast(s) => s.get_ref(),
             Core::Layered(s) => s
                 .get_ref()
                 .get_ref()
@@ -77,7 +77,7 @@ impl<S> HardenedService<S> {
     /// send each request on a clone of the inner service).
     pub fn get_mut(&mut self) -> &mut S {
         match &mut self.inner {
-            Core::Fast(s) => s.get_mut().get_mut(),
+            Core::Fast(s) => s.get_mut(),
             Core::Layered(s) => s
                 .get_mut()
                 .get_mut()
@@ -95,7 +95,7 @@ impl<S> HardenedService<S> {
     /// Gives back the inner service, as given to the layer.
     pub fn into_inner(self) -> S {
         match self.inner {
-            Core::Fast(s) => s.into_inner().into_inner(),
+            Core::Fast(s) => s.into_inner(),
             Core::Layered(s) => s
                 .into_inner()
                 .into_inner()
@@ -131,6 +131,7 @@ where
         }
     }
 
+    #[inline]
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match &mut self.inner {
             Core::Fast(s) => HardenedFuture::fast(s.call(req)),

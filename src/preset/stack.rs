@@ -2,8 +2,8 @@
 //! as types. Private, so that fusing layers or moving the client onto another transport changes
 //! only this file.
 //!
-//! Two stacks. The default one, [`Fast`]: every guarantee but the request-write timeout fused
-//! into one service ([`Fused`]) around that layer. With an adaptive per-host limit, [`Stack`]: every
+//! Two stacks. The default one, [`Fast`]: every guarantee fused into one service ([`Fused`]).
+//! With an adaptive per-host limit, [`Stack`]: every
 //! layer on its own, as `ServiceBuilderExt` composes them.
 
 use super::fused::{Fused, FusedFuture};
@@ -21,18 +21,14 @@ use crate::timeout::{
     ResponseHeaderTimeout,
 };
 
-/// What stays a layer under the fused service: the request-write timeout, which wraps the
-/// request body the client under it sends.
-pub(super) type PerAttempt<S> = RequestWriteTimeout<S>;
-
 /// The default stack around `S`.
-pub(super) type Fast<S> = Fused<PerAttempt<S>>;
+pub(super) type Fast<S> = Fused<S>;
 
 /// The response future of [`Fast`] for request bodies `B`.
-pub(super) type FastFuture<S, B> = FusedFuture<PerAttempt<S>, B>;
+pub(super) type FastFuture<S, B> = FusedFuture<S, B>;
 
 /// The response body of [`Fast`] around the inner service's body `B`.
-pub(super) type FastBody<B> = FusedBody<RequestWriteTimeoutBody<B>>;
+pub(super) type FastBody<B> = FusedBody<B>;
 
 /// Everything inside the two limiters of [`Stack`], outer to inner. The replay sits inside the
 /// limits and the deadline (a replay keeps both) and outside the phase timeouts.

@@ -942,3 +942,37 @@ async fn the_body_cap_still_bounds_the_drain_of_a_dropped_body() {
         "{snap:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_that_stalls_while_the_response_streams_fails_the_body_as_request_write() {
+    type UpCh = RequestWriteBody<ReplayBody<ChannelBody>>;
+    let preset = Hardened::new().request_write(Duration::from_secs(2));
+    let stats = preset.stats_handle();
+    let (inner, mut handle) = mock::pair::<Request<UpCh>, Response<ChannelBody>>();
+    let mut svc = preset.layer().layer(inner);
+    let (up_tx, up) = ChannelBody::new();
+    let req = Request::post("http://a.test/").body(up).unwrap();
+    let mut fut = task::spawn(svc.call(req));
+    assert_pending!(fut.poll());
+    let (req, send) = handle.next_request().await.unwrap();
+    let mut upload = req.into_body();
+    up_tx.send(Ok(Bytes::from("a"))).unwrap();
+    // The client under it takes one frame, then writes no more (a stalled socket).
+    assert_eq!(
+        upload.frame().await.unwrap().unwrap().into_data().unwrap(),
+        "a"
+    );
+    let (_tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let mut body = task::spawn(assert_ready!(fut.poll()).unwrap().into_body());
+    assert!(body.enter(|cx, b| b.poll_frame(cx)).is_pending());
+    advance(Duration::from_secs(2)).await;
+    let err = match body.enter(|cx, b| b.poll_frame(cx)) {
+        std::task::Poll::Ready(Some(Err(e))) => e,
+        _ => panic!("the stalled upload ends the body"),
+    };
+    assert_eq!(phase_of(&err), Some(Phase::RequestWrite));
+    let snap = stats.snapshot();
+    assert_eq!((snap.timeouts(Phase::RequestWrite), snap.in_flight), (1, 0));
+    drop((up_tx, upload));
+}

@@ -75,7 +75,9 @@ where
             if let Ok(retry) = this.retry.as_mut() {
                 if let Some((_, req)) = &retry.pending {
                     let deadline = RequestDeadline::of(req);
-                    let (mut svc, req) = ready!(poll_replay_ready(retry, cx, deadline))?;
+                    let (mut svc, req) = ready!(
+                        poll_replay_ready::<S, B, Request<ReplayBody<B>>>(retry, cx, deadline)
+                    )?;
                     this.fut.set(svc.call(req));
                     retry.replaying = true;
                 }
@@ -99,17 +101,17 @@ where
 /// request's `deadline` (nothing inside bounds a wait for readiness), and hands it over with
 /// the replay's request.
 #[allow(clippy::type_complexity)]
-pub(crate) fn poll_replay_ready<S, B>(
+pub(crate) fn poll_replay_ready<S, B, R>(
     retry: &mut Retry<S, B>,
     cx: &mut Context<'_>,
     deadline: Option<RequestDeadline>,
 ) -> Poll<Result<(S, Request<ReplayBody<B>>), BoxError>>
 where
-    S: Service<Request<ReplayBody<B>>>,
+    S: Service<R>,
     S::Error: Into<BoxError>,
 {
     let (svc, req) = retry.pending.as_mut().expect("a replay is pending");
-    match svc.poll_ready(cx) {
+    match Service::<R>::poll_ready(svc, cx) {
         Poll::Ready(Ok(())) => Poll::Ready(Ok(retry.pending.take().expect("just seen"))),
         Poll::Ready(Err(e)) => {
             retry.pending = None;

@@ -230,6 +230,7 @@ pub(crate) type Prepared<S, B> = (Request<ReplayBody<B>>, Result<Box<Retry<S, B>
 
 /// Decides whether `req` may be replayed, by its method, headers and body, and keeps what a
 /// replay needs: a copy of the request's head and, for a small body, the body.
+#[inline]
 pub(crate) fn prepare<S: Clone, B: Body>(
     shared: &Arc<Shared<S>>,
     inner: &S,

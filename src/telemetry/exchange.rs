@@ -74,6 +74,7 @@ impl Recording {
     /// Opens the span (and, with `metrics`, counts the request active in `cache`'s series and
     /// hands inner layers its [`Exchange`] through the extensions).
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[inline]
     pub(crate) fn start<B>(req: &mut Request<B>, cache: &mut Cache) -> Recording {
         let uri = req.uri();
         let span = tracing::debug_span!(

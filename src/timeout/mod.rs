@@ -98,9 +98,12 @@ pub use self::request_write::{
     RequestWriteBody, RequestWriteTimeout, RequestWriteTimeoutBody, RequestWriteTimeoutFuture,
     RequestWriteTimeoutLayer,
 };
-#[cfg(feature = "preset")]
-pub(crate) use self::response_headers::HeaderTimer;
 pub use self::response_headers::{
     ResponseHeaderTimeout, ResponseHeaderTimeoutFuture, ResponseHeaderTimeoutLayer,
 };
 pub use self::tls::{TlsHandshakeTimeout, TlsHandshakeTimeoutFuture, TlsHandshakeTimeoutLayer};
+#[cfg(feature = "preset")]
+pub(crate) use self::{
+    request_write::{watch_upload, UploadWatch},
+    response_headers::HeaderTimer,
+};

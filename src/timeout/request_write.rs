@@ -180,35 +180,73 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared: Option<Shared> = if req.body().is_end_stream() {
-            None
-        } else {
-            let hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
-            Some(Arc::new(Upload {
-                state: Mutex::new(State {
-                    header_hold: hold,
-                    ..State::default()
-                }),
-                limit: self.layer.limit,
-                deadline: RequestDeadline::of(&req),
-                stats: self.layer.stats.clone(),
-                authority: req.uri().authority().cloned(),
-            }))
-        };
-        let watchdog = Watchdog {
-            shared: shared.clone(),
-        };
-        let req = req.map(|inner| RequestWriteBody {
-            inner,
-            guard: DoneOnDrop(shared),
-            reported: false,
-            rest: None,
-        });
+        let (req, watch) = watch_upload(req, self.layer.limit, self.layer.stats.as_ref());
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
-            sleep: LazySleep::default(),
-            watchdog: Some(watchdog),
+            sleep: watch.sleep,
+            watchdog: Some(watch.watchdog),
         }
+    }
+}
+
+/// Wraps `req`'s body to time its upload (a stall longer than `limit` fails it, as does the
+/// request's deadline, which it reads from the extensions), and gives the watch of that
+/// upload from the response side. A body already over is not watched. The body holds the
+/// request's response-header clock, if one is in the extensions, until it is sent.
+#[inline]
+pub(crate) fn watch_upload<B: Body>(
+    req: Request<B>,
+    limit: Duration,
+    stats: Option<&Stats>,
+) -> (Request<RequestWriteBody<B>>, UploadWatch) {
+    let shared: Option<Shared> = if req.body().is_end_stream() {
+        None
+    } else {
+        let hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+        Some(Arc::new(Upload {
+            state: Mutex::new(State {
+                header_hold: hold,
+                ..State::default()
+            }),
+            limit,
+            deadline: RequestDeadline::of(&req),
+            stats: stats.cloned(),
+            authority: req.uri().authority().cloned(),
+        }))
+    };
+    let watch = UploadWatch {
+        watchdog: Watchdog {
+            shared: shared.clone(),
+        },
+        sleep: LazySleep::default(),
+    };
+    let req = req.map(|inner| RequestWriteBody {
+        inner,
+        guard: DoneOnDrop(shared),
+        reported: false,
+        rest: None,
+    });
+    (req, watch)
+}
+
+/// The watch of one upload from the response side (see [`watch_upload`]).
+#[derive(Debug)]
+pub(crate) struct UploadWatch {
+    watchdog: Watchdog,
+    sleep: LazySleep,
+}
+
+impl UploadWatch {
+    /// Nothing to watch: the body was over when the request was sent.
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.watchdog.shared.is_none()
+    }
+
+    /// Ready with the bound that fired, once the upload stalled past it (counted already).
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        self.watchdog.poll_fired(&mut self.sleep, cx)
     }
 }
 

@@ -168,6 +168,7 @@ pub(crate) struct HeaderTimer {
 
 impl HeaderTimer {
     /// The timer of `req`'s attempt, entered at `now`, with the phase's `limit`.
+    #[inline]
     pub(crate) fn start<B>(
         req: &mut Request<B>,
         limit: Duration,
