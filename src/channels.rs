@@ -51,6 +51,10 @@ mod header_clock {
 
     #[derive(Debug, Default)]
     struct ClockShared {
+        /// The request's deadline, for a client that finds no `RequestDeadline` in the
+        /// extensions (the preset's own transport: one extension instead of two).
+        #[cfg(feature = "timeout")]
+        deadline: Option<crate::deadline::RequestDeadline>,
         state: std::sync::Mutex<HeaderClockState>,
         /// How many times a started clock was stopped again ([`HeaderClock::hold_again`]): read
         /// without the lock by a clock's user that already knows when it started.
@@ -73,6 +77,22 @@ mod header_clock {
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// A clock that also carries the request's deadline (see [`HeaderClock::deadline`]).
+        #[cfg(feature = "timeout")]
+        pub(crate) fn with_deadline(deadline: Option<crate::deadline::RequestDeadline>) -> Self {
+            HeaderClock(std::sync::Arc::new(ClockShared {
+                deadline,
+                ..ClockShared::default()
+            }))
+        }
+
+        /// The request's deadline, as the clock was made with.
+        #[cfg(feature = "timeout")]
+        #[cfg_attr(not(feature = "transport"), allow(dead_code))]
+        pub(crate) fn deadline(&self) -> Option<crate::deadline::RequestDeadline> {
+            self.0.deadline
         }
 
         /// Keeps the clock from starting until the hold is released or dropped.

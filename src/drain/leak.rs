@@ -81,15 +81,16 @@ impl Registry {
     /// runtime that ran the last one is gone). Without a tokio runtime the body is recorded but
     /// only swept once a body is registered from inside one.
     pub(crate) fn register(self: &Arc<Self>, method: Method, uri: Uri) -> LeakKey {
-        self.register_at(method, uri, Instant::now())
+        self.register_at(method, uri, Instant::now(), tracing::Span::current())
     }
 
-    /// As [`register`](Self::register), for a body whose headers came at `since`.
+    /// As [`register`](Self::register), for a body whose headers came at `since` in `span`.
     pub(crate) fn register_at(
         self: &Arc<Self>,
         method: Method,
         uri: Uri,
         since: Instant,
+        span: tracing::Span,
     ) -> LeakKey {
         let mut state = self.lock();
         let index = match state.free.pop() {
@@ -106,7 +107,7 @@ impl Registry {
             uri,
             since,
             reported: false,
-            span: tracing::Span::current(),
+            span,
         });
         let key = LeakKey {
             index,

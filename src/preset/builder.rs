@@ -488,6 +488,7 @@ impl Hardened {
         HardenedLayer {
             config: self.clone(),
             grpc: false,
+            own_transport: false,
         }
     }
 
@@ -526,7 +527,7 @@ impl Hardened {
                     .build_with_connector(self.connector())
             })
             .clone();
-        HardenedClient::new(self.layer().layer(transport))
+        HardenedClient::new(self.transport_layer().layer(transport))
     }
 
     /// A ready client over your own connector (a proxy connector, a TLS connector of your own
@@ -550,9 +551,17 @@ impl Hardened {
         B::Error: Into<crate::BoxError>,
     {
         HardenedClient::new(
-            self.layer()
+            self.transport_layer()
                 .layer(self.transport_builder().build_with_connector(connector)),
         )
+    }
+
+    /// The request-side stack for the crate's own transport under it.
+    fn transport_layer(&self) -> HardenedLayer {
+        HardenedLayer {
+            own_transport: true,
+            ..self.layer()
+        }
     }
 
     /// The transport settings with what the preset owns applied: the response head cap.

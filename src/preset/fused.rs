@@ -55,6 +55,9 @@ pub(super) struct Config {
     pub(super) body_idle: Duration,
     pub(super) response_headers: Duration,
     pub(super) request_write: Duration,
+    /// Whether each attempt carries the deadline as a `RequestDeadline` extension too. Not
+    /// for the crate's own transport, which reads it from the header clock.
+    pub(super) deadline_extension: bool,
 }
 
 /// The preset's outer guarantees around `S` (see the module docs).
@@ -267,7 +270,8 @@ where
     );
     // After the header clock went in: an upload holds it until the body is sent.
     let config = &ctx.config;
-    let (req, watch) = watch_upload(req, config.request_write, Some(&config.stats));
+    let deadline = Some(ctx.stamp.deadline);
+    let (req, watch) = watch_upload(req, config.request_write, deadline, Some(&config.stats));
     (svc.call(req), timer, (!watch.is_idle()).then_some(watch))
 }
 
@@ -285,9 +289,9 @@ pub(super) struct Ctx {
 
 impl Ctx {
     /// Puts the deadline in an attempt's extensions, when it is ours (an earlier one the
-    /// request came with is there already).
+    /// request came with is there already) and the service under it reads it there.
     fn stamp_on<B>(&self, req: &mut Request<B>) {
-        if self.ours {
+        if self.ours && self.config.deadline_extension {
             req.extensions_mut().insert(self.stamp.deadline);
         }
     }
@@ -362,6 +366,7 @@ pin_project! {
             #[pin]
             fut: S::Future,
             permits: Option<(Permit, Permit)>,
+            #[pin]
             timer: HeaderTimer,
             upload: Option<UploadWatch>,
         },
@@ -404,8 +409,8 @@ pin_project! {
         state: State<S, B>,
         rec: Option<Recording>,
         ctx: Ctx,
-        // What a replay needs (boxed: moved with the future), or why there is none.
-        retry: Result<Box<Retry<S, B>>, NotRetried>,
+        // What a replay needs, or why there is none.
+        retry: Result<Retry<S, B>, NotRetried>,
     }
 }
 
@@ -480,7 +485,7 @@ type Answer<RB> = Result<(Response<RB>, (Permit, Permit), Option<UploadWatch>), 
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
     ctx: &Ctx,
-    retry: &mut Result<Box<Retry<S, B>>, NotRetried>,
+    retry: &mut Result<Retry<S, B>, NotRetried>,
     cx: &mut Context<'_>,
 ) -> Poll<Answer<RB>>
 where

@@ -79,14 +79,16 @@ where
             drop((global, host));
             rec.finish(Outcome::Done);
         } else {
-            body.global = Some(global);
-            body.host = Some(host);
-            body.rec = Some(rec);
             if let (Some(registry), Some((method, uri))) =
                 (&body.config.drain.leaks, ctx.held.take())
             {
-                body.leak = Some(registry.register_at(method, uri, now));
+                // The report is an event on the request's span.
+                let span = rec.span.clone();
+                body.leak = Some(registry.register_at(method, uri, now, span));
             }
+            body.global = Some(global);
+            body.host = Some(host);
+            body.rec = Some(rec);
         }
         body.inner = Some(Box::pin(Bounded::new(inner, upload, ctx, now)));
         body

@@ -80,6 +80,7 @@ impl Hardened {
         crate::grpc::GrpcLayer::new(super::HardenedLayer {
             config: self.clone(),
             grpc: true,
+            own_transport: false,
         })
     }
 

@@ -1,5 +1,6 @@
 //! [`ReplayFuture`], the response future of [`Replay`](super::Replay).
 
+use std::borrow::BorrowMut;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -73,8 +74,8 @@ where
         let mut this = self.project();
         loop {
             if let Ok(retry) = this.retry.as_mut() {
-                if let Some((_, req)) = &retry.pending {
-                    let deadline = RequestDeadline::of(req);
+                if let Some(pending) = &retry.pending {
+                    let deadline = RequestDeadline::of(&pending.1);
                     let (mut svc, req) = ready!(
                         poll_replay_ready::<S, B, Request<ReplayBody<B>>>(retry, cx, deadline)
                     )?;
@@ -110,9 +111,9 @@ where
     S: Service<R>,
     S::Error: Into<BoxError>,
 {
-    let (svc, req) = retry.pending.as_mut().expect("a replay is pending");
+    let (svc, req) = &mut **retry.pending.as_mut().expect("a replay is pending");
     match Service::<R>::poll_ready(svc, cx) {
-        Poll::Ready(Ok(())) => Poll::Ready(Ok(retry.pending.take().expect("just seen"))),
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(*retry.pending.take().expect("just seen"))),
         Poll::Ready(Err(e)) => {
             retry.pending = None;
             Poll::Ready(Err(e.into()))
@@ -133,8 +134,8 @@ where
 /// After an attempt failed with `err`: sets up the replay (in `retry.pending`, waiting for its
 /// service) when the request may be replayed and the error says the connection was lost before
 /// the response, else gives the error to return. `deadline` is the request's.
-pub(crate) fn after_error<S, B>(
-    retry: &mut Result<Box<Retry<S, B>>, NotRetried>,
+pub(crate) fn after_error<S, B, R: BorrowMut<Retry<S, B>>>(
+    retry: &mut Result<R, NotRetried>,
     err: BoxError,
     entered: Instant,
     deadline: Option<RequestDeadline>,
@@ -146,8 +147,8 @@ pub(crate) fn after_error<S, B>(
     let Some(lost) = lost(&*err, entered) else {
         return Err(err);
     };
-    let retry = match retry.as_mut() {
-        Ok(retry) => retry,
+    let retry: &mut Retry<S, B> = match retry.as_mut() {
+        Ok(retry) => retry.borrow_mut(),
         Err(why) => return Err(not_retried(lost.idle, why.clone(), err)),
     };
     if retry.replaying {
@@ -181,7 +182,7 @@ pub(crate) fn after_error<S, B>(
     std::mem::swap(&mut parts, &mut retry.parts);
     parts.extensions.insert(FreshConnection);
     let svc = retry.shared.service();
-    retry.pending = Some((svc, Request::from_parts(parts, body)));
+    retry.pending = Some(Box::new((svc, Request::from_parts(parts, body))));
     Ok(())
 }
 

@@ -195,8 +195,9 @@ pub(crate) struct Retry<S, B> {
     pub(crate) parts: http::request::Parts,
     /// `None`: the body was empty.
     pub(crate) kept: Option<SharedKept>,
-    /// The replay, waiting for its service to be ready.
-    pub(crate) pending: Option<(S, Request<ReplayBody<B>>)>,
+    /// The replay, waiting for its service to be ready (boxed: only a replay pays for it).
+    #[allow(clippy::type_complexity)]
+    pub(crate) pending: Option<Box<(S, Request<ReplayBody<B>>)>>,
     /// Bounds that wait by the request's deadline: nothing inside bounds it.
     pub(crate) sleep: crate::clock::LazySleep,
     /// The replay was sent.
@@ -220,13 +221,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (req, retry) = prepare(&self.shared, &self.inner, req);
-        ReplayFuture::new(self.inner.call(req), retry)
+        ReplayFuture::new(self.inner.call(req), retry.map(Box::new))
     }
 }
 
 /// What a request's first attempt is sent with: its body wrapped (kept when small), and, when
 /// it may be replayed, what the replay needs (else why not).
-pub(crate) type Prepared<S, B> = (Request<ReplayBody<B>>, Result<Box<Retry<S, B>>, NotRetried>);
+pub(crate) type Prepared<S, B> = (Request<ReplayBody<B>>, Result<Retry<S, B>, NotRetried>);
 
 /// Decides whether `req` may be replayed, by its method, headers and body, and keeps what a
 /// replay needs: a copy of the request's head and, for a small body, the body.
@@ -267,7 +268,7 @@ pub(crate) fn prepare<S: Clone, B: Body>(
         sleep: crate::clock::LazySleep::default(),
         replaying: false,
     };
-    (Request::from_parts(parts, body), Ok(Box::new(retry)))
+    (Request::from_parts(parts, body), Ok(retry))
 }
 
 fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {

@@ -490,6 +490,41 @@ async fn the_held_body_report_is_a_warning_on_the_request_span() {
     drop(held);
 }
 
+/// The same report through the preset, whose fused stack registers the body itself.
+#[cfg(feature = "preset")]
+#[tokio::test(start_paused = true)]
+async fn the_preset_reports_a_held_body_on_the_request_span() {
+    use crate::HardenedRequestBody;
+    use http_body_util::Empty;
+    let traces = traces::Traces::default();
+    let _g = traces.install();
+    let preset = crate::Hardened::new().drain_with(|d| d.leak_threshold(Duration::from_secs(1)));
+    let (inner, mut handle) =
+        mock::pair::<Request<HardenedRequestBody<Empty<Bytes>>>, Response<ChannelBody>>();
+    let mut svc = tower_layer::Layer::layer(&preset.layer(), inner);
+    let req = Request::get(URI).body(Empty::new()).unwrap();
+    let mut fut = task::spawn(tower_service::Service::call(&mut svc, req));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (_tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let held = assert_ready!(fut.poll()).unwrap();
+    advance(Duration::from_millis(1200)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(preset.stats_handle().snapshot().leaks, 1);
+    let warns: Vec<_> = traces
+        .events()
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::WARN)
+        .collect();
+    assert_eq!(warns.len(), 1, "{:?}", traces.events());
+    assert_eq!(warns[0].span, Some(0), "an event on the request span");
+    assert_eq!(warns[0].fields["method"], "GET");
+    drop(held);
+}
+
 #[cfg(feature = "metrics")]
 #[tokio::test(start_paused = true)]
 async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {

@@ -180,7 +180,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (req, watch) = watch_upload(req, self.layer.limit, self.layer.stats.as_ref());
+        let deadline = RequestDeadline::of(&req);
+        let (req, watch) = watch_upload(req, self.layer.limit, deadline, self.layer.stats.as_ref());
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
             sleep: watch.sleep,
@@ -190,13 +191,14 @@ where
 }
 
 /// Wraps `req`'s body to time its upload (a stall longer than `limit` fails it, as does the
-/// request's deadline, which it reads from the extensions), and gives the watch of that
+/// request's `deadline`), and gives the watch of that
 /// upload from the response side. A body already over is not watched. The body holds the
 /// request's response-header clock, if one is in the extensions, until it is sent.
 #[inline]
 pub(crate) fn watch_upload<B: Body>(
     req: Request<B>,
     limit: Duration,
+    deadline: Option<RequestDeadline>,
     stats: Option<&Stats>,
 ) -> (Request<RequestWriteBody<B>>, UploadWatch) {
     let shared: Option<Shared> = if req.body().is_end_stream() {
@@ -209,7 +211,7 @@ pub(crate) fn watch_upload<B: Body>(
                 ..State::default()
             }),
             limit,
-            deadline: RequestDeadline::of(&req),
+            deadline,
             stats: stats.cloned(),
             authority: req.uri().authority().cloned(),
         }))

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::channels::{fired, HeaderClock};
-use crate::clock::{self, Bound, LazySleep};
+use crate::clock::{self, Bound, InlineSleep};
 use crate::deadline::RequestDeadline;
 use crate::error::BoxError;
 use crate::stats::Stats;
@@ -151,19 +151,23 @@ where
     }
 }
 
-/// The response-header timer of one attempt: started by the request's [`HeaderClock`] (put in
-/// the request for the client under it to hold while it connects and uploads), cut by the
-/// request's deadline, which it alone bounds the attempt by while the clock is held.
-#[derive(Debug)]
-pub(crate) struct HeaderTimer {
-    sleep: LazySleep,
-    clock: HeaderClock,
-    entered: Instant,
-    limit: Duration,
-    deadline: Option<RequestDeadline>,
-    // Known once the clock started (and how many restarts the clock had then).
-    bound: Option<Bound>,
-    restarts: u64,
+pin_project! {
+    /// The response-header timer of one attempt: started by the request's [`HeaderClock`]
+    /// (put in the request for the client under it to hold while it connects and uploads), cut
+    /// by the request's deadline, which it alone bounds the attempt by while the clock is held.
+    #[derive(Debug)]
+    pub(crate) struct HeaderTimer {
+        // In place, not boxed: every attempt arms it.
+        #[pin]
+        sleep: InlineSleep,
+        clock: HeaderClock,
+        entered: Instant,
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        // Known once the clock started (and how many restarts the clock had then).
+        bound: Option<Bound>,
+        restarts: u64,
+    }
 }
 
 impl HeaderTimer {
@@ -175,10 +179,10 @@ impl HeaderTimer {
         deadline: Option<RequestDeadline>,
         now: Instant,
     ) -> HeaderTimer {
-        let clock = HeaderClock::default();
+        let clock = HeaderClock::with_deadline(deadline);
         req.extensions_mut().insert(clock.clone());
         HeaderTimer {
-            sleep: LazySleep::default(),
+            sleep: InlineSleep::default(),
             clock,
             entered: now,
             limit,
@@ -195,28 +199,29 @@ impl HeaderTimer {
     }
 
     /// Ready with the bound that fired (not yet counted).
-    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
-        if self.bound.is_some() && self.clock.restarts() != self.restarts {
+    pub(crate) fn poll_fired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bound> {
+        let this = self.project();
+        if this.bound.is_some() && this.clock.restarts() != *this.restarts {
             // Stopped again (a request sent once more on another connection): wait for the
             // new start.
-            self.bound = None;
+            *this.bound = None;
         }
-        let bound = match self.bound {
+        let bound = match *this.bound {
             Some(bound) => bound,
-            None => match self.clock.poll_started(self.entered, cx) {
+            None => match this.clock.poll_started(*this.entered, cx) {
                 Some(start) => {
-                    self.restarts = self.clock.restarts();
-                    *self.bound.insert(Bound::new(
+                    *this.restarts = this.clock.restarts();
+                    *this.bound.insert(Bound::new(
                         start,
-                        self.limit,
+                        *this.limit,
                         crate::Phase::ResponseHeaders,
-                        self.deadline.as_ref(),
+                        this.deadline.as_ref(),
                     ))
                 }
                 // Not started (connecting, uploading): only the request deadline can fire.
-                None => match &self.deadline {
+                None => match &*this.deadline {
                     Some(d) => Bound::new(
-                        self.entered,
+                        *this.entered,
                         Duration::MAX,
                         crate::Phase::ResponseHeaders,
                         Some(d),
@@ -225,7 +230,7 @@ impl HeaderTimer {
                 },
             },
         };
-        ready!(self.sleep.poll_until(bound.at, cx));
+        ready!(this.sleep.poll_until(bound.at, cx));
         Poll::Ready(bound)
     }
 }
@@ -235,6 +240,7 @@ pin_project! {
     pub struct ResponseHeaderTimeoutFuture<F> {
         #[pin]
         inner: F,
+        #[pin]
         timer: HeaderTimer,
         stats: Option<Stats>,
         authority: Option<Authority>,

@@ -178,10 +178,12 @@ where
     B::Error: Into<BoxError>,
 {
     let key = key_of(req.uri())?;
-    let deadline = RequestDeadline::of(&req);
+    let clock = req.extensions().get::<HeaderClock>();
+    // The preset puts its deadline only in its header clock (one extension, not two).
+    let deadline = RequestDeadline::of(&req).or_else(|| clock.and_then(HeaderClock::deadline));
     // An outer response-header clock starts once the connection is obtained: the wait for it
     // is bounded by the acquire timeout, a dial by the connect timeout.
-    let mut hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+    let mut hold = clock.map(HeaderClock::hold);
     let fresh = req.extensions().get::<FreshConnection>().is_some();
     let exchange = Exchange::of(&req);
     let mut retried = false;
