@@ -179,7 +179,9 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         deadline: RequestDeadline,
-        bound: Bound,
+        // When the idle clock last restarted (the head, then each frame); its bound is
+        // computed only when a poll has to wait.
+        idle_from: Instant,
         sleep: LazySleep,
         left: u64,
         // An upload still going on while the response streams (full duplex).
@@ -198,7 +200,7 @@ impl<B> Bounded<B> {
         Bounded {
             inner,
             deadline,
-            bound: Bound::new(now, config.body_idle, Phase::BodyIdle, Some(&deadline)),
+            idle_from: now,
             sleep: LazySleep::default(),
             left: config.max_body,
             upload,
@@ -252,12 +254,7 @@ where
                     };
                     *this.left = left;
                     // The idle clock restarts when a frame is handed on.
-                    *this.bound = Bound::new(
-                        now,
-                        this.config.body_idle,
-                        Phase::BodyIdle,
-                        Some(this.deadline),
-                    );
+                    *this.idle_from = now;
                     return Poll::Ready(Some(Ok(frame)));
                 }
             }
@@ -270,8 +267,14 @@ where
                 return Poll::Ready(None);
             }
             Poll::Pending => {
-                ready!(this.sleep.poll_until(this.bound.at, cx));
-                this.bound.error()
+                let bound = Bound::new(
+                    *this.idle_from,
+                    this.config.body_idle,
+                    Phase::BodyIdle,
+                    Some(this.deadline),
+                );
+                ready!(this.sleep.poll_until(bound.at, cx));
+                bound.error()
             }
         };
         *this.done = true;

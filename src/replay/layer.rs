@@ -276,7 +276,9 @@ fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
     copy.method = parts.method.clone();
     copy.uri = parts.uri.clone();
     copy.version = parts.version;
-    copy.headers = parts.headers.clone();
+    if !parts.headers.is_empty() {
+        copy.headers = parts.headers.clone();
+    }
     copy.extensions = parts.extensions.clone();
     copy
 }
