@@ -23,26 +23,36 @@ use crate::timeout::UploadWatch;
 
 /// The response body of the fused service around the inner body `B`: holds both permits and
 /// the telemetry record until it ends; bounded by [`Bounded`] (and by the request-write timeout
-/// while the upload goes on); drained in the background
-/// (HTTP/1) when dropped before its end, still bounded; watched while held.
+/// while the upload goes on); drained in the background (HTTP/1) when dropped before its end,
+/// still bounded; watched while held.
+///
+/// Everything lives in one box (a drop hands the box to a background drain), so the body
+/// itself is two words and moves for free with its response.
 pub(super) struct FusedBody<B> {
-    /// Boxed so that a drop can hand it to a background drain.
-    inner: Option<Pin<Box<Bounded<B>>>>,
-    done: bool,
-    config: Arc<Config>,
-    drain: Option<DrainFn<Bounded<B>>>,
-    leak: Option<LeakKey>,
-    // Released in this order: the global permit, the host's, then the record.
-    global: Option<Permit>,
-    host: Option<Permit>,
-    rec: Option<Recording>,
+    core: Option<Pin<Box<Core<B>>>>,
+    drain: Option<DrainFn<Core<B>>>,
+}
+
+pin_project_lite::pin_project! {
+    /// What a [`FusedBody`] holds.
+    pub(super) struct Core<B> {
+        #[pin]
+        bounded: Bounded<B>,
+        done: bool,
+        leak: Option<LeakKey>,
+        // Released in this order: the global permit, the host's, then the record.
+        global: Option<Permit>,
+        host: Option<Permit>,
+        rec: Option<Recording>,
+    }
 }
 
 impl<B> fmt::Debug for FusedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = self.core.as_deref();
         f.debug_struct("FusedBody")
-            .field("done", &self.done)
-            .field("holds_permits", &self.global.is_some())
+            .field("done", &core.is_none_or(|c| c.done))
+            .field("holds_permits", &core.is_some_and(|c| c.global.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -61,18 +71,15 @@ where
         mut rec: Recording,
         ctx: &mut Ctx,
     ) -> Self {
-        let config = ctx.config.clone();
         let done = inner.is_end_stream();
         let now = Instant::now();
-        let mut body = FusedBody {
-            inner: None,
+        let mut core = Core {
+            bounded: Bounded::new(inner, upload, ctx, now),
             done,
-            drain: (version < Version::HTTP_2).then_some(|shared, body| shared.on_drop(body)),
             leak: None,
             global: None,
             host: None,
             rec: None,
-            config,
         };
         if done {
             // Over already (HEAD, 204, an empty body): the exchange ends at the headers.
@@ -80,37 +87,40 @@ where
             rec.finish(Outcome::Done);
         } else {
             if let (Some(registry), Some((method, uri))) =
-                (&body.config.drain.leaks, ctx.held.take())
+                (&ctx.config.drain.leaks, ctx.held.take())
             {
                 // The report is an event on the request's span.
                 let span = rec.span.clone();
-                body.leak = Some(registry.register_at(method, uri, now, span));
+                core.leak = Some(registry.register_at(method, uri, now, span));
             }
-            body.global = Some(global);
-            body.host = Some(host);
-            body.rec = Some(rec);
+            core.global = Some(global);
+            core.host = Some(host);
+            core.rec = Some(rec);
         }
-        body.inner = Some(Box::pin(Bounded::new(inner, upload, ctx, now)));
-        body
+        FusedBody {
+            core: Some(Box::pin(core)),
+            drain: (version < Version::HTTP_2).then_some(|shared, body| shared.on_drop(body)),
+        }
     }
 }
 
-impl<B> FusedBody<B> {
+impl<B> Core<B> {
     /// The exchange is over: the permits go back, and the record ends with `outcome`.
-    fn finish(&mut self, outcome: Outcome<'_>) {
-        self.done = true;
-        self.unwatch();
-        drop(self.global.take());
-        drop(self.host.take());
-        if let Some(mut rec) = self.rec.take() {
+    fn finish(self: Pin<&mut Self>, outcome: Outcome<'_>) {
+        let this = self.project();
+        *this.done = true;
+        unwatch(this.leak, &this.bounded.config);
+        drop(this.global.take());
+        drop(this.host.take());
+        if let Some(mut rec) = this.rec.take() {
             rec.finish(outcome);
         }
     }
+}
 
-    fn unwatch(&mut self) {
-        if let (Some(key), Some(registry)) = (self.leak.take(), &self.config.drain.leaks) {
-            registry.remove(key);
-        }
+fn unwatch(leak: &mut Option<LeakKey>, config: &Config) {
+    if let (Some(key), Some(registry)) = (leak.take(), &config.drain.leaks) {
+        registry.remove(key);
     }
 }
 
@@ -127,46 +137,83 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        if this.done {
+        let Some(core) = self.get_mut().core.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if core.done {
             return Poll::Ready(None);
         }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
         let polled = {
+            let this = core.as_mut().project();
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            ready!(inner.as_mut().poll_frame(cx))
+            ready!(this.bounded.poll_frame(cx))
         };
         match &polled {
-            Some(Ok(_)) if !inner.is_end_stream() => {}
-            Some(Ok(_)) | None => this.finish(Outcome::Done),
-            Some(Err(e)) => this.finish(Outcome::Failed(&**e)),
+            Some(Ok(_)) if !core.bounded.is_end_stream() => {}
+            Some(Ok(_)) | None => core.as_mut().finish(Outcome::Done),
+            Some(Err(e)) => core.as_mut().finish(Outcome::Failed(&**e)),
         }
         Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.core
+            .as_deref()
+            .is_none_or(|c| c.done || c.bounded.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Some(b) if !self.done => b.size_hint(),
+        match self.core.as_deref() {
+            Some(c) if !c.done => c.bounded.size_hint(),
             _ => SizeHint::with_exact(0),
         }
     }
 }
 
+/// What a background drain reads: the bounded body (the permits and the record are gone).
+impl<B> Body for Core<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().bounded.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bounded.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.bounded.size_hint()
+    }
+}
+
 impl<B> Drop for FusedBody<B> {
     fn drop(&mut self) {
-        self.unwatch();
-        if !self.done {
-            if let (Some(body), Some(drain)) = (self.inner.take(), self.drain) {
-                drain(&self.config.drain, body);
-            }
+        let Some(mut core) = self.core.take() else {
+            return;
+        };
+        let this = core.as_mut().project();
+        unwatch(this.leak, &this.bounded.config);
+        if *this.done {
+            return;
         }
-        // Then the permits and the record, in the fields' order.
+        let Some(drain) = self.drain else {
+            // Dropped with it: the inner body first, then the permits and the record.
+            return;
+        };
+        // The body goes to the drain first, then the permits and the record go.
+        let (global, host, rec) = (this.global.take(), this.host.take(), this.rec.take());
+        let shared = this.bounded.config.drain.clone();
+        drain(&shared, core);
+        drop((global, host, rec));
     }
 }
 
