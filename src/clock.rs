@@ -102,53 +102,6 @@ impl LazySleep {
     }
 }
 
-#[cfg(feature = "timeout")]
-pub(crate) use self::inline::InlineSleep;
-
-#[cfg(feature = "timeout")]
-mod inline {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::time::{Instant, Sleep};
-
-    pin_project_lite::pin_project! {
-        /// A timer made on its first poll, kept in place (no allocation) by a pinned owner: for
-        /// a timer every request arms. Without tokio's time driver it panics when first polled,
-        /// not when made.
-        #[project = InlineSleepProj]
-        #[derive(Debug, Default)]
-        pub(crate) enum InlineSleep {
-            #[default]
-            Idle,
-            Armed { #[pin] sleep: Sleep },
-        }
-    }
-
-    impl InlineSleep {
-        /// Polls the timer for `at`, making or moving it as needed.
-        pub(crate) fn poll_until(
-            mut self: Pin<&mut Self>,
-            at: Instant,
-            cx: &mut Context<'_>,
-        ) -> Poll<()> {
-            if let InlineSleepProj::Idle = self.as_mut().project() {
-                self.set(InlineSleep::Armed {
-                    sleep: tokio::time::sleep_until(at),
-                });
-            }
-            let InlineSleepProj::Armed { mut sleep } = self.project() else {
-                unreachable!("armed just now");
-            };
-            if sleep.deadline() != at {
-                sleep.as_mut().reset(at);
-            }
-            sleep.poll(cx)
-        }
-    }
-}
-
 /// When a phase timer fires: the earlier of the phase's own limit and the request's deadline,
 /// and which of the two that is, so the error names the right phase.
 #[cfg(any(feature = "timeout", feature = "limit", feature = "pool"))]

@@ -1,18 +1,19 @@
 //! The preset's guarantees as one service and one future: telemetry, the total deadline, the
-//! per-host and the global limit, the replay of a request whose reused connection was lost,
-//! and the response-header timeout of each attempt. Their body side is [`FusedBody`]: the
-//! permits held until the body ends, drain-on-drop, the body cap and the body-idle timeout.
-//! Only the request-write timeout stays a layer of its own, under this service.
+//! per-host and the global limit, the replay of a request whose reused connection was lost, and
+//! the response-header timeout and request-write timeout of each attempt. Their body side is
+//! [`FusedBody`]: the permits held until the body ends, drain-on-drop, the body cap, the
+//! body-idle timeout, and the upload's watch while it goes on.
 //!
 //! The same rules as the layers' (`Telemetry`, `Deadline`, `PerHostLimit`, `ConcurrencyLimit`,
-//! `DrainOnDrop`, `ResponseBodyLimit`, `Replay`, `ResponseHeaderTimeout`, `BodyIdleTimeout`),
-//! in one state machine instead of nine nested ones: the request and the response move once,
-//! both permits come from one admission, and the deadline arms no timer of its own while the
-//! header timer (which takes the deadline as its own bound) or the body's one timer does.
-//! Where nothing else bounds a wait (the inner service not ready, a queue for a permit, a
-//! replay waiting for its service), this future arms one. The replay's copy of the request is
-//! taken before the deadline and the header clock go into its extensions, so a request that
-//! came with none is copied without allocating for them.
+//! `DrainOnDrop`, `ResponseBodyLimit`, `Replay`, `ResponseHeaderTimeout`, `BodyIdleTimeout`,
+//! `RequestWriteTimeout`), from the same parts, in one state machine instead of ten nested
+//! ones: the request and the response move once, both permits come from one admission, and the
+//! deadline arms no timer of its own while the header timer (which takes the deadline as its
+//! own bound) or the body's one timer does. Where nothing else bounds a wait (the inner service
+//! not ready, a queue for a permit, a replay waiting for its service), this future arms one.
+//! The replay's copy of the request is taken before the deadline and the header clock go into
+//! its extensions, so a request that came with none is copied without allocating for them.
+//! Why, and what each part costs: docs/design.md and BENCHMARKS.md in the repository.
 
 use std::fmt;
 use std::future::Future;
@@ -120,6 +121,8 @@ impl<S> Fused<S> {
 
     pub(super) fn get_mut(&mut self) -> &mut S {
         self.active = None;
+        // Replays go to a snapshot of the service as changed, as `Replay::get_mut` does.
+        self.replay = ReplayShared::new(self.replay.layer.clone());
         &mut self.inner
     }
 
@@ -156,6 +159,7 @@ where
             ours,
             authority: req.uri().authority().cloned(),
             held: None,
+            entered: stamp.now,
         };
         // A deadline gone when the request came in: no permit, no exchange.
         if stamp.expired {
@@ -285,6 +289,8 @@ pub(super) struct Ctx {
     pub(super) authority: Option<Authority>,
     /// The method and URI a held-body report names (with leak detection on).
     pub(super) held: Option<(Method, Uri)>,
+    /// When the first attempt was sent.
+    pub(super) entered: Instant,
 }
 
 impl Ctx {
@@ -366,7 +372,6 @@ pin_project! {
             #[pin]
             fut: S::Future,
             permits: Option<(Permit, Permit)>,
-            #[pin]
             timer: HeaderTimer,
             upload: Option<UploadWatch>,
         },
@@ -448,7 +453,7 @@ where
         let this = self.project();
         let res = {
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            ready!(poll_state(this.state, this.ctx, this.retry, cx))
+            ready!(poll_state(this.state, &mut *this.ctx, this.retry, cx))
         };
         let mut rec = this
             .rec
@@ -484,7 +489,7 @@ type Answer<RB> = Result<(Response<RB>, (Permit, Permit), Option<UploadWatch>), 
 
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     retry: &mut Result<Retry<S, B>, NotRetried>,
     cx: &mut Context<'_>,
 ) -> Poll<Answer<RB>>
@@ -524,8 +529,13 @@ where
                         return Poll::Ready(Err(err.into()));
                     }
                 };
+                if let (Ok(retry), None, Some(_)) = (&*retry, &ctx.held, &ctx.config.drain.leaks) {
+                    // A replay takes the copy: what a held-body report names is kept first.
+                    let parts = &retry.parts;
+                    ctx.held = Some((parts.method.clone(), parts.uri.clone()));
+                }
                 let deadline = Some(ctx.stamp.deadline);
-                if let Err(err) = replay::after_error(retry, err, timer.entered(), deadline) {
+                if let Err(err) = replay::after_error(retry, err, ctx.entered, deadline) {
                     state.set(State::Done);
                     return Poll::Ready(Err(err));
                 }
@@ -628,7 +638,8 @@ where
                 }
                 let req = ready.req.take().expect("ready with a request");
                 let permits = ready.permits.take();
-                let (fut, timer, upload) = send(&mut ready.svc, req, ctx, Instant::now());
+                ctx.entered = Instant::now();
+                let (fut, timer, upload) = send(&mut ready.svc, req, ctx, ctx.entered);
                 state.set(State::Calling {
                     fut,
                     permits,

@@ -32,10 +32,9 @@
 //!   → Replay → ResponseHeaderTimeout → BodyIdleTimeout → RequestWriteTimeout → your client
 //! ```
 //!
-//! Every request goes through these guarantees in this order. The preset runs the ones outside
-//! `Replay`, and `BodyIdleTimeout`, as one fused service with one future and one body wrapper
-//! (cheaper, same rules); with [`Hardened::adaptive`], and through [`ServiceBuilderExt`], each
-//! layer runs on its own.
+//! Every request goes through these guarantees in this order. The preset runs them all as one
+//! fused service, with one future and one body wrapper (cheaper, same rules); with
+//! [`Hardened::adaptive`], and through [`ServiceBuilderExt`], each layer runs on its own.
 //!
 //! Telemetry (one span per request, and with `metrics` the OpenTelemetry series) is outermost,
 //! so it sees every outcome, the deadline's included (see [`telemetry`](crate::telemetry)).

@@ -154,6 +154,17 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<HardenedBody<ChannelBody>>();
     assert_send_sync::<HardenedClientFuture<http_body_util::Empty<Bytes>>>();
     assert_send_sync::<HardenedClientBody>();
+    // `Unpin`, so callers can poll them by `&mut` (`select!`, `poll_unpin`) without pinning.
+    fn assert_unpin<T: Unpin>() {}
+    assert_unpin::<HardenedFuture<Inner, http_body_util::Empty<Bytes>, ChannelBody>>();
+    assert_unpin::<HardenedBody<ChannelBody>>();
+    assert_unpin::<HardenedClientFuture<http_body_util::Empty<Bytes>>>();
+    assert_unpin::<HardenedClientBody>();
+    assert_unpin::<
+        crate::timeout::ResponseHeaderTimeoutFuture<
+            std::future::Ready<Result<Response<ChannelBody>, crate::BoxError>>,
+        >,
+    >();
 }
 
 /// The inner service a layer was given comes back out of the stack, and `get_mut` reaches it.
@@ -975,4 +986,62 @@ async fn an_upload_that_stalls_while_the_response_streams_fails_the_body_as_requ
     let snap = stats.snapshot();
     assert_eq!((snap.timeouts(Phase::RequestWrite), snap.in_flight), (1, 0));
     drop((up_tx, upload));
+}
+
+/// A service whose clones share a log of which version of it (its tag) took each call and
+/// whether the call was a replay; a first attempt fails as a lost connection.
+#[derive(Clone)]
+struct Tagged {
+    tag: u32,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(u32, bool)>>>,
+}
+
+impl Service<Request<Up>> for Tagged {
+    type Response = Response<ChannelBody>;
+    type Error = crate::BoxError;
+    type Future = std::future::Ready<Result<Response<ChannelBody>, crate::BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Up>) -> Self::Future {
+        let replay = req
+            .extensions()
+            .get::<crate::replay::lost::FreshConnection>()
+            .is_some();
+        self.calls.lock().unwrap().push((self.tag, replay));
+        std::future::ready(if replay {
+            Ok(Response::new(ChannelBody::new().1))
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                crate::replay::lost::LostConnection {
+                    idle: Duration::from_secs(1),
+                    source: None,
+                },
+            )
+            .into())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_get_mut_replays_go_to_the_service_as_changed() {
+    let calls = std::sync::Arc::default();
+    let inner = Tagged {
+        tag: 0,
+        calls: std::sync::Arc::clone(&calls),
+    };
+    let mut svc = Hardened::new().layer().layer(inner);
+    svc.call(get()).await.unwrap();
+    svc.get_mut().tag = 1;
+    svc.call(get()).await.unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec![(0, false), (0, true), (1, false), (1, true)]
+    );
 }

@@ -525,6 +525,59 @@ async fn the_preset_reports_a_held_body_on_the_request_span() {
     drop(held);
 }
 
+/// After a replay the report still names the request (the replay took the copy it names).
+#[cfg(feature = "preset")]
+#[tokio::test(start_paused = true)]
+async fn the_preset_names_a_replayed_request_in_its_held_body_report() {
+    use crate::HardenedRequestBody;
+    use http_body_util::Empty;
+    let traces = traces::Traces::default();
+    let _g = traces.install();
+    let preset = crate::Hardened::new().drain_with(|d| d.leak_threshold(Duration::from_secs(1)));
+    let (inner, mut handle) =
+        mock::pair::<Request<HardenedRequestBody<Empty<Bytes>>>, Response<ChannelBody>>();
+    let mut svc = tower_layer::Layer::layer(&preset.layer(), inner);
+    let req = Request::put("http://a.test/orders/7")
+        .header("idempotency-key", "k")
+        .body(Empty::new())
+        .unwrap();
+    let mut fut = task::spawn(tower_service::Service::call(&mut svc, req));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    send.send_error(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        crate::replay::lost::LostConnection {
+            idle: Duration::from_secs(1),
+            source: None,
+        },
+    ));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    let (_tx, body) = ChannelBody::new();
+    send.send_response(Response::new(body));
+    let held = assert_ready!(fut.poll()).unwrap();
+    advance(Duration::from_millis(1200)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let snap = preset.stats_handle().snapshot();
+    assert_eq!((snap.replays, snap.leaks), (1, 1));
+    let warns: Vec<_> = traces
+        .events()
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::WARN)
+        .collect();
+    assert_eq!(warns.len(), 1, "{:?}", traces.events());
+    assert_eq!(
+        (
+            warns[0].fields["method"].as_str(),
+            warns[0].fields["uri"].as_str()
+        ),
+        ("PUT", "http://a.test/orders/7")
+    );
+    drop(held);
+}
+
 #[cfg(feature = "metrics")]
 #[tokio::test(start_paused = true)]
 async fn duration_runs_to_the_end_of_the_body_with_bounded_attributes() {

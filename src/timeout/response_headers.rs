@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::channels::{fired, HeaderClock};
-use crate::clock::{self, Bound, InlineSleep};
+use crate::clock::{self, Bound, LazySleep};
 use crate::deadline::RequestDeadline;
 use crate::error::BoxError;
 use crate::stats::Stats;
@@ -151,23 +151,20 @@ where
     }
 }
 
-pin_project! {
-    /// The response-header timer of one attempt: started by the request's [`HeaderClock`]
-    /// (put in the request for the client under it to hold while it connects and uploads), cut
-    /// by the request's deadline, which it alone bounds the attempt by while the clock is held.
-    #[derive(Debug)]
-    pub(crate) struct HeaderTimer {
-        // In place, not boxed: every attempt arms it.
-        #[pin]
-        sleep: InlineSleep,
-        clock: HeaderClock,
-        entered: Instant,
-        limit: Duration,
-        deadline: Option<RequestDeadline>,
-        // Known once the clock started (and how many restarts the clock had then).
-        bound: Option<Bound>,
-        restarts: u64,
-    }
+/// The response-header timer of one attempt: started by the request's [`HeaderClock`] (put in
+/// the request for the client under it to hold while it connects and uploads), cut by the
+/// request's deadline, which it alone bounds the attempt by while the clock is held.
+#[derive(Debug)]
+pub(crate) struct HeaderTimer {
+    // Boxed (lazily): the futures holding it stay `Unpin`.
+    sleep: LazySleep,
+    clock: HeaderClock,
+    entered: Instant,
+    limit: Duration,
+    deadline: Option<RequestDeadline>,
+    // Known once the clock started (and how many restarts the clock had then).
+    bound: Option<Bound>,
+    restarts: u64,
 }
 
 impl HeaderTimer {
@@ -182,7 +179,7 @@ impl HeaderTimer {
         let clock = HeaderClock::with_deadline(deadline);
         req.extensions_mut().insert(clock.clone());
         HeaderTimer {
-            sleep: InlineSleep::default(),
+            sleep: LazySleep::default(),
             clock,
             entered: now,
             limit,
@@ -192,36 +189,29 @@ impl HeaderTimer {
         }
     }
 
-    /// When the attempt entered the timer.
-    #[cfg(feature = "preset")]
-    pub(crate) fn entered(&self) -> Instant {
-        self.entered
-    }
-
     /// Ready with the bound that fired (not yet counted).
-    pub(crate) fn poll_fired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bound> {
-        let this = self.project();
-        if this.bound.is_some() && this.clock.restarts() != *this.restarts {
+    pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        if self.bound.is_some() && self.clock.restarts() != self.restarts {
             // Stopped again (a request sent once more on another connection): wait for the
             // new start.
-            *this.bound = None;
+            self.bound = None;
         }
-        let bound = match *this.bound {
+        let bound = match self.bound {
             Some(bound) => bound,
-            None => match this.clock.poll_started(*this.entered, cx) {
+            None => match self.clock.poll_started(self.entered, cx) {
                 Some(start) => {
-                    *this.restarts = this.clock.restarts();
-                    *this.bound.insert(Bound::new(
+                    self.restarts = self.clock.restarts();
+                    *self.bound.insert(Bound::new(
                         start,
-                        *this.limit,
+                        self.limit,
                         crate::Phase::ResponseHeaders,
-                        this.deadline.as_ref(),
+                        self.deadline.as_ref(),
                     ))
                 }
                 // Not started (connecting, uploading): only the request deadline can fire.
-                None => match &*this.deadline {
+                None => match &self.deadline {
                     Some(d) => Bound::new(
-                        *this.entered,
+                        self.entered,
                         Duration::MAX,
                         crate::Phase::ResponseHeaders,
                         Some(d),
@@ -230,7 +220,7 @@ impl HeaderTimer {
                 },
             },
         };
-        ready!(this.sleep.poll_until(bound.at, cx));
+        ready!(self.sleep.poll_until(bound.at, cx));
         Poll::Ready(bound)
     }
 }
@@ -240,7 +230,6 @@ pin_project! {
     pub struct ResponseHeaderTimeoutFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
         timer: HeaderTimer,
         stats: Option<Stats>,
         authority: Option<Authority>,

@@ -179,8 +179,7 @@ where
 {
     let key = key_of(req.uri())?;
     let clock = req.extensions().get::<HeaderClock>();
-    // The preset puts its deadline only in its header clock (one extension, not two).
-    let deadline = RequestDeadline::of(&req).or_else(|| clock.and_then(HeaderClock::deadline));
+    let deadline = deadline_of(&req, clock);
     // An outer response-header clock starts once the connection is obtained: the wait for it
     // is bounded by the acquire timeout, a dial by the connect timeout.
     let mut hold = clock.map(HeaderClock::hold);
@@ -276,6 +275,19 @@ where
     }
 }
 
+/// The request's deadline: the earlier of a `RequestDeadline` in its extensions and the one its
+/// header clock carries (the preset puts its deadline only there, one extension instead of two,
+/// and a `RequestDeadline` the caller put in the request may be a later one).
+fn deadline_of<B>(req: &Request<B>, clock: Option<&HeaderClock>) -> Option<RequestDeadline> {
+    match (
+        RequestDeadline::of(req),
+        clock.and_then(HeaderClock::deadline),
+    ) {
+        (Some(a), Some(b)) => Some(if a.instant() <= b.instant() { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Whether a written request's failure says "the peer closed or reset the connection before
 /// any byte of the response", given the reads its connection saw since just before the
 /// request went out (the legacy path's rule, in `replay::lost`): an end of stream seen as the
@@ -328,6 +340,33 @@ fn absolute_form(uri: &mut Uri, key: &Key) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_the_earlier_of_the_extension_and_the_header_clock() {
+        let soon = RequestDeadline::after(std::time::Duration::from_secs(2));
+        let late = RequestDeadline::after(std::time::Duration::from_secs(3600));
+        let with = |ext: Option<RequestDeadline>| {
+            let mut req = Request::new(());
+            if let Some(d) = ext {
+                req.extensions_mut().insert(d);
+            }
+            req
+        };
+        let clock = |d| HeaderClock::with_deadline(Some(d));
+        // The preset's (in the clock) is earlier than one the caller put in the request.
+        assert_eq!(
+            deadline_of(&with(Some(late)), Some(&clock(soon))),
+            Some(soon)
+        );
+        assert_eq!(
+            deadline_of(&with(Some(soon)), Some(&clock(late))),
+            Some(soon)
+        );
+        assert_eq!(deadline_of(&with(None), Some(&clock(soon))), Some(soon));
+        assert_eq!(deadline_of(&with(Some(late)), None), Some(late));
+        let no_deadline = HeaderClock::default();
+        assert_eq!(deadline_of(&with(None), Some(&no_deadline)), None);
+    }
 
     #[test]
     fn uri_forms_round_trip() {
