@@ -109,7 +109,7 @@ fn thread_cpu_ns() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|replay|deadline|limit|per_host|drain|body_limit|header_timeout|body_idle|write_timeout|telemetry|preset_tracing|preset_prometheus|transport REQUESTS [CALLERS] [PATH]";
+    let usage = "usage: overhead bare|floor|reqwest|tower|pool|layers|preset|preset_legacy|replay|deadline|limit|per_host|drain|body_limit|header_timeout|body_idle|write_timeout|telemetry|preset_tracing|preset_prometheus|transport|floor_transport|layers_transport REQUESTS [CALLERS] [PATH]";
     let mode = args.next().expect(usage);
     let n: usize = args.next().and_then(|s| s.parse().ok()).expect(usage);
     let callers: usize = args.next().map_or(1, |s| s.parse().expect(usage));
