@@ -525,6 +525,7 @@ impl Hardened {
             .get_or_init(|| {
                 self.transport_builder()
                     .build_with_connector(self.connector())
+                    .with_clock_of(super::client::clock_of)
             })
             .clone();
         HardenedClient::new(self.transport_layer().layer(transport))
@@ -550,10 +551,11 @@ impl Hardened {
         B::Data: Send,
         B::Error: Into<crate::BoxError>,
     {
-        HardenedClient::new(
-            self.transport_layer()
-                .layer(self.transport_builder().build_with_connector(connector)),
-        )
+        let transport = self
+            .transport_builder()
+            .build_with_connector(connector)
+            .with_clock_of(super::client::clock_of);
+        HardenedClient::new(self.transport_layer().layer(transport))
     }
 
     /// The request-side stack for the crate's own transport under it.

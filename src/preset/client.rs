@@ -23,6 +23,14 @@ use crate::transport::{Transport, TransportBody};
 /// erased on the way in).
 pub(super) type PresetTransport = Transport<HardenedRequestBody<ErasedBody>>;
 
+/// Where the preset's transport finds a request's response-header clock: in the request body,
+/// where the preset's stack puts it (see `HardenedLayer::own_transport`).
+pub(super) fn clock_of(
+    req: &Request<HardenedRequestBody<ErasedBody>>,
+) -> Option<&crate::channels::HeaderClock> {
+    req.body().header_clock()
+}
+
 /// What the client is made of: the crate's [`Transport`] under the preset's stack. Private, so
 /// that another transport changes no public type.
 type Inner = HardenedService<PresetTransport>;

@@ -56,9 +56,10 @@ pub(super) struct Config {
     pub(super) body_idle: Duration,
     pub(super) response_headers: Duration,
     pub(super) request_write: Duration,
-    /// Whether each attempt carries the deadline as a `RequestDeadline` extension too. Not
-    /// for the crate's own transport, which reads it from the header clock.
-    pub(super) deadline_extension: bool,
+    /// Whether each attempt carries its deadline and header clock in the request's extensions
+    /// (as the layers put them). Not for the crate's own transport, which finds the clock, and
+    /// the deadline in it, in the request body: no extension map per request.
+    pub(super) extensions: bool,
 }
 
 /// The preset's outer guarantees around `S` (see the module docs).
@@ -266,16 +267,19 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let timer = HeaderTimer::start(
-        &mut req,
-        ctx.config.response_headers,
-        Some(ctx.stamp.deadline),
-        now,
-    );
-    // After the header clock went in: an upload holds it until the body is sent.
     let config = &ctx.config;
     let deadline = Some(ctx.stamp.deadline);
-    let (req, watch) = watch_upload(req, config.request_write, deadline, Some(&config.stats));
+    let (timer, clock) = HeaderTimer::detached(config.response_headers, deadline, now);
+    // The crate's transport finds the clock in the body; any other client in the extensions.
+    let clock = if config.extensions {
+        req.extensions_mut().insert(clock);
+        None
+    } else {
+        Some(clock)
+    };
+    // An upload holds the clock until the body is sent.
+    let stats = Some(&config.stats);
+    let (req, watch) = watch_upload(req, config.request_write, deadline, stats, clock);
     (svc.call(req), timer, (!watch.is_idle()).then_some(watch))
 }
 
@@ -297,7 +301,7 @@ impl Ctx {
     /// Puts the deadline in an attempt's extensions, when it is ours (an earlier one the
     /// request came with is there already) and the service under it reads it there.
     fn stamp_on<B>(&self, req: &mut Request<B>) {
-        if self.ours && self.config.deadline_extension {
+        if self.ours && self.config.extensions {
             req.extensions_mut().insert(self.stamp.deadline);
         }
     }

@@ -16,8 +16,8 @@ pub struct HardenedLayer {
     pub(super) config: Hardened,
     /// Sends the time left as `grpc-timeout` (for [`Hardened::grpc_layer`]).
     pub(super) grpc: bool,
-    /// The service under it is the crate's transport, which reads the deadline from the
-    /// header clock: no `RequestDeadline` extension of its own (for [`Hardened::client`]).
+    /// The service under it is the crate's transport, which finds the header clock and the
+    /// deadline in the request body: no request extensions (for [`Hardened::client`]).
     pub(super) own_transport: bool,
 }
 
@@ -39,7 +39,7 @@ impl<S> Layer<S> for HardenedLayer {
                 body_idle: c.body_idle,
                 response_headers: c.response_headers,
                 request_write: c.request_write,
-                deadline_extension: !self.own_transport,
+                extensions: !self.own_transport,
             };
             return HardenedService::new(Core::Fast(Fused::new(
                 inner,

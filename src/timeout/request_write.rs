@@ -181,7 +181,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let deadline = RequestDeadline::of(&req);
-        let (req, watch) = watch_upload(req, self.layer.limit, deadline, self.layer.stats.as_ref());
+        let stats = self.layer.stats.as_ref();
+        let (req, watch) = watch_upload(req, self.layer.limit, deadline, stats, None);
         RequestWriteTimeoutFuture {
             inner: self.inner.call(req),
             sleep: watch.sleep,
@@ -193,18 +194,23 @@ where
 /// Wraps `req`'s body to time its upload (a stall longer than `limit` fails it, as does the
 /// request's `deadline`), and gives the watch of that
 /// upload from the response side. A body already over is not watched. The body holds the
-/// request's response-header clock, if one is in the extensions, until it is sent.
+/// request's response-header clock (`clock`, or else one in the extensions) until it is sent,
+/// and carries `clock` for the client under it.
 #[inline]
 pub(crate) fn watch_upload<B: Body>(
     req: Request<B>,
     limit: Duration,
     deadline: Option<RequestDeadline>,
     stats: Option<&Stats>,
+    clock: Option<HeaderClock>,
 ) -> (Request<RequestWriteBody<B>>, UploadWatch) {
     let shared: Option<Shared> = if req.body().is_end_stream() {
         None
     } else {
-        let hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+        let hold = clock
+            .as_ref()
+            .or_else(|| req.extensions().get::<HeaderClock>())
+            .map(HeaderClock::hold);
         Some(Arc::new(Upload {
             state: Mutex::new(State {
                 header_hold: hold,
@@ -227,6 +233,7 @@ pub(crate) fn watch_upload<B: Body>(
         guard: DoneOnDrop(shared),
         reported: false,
         rest: None,
+        clock,
     });
     (req, watch)
 }
@@ -335,6 +342,17 @@ pin_project! {
         // What is left of a frame larger than a slice (boxed: never there for most bodies,
         // and this body is in every request the client under it moves around).
         rest: Option<Box<Bytes>>,
+        // The request's response-header clock, for the crate's own transport when the preset
+        // puts it here instead of in the extensions.
+        clock: Option<HeaderClock>,
+    }
+}
+
+impl<B> RequestWriteBody<B> {
+    /// The response-header clock the body carries, if the preset gave it one.
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn header_clock(&self) -> Option<&HeaderClock> {
+        self.clock.as_ref()
     }
 }
 

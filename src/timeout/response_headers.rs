@@ -176,17 +176,30 @@ impl HeaderTimer {
         deadline: Option<RequestDeadline>,
         now: Instant,
     ) -> HeaderTimer {
+        let (timer, clock) = HeaderTimer::detached(limit, deadline, now);
+        req.extensions_mut().insert(clock);
+        timer
+    }
+
+    /// As [`start`](Self::start), but the clock is given back for the caller to hand to the
+    /// client under it (the preset puts it in the request body, for its own transport).
+    #[inline]
+    pub(crate) fn detached(
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        now: Instant,
+    ) -> (HeaderTimer, HeaderClock) {
         let clock = HeaderClock::with_deadline(deadline);
-        req.extensions_mut().insert(clock.clone());
-        HeaderTimer {
+        let timer = HeaderTimer {
             sleep: LazySleep::default(),
-            clock,
+            clock: clock.clone(),
             entered: now,
             limit,
             deadline,
             bound: None,
             restarts: 0,
-        }
+        };
+        (timer, clock)
     }
 
     /// Ready with the bound that fired (not yet counted).

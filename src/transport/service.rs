@@ -60,6 +60,15 @@ use crate::telemetry::Exchange;
 /// ```
 pub struct Transport<B: Send + 'static> {
     pool: Pool<Key, Conn<B>>,
+    clock_of: ClockOf<B>,
+}
+
+/// Where the transport finds a request's response-header clock: in its extensions, or (for the
+/// preset, which puts it in the request body it wraps anyway) where the preset says.
+pub(crate) type ClockOf<B> = fn(&Request<B>) -> Option<&HeaderClock>;
+
+fn clock_in_extensions<B>(req: &Request<B>) -> Option<&HeaderClock> {
+    req.extensions().get::<HeaderClock>()
 }
 
 impl Transport<()> {
@@ -71,7 +80,17 @@ impl Transport<()> {
 
 impl<B: Send + 'static> Transport<B> {
     pub(crate) fn from_pool(pool: Pool<Key, Conn<B>>) -> Self {
-        Transport { pool }
+        Transport {
+            pool,
+            clock_of: clock_in_extensions::<B>,
+        }
+    }
+
+    /// Finds each request's response-header clock with `clock_of` (see [`ClockOf`]).
+    #[cfg(feature = "preset")]
+    pub(crate) fn with_clock_of(mut self, clock_of: ClockOf<B>) -> Self {
+        self.clock_of = clock_of;
+        self
     }
 
     /// Idle connections in the pool, all hosts together.
@@ -95,6 +114,7 @@ impl<B: Send + 'static> Clone for Transport<B> {
     fn clone(&self) -> Self {
         Transport {
             pool: self.pool.clone(),
+            clock_of: self.clock_of,
         }
     }
 }
@@ -134,7 +154,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         TransportFuture {
-            inner: Mutex::new(Box::pin(send(self.pool.clone(), req))),
+            inner: Mutex::new(Box::pin(send(self.pool.clone(), self.clock_of, req))),
         }
     }
 }
@@ -171,14 +191,14 @@ impl<B: Send + 'static> fmt::Debug for TransportFuture<B> {
 /// dialed for it, when hyper gave the request back unsent. A request written on a reused HTTP/1
 /// connection that the peer closed before any byte of the response is marked lost (see
 /// [`lost_before_response`]).
-async fn send<B>(pool: Pool<Key, Conn<B>>, mut req: Request<B>) -> Output<B>
+async fn send<B>(pool: Pool<Key, Conn<B>>, clock_of: ClockOf<B>, mut req: Request<B>) -> Output<B>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
     let key = key_of(req.uri())?;
-    let clock = req.extensions().get::<HeaderClock>();
+    let clock = clock_of(&req);
     let deadline = deadline_of(&req, clock);
     // An outer response-header clock starts once the connection is obtained: the wait for it
     // is bounded by the acquire timeout, a dial by the connect timeout.
@@ -252,10 +272,7 @@ where
                 absolute_form(req.uri_mut(), &key);
                 // The new connection is waited for and dialed under its own limits, not the
                 // header clock's: stop it again until the retry has its connection.
-                hold = req
-                    .extensions()
-                    .get::<HeaderClock>()
-                    .map(HeaderClock::hold_again);
+                hold = clock_of(&req).map(HeaderClock::hold_again);
             }
             back => {
                 let mut err = ConnectionError::new(
