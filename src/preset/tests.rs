@@ -27,6 +27,27 @@ fn get() -> Request<http_body_util::Empty<Bytes>> {
         .unwrap()
 }
 
+type Handle = mock::Handle<Request<Up>, Response<ChannelBody>>;
+type Sent = (
+    task::Spawn<HardenedFuture<Inner, http_body_util::Empty<Bytes>, ChannelBody>>,
+    mock::SendResponse<Response<ChannelBody>>,
+);
+
+/// The preset's stack over a mock client.
+fn over_mock(preset: &Hardened) -> (HardenedService<Inner>, Handle) {
+    let (inner, handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
+    (preset.layer().layer(inner), handle)
+}
+
+/// Sends a GET through `svc` and takes it at the mock: the pending response future, and how to
+/// answer it.
+async fn sent(svc: &mut HardenedService<Inner>, handle: &mut Handle) -> Sent {
+    let mut fut = task::spawn(svc.call(get()));
+    assert_pending!(fut.poll());
+    let (_req, send) = handle.next_request().await.unwrap();
+    (fut, send)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_stack_shares_one_clock_and_one_stats_handle() {
     let preset = Hardened::new()
@@ -695,11 +716,8 @@ async fn a_head_that_never_comes_is_cut_at_the_deadline_before_the_header_timeou
         .total(Duration::from_secs(2))
         .response_headers(Duration::from_secs(10));
     let stats = preset.stats_handle();
-    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
-    let mut svc = preset.layer().layer(inner);
-    let mut fut = task::spawn(svc.call(get()));
-    assert_pending!(fut.poll());
-    let (_req, _send) = handle.next_request().await.unwrap();
+    let (mut svc, mut handle) = over_mock(&preset);
+    let (mut fut, _send) = sent(&mut svc, &mut handle).await;
     advance(Duration::from_secs(2)).await;
     let err = assert_ready_err!(fut.poll());
     assert_eq!(phase_of(&err), Some(Phase::Total));
@@ -769,11 +787,8 @@ async fn a_wait_for_either_permit_is_cut_at_the_deadline() {
             preset.max_in_flight(1)
         };
         let stats = preset.stats_handle();
-        let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
-        let mut svc = preset.layer().layer(inner);
-        let mut first = task::spawn(svc.call(get()));
-        assert_pending!(first.poll());
-        let (_req, _send) = handle.next_request().await.unwrap();
+        let (mut svc, mut handle) = over_mock(&preset);
+        let (mut first, _send) = sent(&mut svc, &mut handle).await;
         advance(Duration::from_secs(1)).await;
         let mut second = task::spawn(svc.call(get()));
         assert_pending!(second.poll());
@@ -804,11 +819,8 @@ async fn a_queued_wait_past_the_deadline_is_total_and_gives_its_place_back() {
         .acquire_timeout(Duration::from_secs(10))
         .max_in_flight(1);
     let stats = preset.stats_handle();
-    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
-    let mut svc = preset.layer().layer(inner);
-    let mut first = task::spawn(svc.call(get()));
-    assert_pending!(first.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
+    let (mut svc, mut handle) = over_mock(&preset);
+    let (mut first, send) = sent(&mut svc, &mut handle).await;
     let (_tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
     // The first holds the permit with its body, longer than the second may wait.
@@ -875,11 +887,8 @@ async fn a_body_stalled_past_the_deadline_is_total_before_body_idle() {
         .total(Duration::from_secs(3))
         .body_idle(Duration::from_secs(30));
     let stats = preset.stats_handle();
-    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
-    let mut svc = preset.layer().layer(inner);
-    let mut fut = task::spawn(svc.call(get()));
-    assert_pending!(fut.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
+    let (mut svc, mut handle) = over_mock(&preset);
+    let (mut fut, send) = sent(&mut svc, &mut handle).await;
     advance(Duration::from_secs(1)).await;
     let (_tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
@@ -898,11 +907,8 @@ async fn a_body_stalled_past_the_deadline_is_total_before_body_idle() {
 
 /// Reads one frame of a body from the preset, then drops it: what is left goes to the drain.
 async fn drop_after_one_frame(preset: &Hardened) -> crate::test_util::BodyTx {
-    let (inner, mut handle) = mock::pair::<Request<Up>, Response<ChannelBody>>();
-    let mut svc = preset.layer().layer(inner);
-    let mut fut = task::spawn(svc.call(get()));
-    assert_pending!(fut.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
+    let (mut svc, mut handle) = over_mock(preset);
+    let (mut fut, send) = sent(&mut svc, &mut handle).await;
     let (tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
     let mut body = assert_ready!(fut.poll()).unwrap().into_body();

@@ -490,10 +490,14 @@ async fn the_held_body_report_is_a_warning_on_the_request_span() {
     drop(held);
 }
 
-/// The same report through the preset, whose fused stack registers the body itself.
+/// Sends `req` through the preset (held-body threshold 1 s) over a mock, answers it (after a
+/// lost connection first, if `replayed`), holds the body past the threshold, and gives the
+/// warnings logged and the stats.
 #[cfg(feature = "preset")]
-#[tokio::test(start_paused = true)]
-async fn the_preset_reports_a_held_body_on_the_request_span() {
+async fn preset_holds(
+    req: Request<http_body_util::Empty<Bytes>>,
+    replayed: bool,
+) -> (Vec<traces::EventRec>, crate::StatsSnapshot) {
     use crate::HardenedRequestBody;
     use http_body_util::Empty;
     let traces = traces::Traces::default();
@@ -502,10 +506,20 @@ async fn the_preset_reports_a_held_body_on_the_request_span() {
     let (inner, mut handle) =
         mock::pair::<Request<HardenedRequestBody<Empty<Bytes>>>, Response<ChannelBody>>();
     let mut svc = tower_layer::Layer::layer(&preset.layer(), inner);
-    let req = Request::get(URI).body(Empty::new()).unwrap();
     let mut fut = task::spawn(tower_service::Service::call(&mut svc, req));
     assert_pending!(fut.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
+    let (_req, mut send) = handle.next_request().await.unwrap();
+    if replayed {
+        send.send_error(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            crate::replay::lost::LostConnection {
+                idle: Duration::from_secs(1),
+                source: None,
+            },
+        ));
+        assert_pending!(fut.poll());
+        send = handle.next_request().await.unwrap().1;
+    }
     let (_tx, body) = ChannelBody::new();
     send.send_response(Response::new(body));
     let held = assert_ready!(fut.poll()).unwrap();
@@ -513,61 +527,40 @@ async fn the_preset_reports_a_held_body_on_the_request_span() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(preset.stats_handle().snapshot().leaks, 1);
-    let warns: Vec<_> = traces
+    let warns = traces
         .events()
         .into_iter()
         .filter(|e| e.level == tracing::Level::WARN)
         .collect();
-    assert_eq!(warns.len(), 1, "{:?}", traces.events());
+    drop(held);
+    (warns, preset.stats_handle().snapshot())
+}
+
+/// The same report through the preset, whose fused stack registers the body itself.
+#[cfg(feature = "preset")]
+#[tokio::test(start_paused = true)]
+async fn the_preset_reports_a_held_body_on_the_request_span() {
+    let req = Request::get(URI)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let (warns, snap) = preset_holds(req, false).await;
+    assert_eq!(snap.leaks, 1);
+    assert_eq!(warns.len(), 1, "{warns:?}");
     assert_eq!(warns[0].span, Some(0), "an event on the request span");
     assert_eq!(warns[0].fields["method"], "GET");
-    drop(held);
 }
 
 /// After a replay the report still names the request (the replay took the copy it names).
 #[cfg(feature = "preset")]
 #[tokio::test(start_paused = true)]
 async fn the_preset_names_a_replayed_request_in_its_held_body_report() {
-    use crate::HardenedRequestBody;
-    use http_body_util::Empty;
-    let traces = traces::Traces::default();
-    let _g = traces.install();
-    let preset = crate::Hardened::new().drain_with(|d| d.leak_threshold(Duration::from_secs(1)));
-    let (inner, mut handle) =
-        mock::pair::<Request<HardenedRequestBody<Empty<Bytes>>>, Response<ChannelBody>>();
-    let mut svc = tower_layer::Layer::layer(&preset.layer(), inner);
     let req = Request::put("http://a.test/orders/7")
         .header("idempotency-key", "k")
-        .body(Empty::new())
+        .body(http_body_util::Empty::new())
         .unwrap();
-    let mut fut = task::spawn(tower_service::Service::call(&mut svc, req));
-    assert_pending!(fut.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
-    send.send_error(std::io::Error::new(
-        std::io::ErrorKind::ConnectionReset,
-        crate::replay::lost::LostConnection {
-            idle: Duration::from_secs(1),
-            source: None,
-        },
-    ));
-    assert_pending!(fut.poll());
-    let (_req, send) = handle.next_request().await.unwrap();
-    let (_tx, body) = ChannelBody::new();
-    send.send_response(Response::new(body));
-    let held = assert_ready!(fut.poll()).unwrap();
-    advance(Duration::from_millis(1200)).await;
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    let snap = preset.stats_handle().snapshot();
+    let (warns, snap) = preset_holds(req, true).await;
     assert_eq!((snap.replays, snap.leaks), (1, 1));
-    let warns: Vec<_> = traces
-        .events()
-        .into_iter()
-        .filter(|e| e.level == tracing::Level::WARN)
-        .collect();
-    assert_eq!(warns.len(), 1, "{:?}", traces.events());
+    assert_eq!(warns.len(), 1, "{warns:?}");
     assert_eq!(
         (
             warns[0].fields["method"].as_str(),
@@ -575,7 +568,6 @@ async fn the_preset_names_a_replayed_request_in_its_held_body_report() {
         ),
         ("PUT", "http://a.test/orders/7")
     );
-    drop(held);
 }
 
 #[cfg(feature = "metrics")]
