@@ -2,12 +2,13 @@
 //! that neither the request nor the response carries in public. Each says who writes it, who
 //! reads it and why it exists.
 //!
-//! - **The response-header clock** ([`HeaderClock`], in the request's extensions). Written by
-//!   `ResponseHeaderTimeout`, which puts a fresh clock in every request it sends on, and by the
-//!   layers inside it that know a phase the clock must not count: `RequestWriteTimeout` holds
-//!   it until the request body is sent, `Retire` (pool) until the connection is obtained. Read
-//!   by `ResponseHeaderTimeout`'s future, which starts its timer when the last hold is
-//!   released. Why: connect, TLS, pool waits and uploads have limits of their own, so counting
+//! - **The response-header clock** ([`HeaderClock`], in the request's extensions, or under the
+//!   fused preset on the crate's own transport in its `RequestWriteBody`). Written by
+//!   `ResponseHeaderTimeout` (or the fused preset), which puts a fresh clock in every request it
+//!   sends on, and by what is inside it that knows a phase the clock must not count: the
+//!   request-write timeout holds it until the request body is sent, `Retire` (pool) and the
+//!   `Transport` until the connection is obtained. Read by the header timer, which starts when
+//!   the last hold is released. Why: connect, TLS, pool waits and uploads have limits of their own, so counting
 //!   them against the response headers would name the wrong phase; Go's
 //!   `ResponseHeaderTimeout` also starts once the request is written.
 //! - **The TLS/TCP split** ([`split`], a tokio task-local). Written by `ConnectTimeoutFuture`
@@ -51,8 +52,8 @@ mod header_clock {
 
     #[derive(Debug, Default)]
     struct ClockShared {
-        /// The request's deadline, for a client that finds no `RequestDeadline` in the
-        /// extensions (the preset's own transport: one extension instead of two).
+        /// The request's deadline, for the crate's transport under the fused preset, which
+        /// puts no `RequestDeadline` in the extensions.
         #[cfg(feature = "timeout")]
         deadline: Option<crate::deadline::RequestDeadline>,
         state: std::sync::Mutex<HeaderClockState>,

@@ -216,6 +216,29 @@ type Https = TlsHandshakeTimeout<
     >,
 >;
 
+/// With an adaptive per-host limit the preset runs its layered stack, over the same transport as
+/// the fused one: the transport must still find the response-header clock (in the extensions
+/// there) and hold it while it connects, so a hanging connect is `Connect`, not a response-header
+/// timeout that counted the dial.
+#[tokio::test]
+async fn with_adaptive_limits_a_hanging_connect_is_still_connect() {
+    use tower_hardened::{AdaptiveLimitLayer, Gradient};
+    let hanging = hanging_listener().await;
+    let hardened = preset()
+        .response_headers(ms(100))
+        .adaptive(AdaptiveLimitLayer::new(Gradient::new(), 4..=64));
+    let client = hardened.client::<ReqBody>();
+    let uri: Uri = format!("http://{}/ok", hanging.addr).parse().unwrap();
+    let start = Instant::now();
+    let err = client.oneshot(get(uri)).await.expect_err("must time out");
+    assert_eq!(
+        typed(&err),
+        Some((ErrorKind::Timeout, Some(Phase::Connect))),
+        "{err}"
+    );
+    assert_fired_at(start.elapsed(), ms(300), "connect");
+}
+
 /// The matrix on the crate's transport: what `Hardened::client()` returns.
 mod on_transport {
     use super::*;

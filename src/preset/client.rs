@@ -24,11 +24,14 @@ use crate::transport::{Transport, TransportBody};
 pub(super) type PresetTransport = Transport<HardenedRequestBody<ErasedBody>>;
 
 /// Where the preset's transport finds a request's response-header clock: in the request body,
-/// where the preset's stack puts it (see `HardenedLayer::own_transport`).
+/// where the fused stack puts it (see `HardenedLayer::own_transport`), or in the extensions,
+/// where the layered stack (with an adaptive per-host limit) puts it.
 pub(super) fn clock_of(
     req: &Request<HardenedRequestBody<ErasedBody>>,
 ) -> Option<&crate::channels::HeaderClock> {
-    req.body().header_clock()
+    req.body()
+        .header_clock()
+        .or_else(|| req.extensions().get::<crate::channels::HeaderClock>())
 }
 
 /// What the client is made of: the crate's [`Transport`] under the preset's stack. Private, so

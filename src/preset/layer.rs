@@ -17,7 +17,9 @@ pub struct HardenedLayer {
     /// Sends the time left as `grpc-timeout` (for [`Hardened::grpc_layer`]).
     pub(super) grpc: bool,
     /// The service under it is the crate's transport, which finds the header clock and the
-    /// deadline in the request body: no request extensions (for [`Hardened::client`]).
+    /// deadline in the request body when the fused stack puts them there, so it needs no
+    /// request extensions (for [`Hardened::client`]; the layered stack puts them in the
+    /// extensions anyway).
     pub(super) own_transport: bool,
 }
 

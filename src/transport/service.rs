@@ -293,8 +293,8 @@ where
 }
 
 /// The request's deadline: the earlier of a `RequestDeadline` in its extensions and the one its
-/// header clock carries (the preset puts its deadline only there, one extension instead of two,
-/// and a `RequestDeadline` the caller put in the request may be a later one).
+/// header clock carries (the fused preset puts its deadline only there, and a `RequestDeadline`
+/// the caller put in the request may be a later one).
 fn deadline_of<B>(req: &Request<B>, clock: Option<&HeaderClock>) -> Option<RequestDeadline> {
     match (
         RequestDeadline::of(req),
