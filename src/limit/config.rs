@@ -4,6 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::clock::Bound;
+use crate::deadline::RequestDeadline;
 
 use crate::error::{Error, Phase};
 use crate::stats::Stats;
@@ -27,6 +31,23 @@ pub(crate) struct Config {
     /// Per host only: idle hosts' entries are kept until they outnumber both this and the hosts
     /// in use; then every idle one is removed at once.
     pub(crate) max_idle_hosts: usize,
+}
+
+/// Where a wait for a permit ends, starting now: the limiter's acquire timeout or the request's
+/// deadline, whichever is first (none without either).
+pub(crate) fn wait_bound(
+    acquire_timeout: Option<Duration>,
+    deadline: Option<&RequestDeadline>,
+) -> Option<Bound> {
+    match (acquire_timeout, deadline) {
+        (Some(limit), d) => Some(Bound::new(Instant::now(), limit, Phase::Acquire, d)),
+        (None, Some(d)) => Some(Bound {
+            at: d.instant(),
+            phase: Phase::Total,
+            limit: d.budget(),
+        }),
+        (None, None) => None,
+    }
 }
 
 /// Refuses a concurrency limit no semaphore can hold: zero, or above tokio's `MAX_PERMITS`.

@@ -8,10 +8,11 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::gate::{AcquireFuture, Admission, Permit, Ticket};
+
 use super::LimitBody;
 use crate::clock::{Bound, LazySleep};
 use crate::deadline::RequestDeadline;
-use crate::error::{BoxError, Phase};
+use crate::error::BoxError;
 
 pin_project! {
     /// The response future of [`ConcurrencyLimit`](super::ConcurrencyLimit) and
@@ -148,22 +149,9 @@ where
 
     /// A request queued for a permit, bounded by the acquire timeout and its deadline.
     fn waiting(ticket: Ticket, acquire: AcquireFuture, svc: S, req: Request<B>) -> Self {
-        let config = ticket.scope().config();
         let deadline = RequestDeadline::of(&req);
-        let bound = match (config.acquire_timeout, deadline) {
-            (Some(limit), d) => Some(Bound::new(
-                Instant::now(),
-                limit,
-                Phase::Acquire,
-                d.as_ref(),
-            )),
-            (None, Some(d)) => Some(Bound {
-                at: d.instant(),
-                phase: Phase::Total,
-                limit: d.budget(),
-            }),
-            (None, None) => None,
-        };
+        let bound =
+            super::config::wait_bound(ticket.scope().config().acquire_timeout, deadline.as_ref());
         LimitFuture {
             state: State::Waiting {
                 acquire,
@@ -199,7 +187,7 @@ where
                     let bound = *bound;
                     if let Some(bound) = bound {
                         if sleep.poll_until(bound.at, cx).is_ready() {
-                            let err = give_up(ticket.take(), call.as_deref(), bound);
+                            let err = give_up(ticket.take(), authority_of(call.as_deref()), bound);
                             state.set(State::Done);
                             return Poll::Ready(Err(err));
                         }
@@ -213,7 +201,7 @@ where
                     // to the next waiter.
                     if let Some(bound) = bound.filter(|b| Instant::now() >= b.at) {
                         drop(permit);
-                        let err = give_up(ticket.take(), call.as_deref(), bound);
+                        let err = give_up(ticket.take(), authority_of(call.as_deref()), bound);
                         state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
@@ -257,13 +245,22 @@ where
 }
 
 /// Leaves the queue at the bound (a permit handed over meanwhile goes back) and reports it.
-fn give_up<S, B>(ticket: Option<Ticket>, call: Option<&(S, Request<B>)>, bound: Bound) -> BoxError {
+/// A wait for a permit that reached its bound: the ticket is given up (its place in the queue
+/// goes back), and the timeout counted.
+pub(crate) fn give_up(
+    ticket: Option<Ticket>,
+    authority: Option<&http::uri::Authority>,
+    bound: Bound,
+) -> BoxError {
     let err = bound.error();
     let stats = ticket
         .as_ref()
         .and_then(|t| t.scope().config().stats.clone());
     drop(ticket);
-    let authority = call.and_then(|(_, r)| r.uri().authority());
     crate::channels::fired(stats.as_ref(), authority, &err);
     err.into()
+}
+
+fn authority_of<S, B>(call: Option<&(S, Request<B>)>) -> Option<&http::uri::Authority> {
+    call.and_then(|(_, r)| r.uri().authority())
 }

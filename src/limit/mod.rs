@@ -94,3 +94,5 @@ mod interleavings;
 mod tests;
 #[cfg(feature = "preset")]
 pub(crate) use self::gate::{AcquireFuture, Admission, Admit, Permit, Ticket};
+#[cfg(feature = "preset")]
+pub(crate) use self::{config::wait_bound, future::give_up};

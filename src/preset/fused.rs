@@ -37,7 +37,8 @@ use crate::deadline::{hop_expired, DeadlineLayer, RequestDeadline, Stamp};
 use crate::drain::DrainShared;
 use crate::error::{BoxError, Error, NotRetried, Phase};
 use crate::limit::{
-    AcquireFuture, Admission, Admit, ConcurrencyLimitLayer, PerHostLimitLayer, Permit, Ticket,
+    give_up, AcquireFuture, Admission, Admit, ConcurrencyLimitLayer, PerHostLimitLayer, Permit,
+    Ticket,
 };
 use crate::replay::{self, ReplayBody, ReplayShared, Retry};
 use crate::stats::Stats;
@@ -341,14 +342,7 @@ impl<S, B> Wait<S, B> {
 /// When a wait for a permit ends: the limit's acquire timeout cut by the deadline, as in the
 /// limit layers.
 fn wait_bound(ticket: &Ticket, deadline: RequestDeadline) -> Option<Bound> {
-    Some(match ticket.scope().config().acquire_timeout {
-        Some(limit) => Bound::new(Instant::now(), limit, Phase::Acquire, Some(&deadline)),
-        None => Bound {
-            at: deadline.instant(),
-            phase: Phase::Total,
-            limit: deadline.budget(),
-        },
-    })
+    crate::limit::wait_bound(ticket.scope().config().acquire_timeout, Some(&deadline))
 }
 
 /// Admitted, waiting for the inner service to be ready (boxed: rare).
@@ -573,7 +567,7 @@ where
                 // The timer first: at the bound a free permit is no use any more.
                 if let Some(bound) = wait.bound {
                     if wait.sleep.poll_until(bound.at, cx).is_ready() {
-                        let err = give_up(&mut wait.ticket, ctx, bound);
+                        let err = give_up(wait.ticket.take(), ctx.authority.as_ref(), bound);
                         state.set(State::Done);
                         return Poll::Ready(Err(err));
                     }
@@ -586,7 +580,7 @@ where
                 // an exchange past its bound. The permit goes on to the next waiter.
                 if let Some(bound) = wait.bound.filter(|b| Instant::now() >= b.at) {
                     drop(permit);
-                    let err = give_up(&mut wait.ticket, ctx, bound);
+                    let err = give_up(wait.ticket.take(), ctx.authority.as_ref(), bound);
                     state.set(State::Done);
                     return Poll::Ready(Err(err));
                 }
@@ -689,16 +683,4 @@ fn hop_error(e: BoxError, ctx: &Ctx) -> BoxError {
         return err.into();
     }
     e
-}
-
-/// A wait for a permit that reached its bound: the ticket is given up, and the timeout
-/// counted.
-fn give_up(ticket: &mut Option<Ticket>, ctx: &Ctx, bound: Bound) -> BoxError {
-    let err = bound.error();
-    let stats = ticket
-        .as_ref()
-        .and_then(|t| t.scope().config().stats.clone());
-    drop(ticket.take());
-    fired(stats.as_ref(), ctx.authority.as_ref(), &err);
-    err.into()
 }

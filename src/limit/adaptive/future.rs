@@ -11,7 +11,7 @@ use super::gate::{AcquireFuture, Admission, Permit, Ticket};
 use super::AdaptiveLimitBody;
 use crate::clock::Bound;
 use crate::deadline::RequestDeadline;
-use crate::error::{BoxError, Phase};
+use crate::error::BoxError;
 
 pin_project! {
     /// The response future of [`AdaptiveLimit`](super::AdaptiveLimit).
@@ -142,20 +142,7 @@ where
 /// Where a wait ends: the acquire timeout or the request's deadline, whichever is first.
 fn bound<B>(ticket: &Ticket, req: &Request<B>) -> Option<Bound> {
     let deadline = RequestDeadline::of(req);
-    match (ticket.limiter().config().acquire_timeout, deadline) {
-        (Some(limit), d) => Some(Bound::new(
-            Instant::now(),
-            limit,
-            Phase::Acquire,
-            d.as_ref(),
-        )),
-        (None, Some(d)) => Some(Bound {
-            at: d.instant(),
-            phase: Phase::Total,
-            limit: d.budget(),
-        }),
-        (None, None) => None,
-    }
+    crate::limit::config::wait_bound(ticket.limiter().config().acquire_timeout, deadline.as_ref())
 }
 
 impl<S, B, RB> Future for AdaptiveLimitFuture<S, B>
