@@ -58,8 +58,30 @@ impl<F> DeadlineFuture<F> {
 }
 
 /// Whether the deadline sent to the next hop has passed, give or take the timer's resolution.
-pub(crate) fn hop_expired(hop: Instant) -> bool {
+fn hop_expired(hop: Instant) -> bool {
     Instant::now() + std::time::Duration::from_millis(1) >= hop
+}
+
+/// An error from inside a request whose deadline was sent on as `grpc-timeout` (to `hop`).
+///
+/// A hop further in that enforces the deadline it was sent (tonic's channel applies the
+/// grpc-timeout, failing with its own `Cancelled`) races this clock and can win by the header's
+/// rounding and the timer's resolution: a failure once that deadline has passed is this
+/// deadline's, counted. Not an error of one of our layers inside, though: it names its own
+/// phase and was counted where it fired.
+pub(crate) fn hop_error(
+    e: BoxError,
+    hop: Option<Instant>,
+    deadline: &RequestDeadline,
+    stats: Option<&Stats>,
+    authority: Option<&Authority>,
+) -> BoxError {
+    if hop.is_some_and(hop_expired) && Error::find(&*e).is_none() {
+        let err = Error::timeout(Phase::Total, deadline.budget()).with_source(e);
+        fired(stats, authority, &err);
+        return err.into();
+    }
+    e
 }
 
 impl<F, RB, E> Future for DeadlineFuture<F>
@@ -84,23 +106,13 @@ where
                             std::mem::take(this.sleep),
                         )
                     })),
-                    // A hop further in that enforces the deadline it was sent (tonic's channel
-                    // applies the grpc-timeout, failing with its own `Cancelled`) races this
-                    // clock and can win by the header's rounding and the timer's resolution:
-                    // a failure once that deadline has passed is this deadline's. Not an error
-                    // of one of our layers inside, though: it names its own phase and was
-                    // counted where it fired.
-                    Err(e) => {
-                        let e: BoxError = e.into();
-                        if this.hop.is_some_and(hop_expired) && Error::find(&*e).is_none() {
-                            let err =
-                                Error::timeout(Phase::Total, this.deadline.budget()).with_source(e);
-                            fired(this.stats.as_ref(), this.authority.as_ref(), &err);
-                            Err(err.into())
-                        } else {
-                            Err(e)
-                        }
-                    }
+                    Err(e) => Err(hop_error(
+                        e.into(),
+                        *this.hop,
+                        this.deadline,
+                        this.stats.as_ref(),
+                        this.authority.as_ref(),
+                    )),
                 });
             }
         }

@@ -67,7 +67,7 @@ mod service;
 pub use self::body::DeadlineBody;
 pub use self::budget::RequestBudget;
 #[cfg(feature = "preset")]
-pub(crate) use self::future::hop_expired;
+pub(crate) use self::future::hop_error;
 pub use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 pub use self::request_deadline::RequestDeadline;

@@ -33,7 +33,7 @@ use tower_service::Service;
 use super::fused_body::FusedBody;
 use crate::channels::fired;
 use crate::clock::{Bound, LazySleep};
-use crate::deadline::{hop_expired, DeadlineLayer, RequestDeadline, Stamp};
+use crate::deadline::{self, DeadlineLayer, RequestDeadline, Stamp};
 use crate::drain::DrainShared;
 use crate::error::{BoxError, Error, NotRetried, Phase};
 use crate::limit::{
@@ -671,16 +671,9 @@ fn deadline_error(ctx: &Ctx) -> BoxError {
     err.into()
 }
 
-/// A hop further in that enforces the deadline it was sent (tonic's channel applies the
-/// `grpc-timeout`, failing with its own `Cancelled`) races this clock and can win by the
-/// header's rounding and the timer's resolution: a failure once that deadline has passed is
-/// this deadline's. Not an error of one of our layers inside, though: it names its own phase
-/// and was counted where it fired.
+/// An error from inside, as the deadline sees it (see `deadline::hop_error`).
 fn hop_error(e: BoxError, ctx: &Ctx) -> BoxError {
-    if ctx.stamp.hop.is_some_and(hop_expired) && Error::find(&*e).is_none() {
-        let err = Error::timeout(Phase::Total, ctx.stamp.deadline.budget()).with_source(e);
-        fired(Some(&ctx.config.stats), ctx.authority.as_ref(), &err);
-        return err.into();
-    }
-    e
+    let stats = Some(&ctx.config.stats);
+    let stamp = &ctx.stamp;
+    deadline::hop_error(e, stamp.hop, &stamp.deadline, stats, ctx.authority.as_ref())
 }
