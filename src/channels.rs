@@ -7,17 +7,20 @@
 //!   `ResponseHeaderTimeout` (or the fused preset), which puts a fresh clock in every request it
 //!   sends on, and by what is inside it that knows a phase the clock must not count: the
 //!   request-write timeout holds it until the request body is sent, `Retire` (pool) and the
-//!   `Transport` until the connection is obtained. Read by the header timer, which starts when
-//!   the last hold is released. Why: connect, TLS, pool waits and uploads have limits of their own, so counting
-//!   them against the response headers would name the wrong phase; Go's
-//!   `ResponseHeaderTimeout` also starts once the request is written.
+//!   `Transport` until the connection is obtained, the reqwest adapter while reqwest connects.
+//!   Read by the header timer, which starts when the last hold is released. Why: connect, TLS,
+//!   pool waits and uploads have limits of their own, so counting them against the response
+//!   headers would name the wrong phase; Go's `ResponseHeaderTimeout` also starts once the
+//!   request is written.
 //! - **The TLS/TCP split** ([`split`], a tokio task-local). Written by `ConnectTimeoutFuture`
 //!   ("connecting", then "connected at"), read by `TlsHandshakeTimeoutFuture`, which sets the
 //!   slot around each poll of the TLS connector it wraps and starts the handshake clock when
 //!   TCP is connected. Why: connectors are called with a `Uri` only, and the TLS connector in
 //!   between (hyper-rustls' `HttpsConnector`, any other) is opaque, so there is no extension to
 //!   carry the instant; a slot that exists only while the outer future polls the inner one is
-//!   the one channel through it, and two connects on one task keep separate slots.
+//!   the one channel through it, and two connects on one task keep separate slots. Also read
+//!   by the reqwest adapter's `ReqwestServiceFuture`, which holds the response-header clock
+//!   while a connect future inside reqwest says it is running.
 //! - **The timeout reporter** ([`fired`]). Written by every layer whose timer fires (deadline,
 //!   the five phase timeouts, the limiters' acquire wait, the pool's acquire wait), right before
 //!   it returns its error. Read by whoever reads the shared [`Stats`] (`timeouts(phase)`) and

@@ -325,7 +325,8 @@ async fn a_full_queue_is_overloaded_at_once() {
 #[tokio::test]
 async fn connect_timeout_layer_in_reqwests_connector_layer_is_a_typed_connect_timeout() {
     let hanging = hanging_listener().await;
-    let hardened = preset();
+    // A response-header limit shorter than the connect's: its clock waits for the connect.
+    let hardened = preset().response_headers(ms(100));
     let inner = reqwest::Client::builder()
         .no_proxy()
         .connector_layer(hardened.connect_layer())
@@ -359,6 +360,23 @@ async fn connect_timeout_layer_in_reqwests_connector_layer_is_a_typed_connect_ti
     assert_eq!(
         Error::find(&err).and_then(Error::phase),
         Some(Phase::Connect)
+    );
+
+    // Once connected, the response-header clock runs.
+    let server = TestServer::start_apart().await;
+    let start = Instant::now();
+    let err = client
+        .send(
+            client
+                .client()
+                .get(server.uri("/stall-headers").to_string()),
+        )
+        .await
+        .unwrap_err();
+    assert_took(start.elapsed(), ms(100), "response headers");
+    assert_eq!(
+        typed(&*err),
+        Some((ErrorKind::Timeout, Some(Phase::ResponseHeaders)))
     );
     assert_nothing_held(&hardened);
 }

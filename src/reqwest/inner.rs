@@ -7,6 +7,8 @@ use pin_project_lite::pin_project;
 use reqwest::ResponseBuilderExt;
 use tower_service::Service;
 
+use crate::channels::split::{self, Split};
+use crate::channels::{HeaderClock, HeaderHold};
 use crate::error::BoxError;
 
 /// A `reqwest::Client` as a service of `http` types, the innermost service of
@@ -14,6 +16,11 @@ use crate::error::BoxError;
 /// `reqwest::Body::wrap` (the layers above wrap it too, so it is no longer a `reqwest::Body`),
 /// the response comes back as `http::Response<reqwest::Body>` with its final URL kept in the
 /// extensions, where `reqwest::Response::from` finds it again.
+///
+/// While reqwest connects through a [`ConnectTimeoutLayer`](crate::ConnectTimeoutLayer) in its
+/// `ClientBuilder::connector_layer`, the preset's response-header clock is held: it starts once
+/// the connect is over, as it does on the crate's own transport, so a connect that hangs is a
+/// connect timeout. Without that layer reqwest's connect is invisible and the clock counts it.
 ///
 /// # Example
 ///
@@ -55,8 +62,11 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Released after the first poll that saw no connect running (see the type's docs).
+        let header_hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
         let req = reqwest::Request::try_from(req.map(reqwest::Body::wrap));
         ReqwestServiceFuture {
+            header_hold,
             state: match req {
                 Ok(req) => State::Sending {
                     inner: Box::pin(self.client.execute(req)),
@@ -70,6 +80,8 @@ where
 pin_project! {
     /// The future of [`ReqwestService`].
     pub struct ReqwestServiceFuture {
+        // Holds an outer response-header clock while reqwest connects.
+        header_hold: Option<HeaderHold>,
         #[pin]
         state: State,
     }
@@ -96,9 +108,21 @@ impl Future for ReqwestServiceFuture {
     type Output = Result<http::Response<reqwest::Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let this = self.project();
+        match this.state.project() {
             StateProj::Sending { inner } => {
-                let resp = ready!(inner.as_mut().poll(cx))?;
+                let polled = if this.header_hold.is_some() {
+                    // reqwest polls its connect inside this poll (hyper-util's legacy client
+                    // races it against the pool); a `ConnectTimeoutFuture` there says so.
+                    let (polled, seen) = split::scope(Split::Unseen, || inner.as_mut().poll(cx));
+                    if seen != Split::Connecting {
+                        *this.header_hold = None;
+                    }
+                    polled
+                } else {
+                    inner.as_mut().poll(cx)
+                };
+                let resp = ready!(polled)?;
                 Poll::Ready(Ok(to_http(resp)))
             }
             StateProj::Failed { err } => Poll::Ready(Err(err

@@ -25,7 +25,9 @@
 //!   [`ConnectTimeoutLayer`](crate::ConnectTimeoutLayer) in `ClientBuilder::connector_layer`
 //!   (it takes reqwest's unnameable request type): a timeout is then a `reqwest::Error` with
 //!   `is_connect()` and `is_timeout()` true and [`Phase::Connect`](crate::Phase::Connect) inside.
-//!   There it bounds reqwest's whole connector (DNS, TCP, TLS, proxy) as one phase.
+//!   There it bounds reqwest's whole connector (DNS, TCP, TLS, proxy) as one phase, and the
+//!   preset's response-header timeout starts once it is over. Without it, the response-header
+//!   timeout counts reqwest's connect too.
 //! - reqwest's pool is reqwest's: the preset's pool settings do not apply.
 //!
 //! # Example
