@@ -48,12 +48,62 @@ pub(crate) struct LazySleep(Option<Pin<Box<Armed>>>);
 
 pin_project_lite::pin_project! {
     #[derive(Debug)]
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
     struct Armed {
         #[pin]
         sleep: Sleep,
         // The waker of the last poll that registered with tokio for the current instant, kept
         // from the second such poll on (a timer polled once never clones it).
         waker: Option<Waker>,
+        // The runtime whose timer driver holds it, when it may go to a `SleepPool`.
+        runtime: Option<tokio::runtime::Id>,
+    }
+}
+
+/// Timers that a client's requests hand on to each other, so that a request on the fast path
+/// neither allocates one nor goes through the timer wheel's lock.
+///
+/// A timer given back stays in tokio's wheel at its old instant; the next request moves it
+/// later, which tokio does with one atomic operation (it re-files the entry only when the old
+/// instant comes). A timer is only taken by a request on the runtime it was made on, and the
+/// pool keeps at most [`SleepPool::CAP`] of them; others are dropped as before.
+#[cfg(feature = "preset")]
+#[derive(Debug, Default)]
+pub(crate) struct SleepPool(std::sync::Mutex<Vec<Pin<Box<Armed>>>>);
+
+#[cfg(feature = "preset")]
+impl SleepPool {
+    /// The most timers kept: more than a client has requests waiting at once is waste.
+    const CAP: usize = 64;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pin<Box<Armed>>>> {
+        // Pushes and pops only: a poisoned list is still a list.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A timer of `runtime`, if the pool has one. One of another runtime (a runtime the client
+    /// was used on before) is dropped instead, outside the lock.
+    fn take(&self, runtime: tokio::runtime::Id) -> Option<Pin<Box<Armed>>> {
+        let armed = self.lock().pop()?;
+        (armed.runtime == Some(runtime)).then_some(armed)
+    }
+
+    fn put(&self, armed: Pin<Box<Armed>>) {
+        let mut slots = self.lock();
+        if slots.len() < Self::CAP {
+            slots.push(armed);
+            return;
+        }
+        drop(slots);
+        drop(armed);
+    }
+
+    /// How many timers are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -64,6 +114,7 @@ impl LazySleep {
             let armed = Box::pin(Armed {
                 sleep: tokio::time::sleep_until(at),
                 waker: None,
+                runtime: None,
             });
             return self.0.insert(armed).as_mut().project().sleep.poll(cx);
         };
@@ -93,6 +144,39 @@ impl LazySleep {
             *armed.waker = Some(cx.waker().clone());
         }
         polled
+    }
+
+    /// As [`poll_until`](Self::poll_until), but a timer still to be made is taken from `pool`
+    /// if it has one (and is made fit to go back to it otherwise).
+    #[cfg(feature = "preset")]
+    pub(crate) fn poll_until_pooled(
+        &mut self,
+        pool: &SleepPool,
+        at: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        if self.0.is_none() {
+            let runtime = tokio::runtime::Handle::current().id();
+            let armed = pool.take(runtime).unwrap_or_else(|| {
+                Box::pin(Armed {
+                    sleep: tokio::time::sleep_until(at),
+                    waker: None,
+                    runtime: Some(runtime),
+                })
+            });
+            self.0 = Some(armed);
+        }
+        self.poll_until(at, cx)
+    }
+
+    /// Gives the timer (if one was made for a pool) back to `pool`; this one is unarmed again.
+    #[cfg(feature = "preset")]
+    pub(crate) fn recycle(&mut self, pool: &SleepPool) {
+        if let Some(armed) = self.0.take() {
+            if armed.runtime.is_some() {
+                pool.put(armed);
+            }
+        }
     }
 
     /// Whether a timer was ever made (for tests of the fast path).
@@ -155,6 +239,76 @@ mod tests {
     #[should_panic(expected = "timeout must be greater than zero")]
     fn zero_is_rejected() {
         check_duration("timeout", Duration::ZERO);
+    }
+
+    #[cfg(feature = "preset")]
+    #[tokio::test(start_paused = true)]
+    async fn a_pooled_timer_is_handed_on_and_fires_at_its_new_instant() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let pool = SleepPool::default();
+        // A body's idle timer, far out, given back.
+        let mut first = LazySleep::default();
+        let far = Instant::now() + Duration::from_secs(30);
+        assert!(first.poll_until_pooled(&pool, far, &mut cx).is_pending());
+        first.recycle(&pool);
+        assert!(!first.is_armed());
+        assert_eq!(pool.len(), 1);
+        // The next request takes it, for an earlier instant, and it fires then.
+        let mut second = LazySleep::default();
+        let at = Instant::now() + Duration::from_secs(10);
+        assert!(second.poll_until_pooled(&pool, at, &mut cx).is_pending());
+        assert_eq!(pool.len(), 0, "taken, not made anew");
+        tokio::time::advance(Duration::from_millis(9_999)).await;
+        assert!(second.poll_until_pooled(&pool, at, &mut cx).is_pending());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(second.poll_until_pooled(&pool, at, &mut cx).is_ready());
+        // Given back after it fired, then moved later by the next one.
+        second.recycle(&pool);
+        let mut third = LazySleep::default();
+        let later = Instant::now() + Duration::from_secs(5);
+        assert!(third.poll_until_pooled(&pool, later, &mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(third.poll_until_pooled(&pool, later, &mut cx).is_ready());
+        // A timer the pool did not make is not kept.
+        let mut plain = LazySleep::default();
+        assert!(plain
+            .poll_until(later + Duration::from_secs(1), &mut cx)
+            .is_pending());
+        plain.recycle(&pool);
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[cfg(feature = "preset")]
+    #[test]
+    fn a_pooled_timer_of_a_runtime_gone_is_not_handed_on() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let pool = SleepPool::default();
+        let rt = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+        };
+        let first = rt();
+        first.block_on(async {
+            let mut s = LazySleep::default();
+            let at = Instant::now() + Duration::from_secs(10);
+            assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+            s.recycle(&pool);
+        });
+        drop(first);
+        assert_eq!(pool.len(), 1);
+        // On another runtime, polling the old timer would panic (its driver is shut down).
+        rt().block_on(async {
+            let mut s = LazySleep::default();
+            let at = Instant::now() + Duration::from_millis(10);
+            assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+            assert_eq!(pool.len(), 0, "the old one was dropped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(s.poll_until_pooled(&pool, at, &mut cx).is_ready());
+        });
     }
 
     #[tokio::test(start_paused = true)]

@@ -32,7 +32,7 @@ use tower_service::Service;
 
 use super::fused_body::FusedBody;
 use crate::channels::fired;
-use crate::clock::{Bound, LazySleep};
+use crate::clock::{Bound, LazySleep, SleepPool};
 use crate::deadline::{self, DeadlineLayer, RequestDeadline, Stamp};
 use crate::drain::DrainShared;
 use crate::error::{BoxError, Error, NotRetried, Phase};
@@ -62,6 +62,8 @@ pub(super) struct Config {
     /// (as the layers put them). Not for the crate's own transport, which finds the clock, and
     /// the deadline in it, in the request body: no extension map per request.
     pub(super) extensions: bool,
+    /// The header and body timers the requests hand on to each other.
+    pub(super) sleeps: SleepPool,
 }
 
 /// The preset's outer guarantees around `S` (see the module docs).
@@ -506,14 +508,19 @@ where
                 timer,
                 upload,
             } => {
+                let sleeps = &ctx.config.sleeps;
                 let err = match fut.poll(cx) {
                     Poll::Ready(Ok(resp)) => {
                         let permits = permits.take().expect("calling with permits");
                         let upload = upload.take();
+                        timer.recycle(sleeps);
                         state.set(State::Done);
                         return Poll::Ready(Ok((resp, permits, upload)));
                     }
-                    Poll::Ready(Err(e)) => e.into(),
+                    Poll::Ready(Err(e)) => {
+                        timer.recycle(sleeps);
+                        e.into()
+                    }
                     Poll::Pending => {
                         // An upload that stalled (counted where it fired).
                         if let Some(Poll::Ready(bound)) = upload.as_mut().map(|u| u.poll_fired(cx))
@@ -521,7 +528,7 @@ where
                             state.set(State::Done);
                             return Poll::Ready(Err(bound.error().into()));
                         }
-                        let err = ready!(timer.poll_fired(cx)).error();
+                        let err = ready!(timer.poll_fired_pooled(sleeps, cx)).error();
                         fired(Some(&ctx.config.stats), ctx.authority.as_ref(), &err);
                         // The permits go back here, with the attempt: the exchange is over.
                         state.set(State::Done);

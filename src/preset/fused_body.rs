@@ -107,8 +107,9 @@ where
 impl<B> Core<B> {
     /// The exchange is over: the permits go back, and the record ends with `outcome`.
     fn finish(self: Pin<&mut Self>, outcome: Outcome<'_>) {
-        let this = self.project();
+        let mut this = self.project();
         *this.done = true;
+        this.bounded.as_mut().recycle();
         unwatch(this.leak, &this.bounded.config);
         drop(this.global.take());
         drop(this.host.take());
@@ -258,6 +259,15 @@ impl<B> Bounded<B> {
     }
 }
 
+impl<B> Bounded<B> {
+    /// Its timer goes back to the client's pool (the body is over).
+    #[inline]
+    fn recycle(self: Pin<&mut Self>) {
+        let this = self.project();
+        this.sleep.recycle(&this.config.sleeps);
+    }
+}
+
 impl<B> Body for Bounded<B>
 where
     B: Body,
@@ -320,7 +330,9 @@ where
                     Phase::BodyIdle,
                     Some(this.deadline),
                 );
-                ready!(this.sleep.poll_until(bound.at, cx));
+                ready!(this
+                    .sleep
+                    .poll_until_pooled(&this.config.sleeps, bound.at, cx));
                 bound.error()
             }
         };

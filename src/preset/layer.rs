@@ -42,6 +42,7 @@ impl<S> Layer<S> for HardenedLayer {
                 response_headers: c.response_headers,
                 request_write: c.request_write,
                 extensions: !self.own_transport,
+                sleeps: Default::default(),
             };
             return HardenedService::new(Core::Fast(Fused::new(
                 inner,

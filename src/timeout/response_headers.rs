@@ -204,6 +204,35 @@ impl HeaderTimer {
 
     /// Ready with the bound that fired (not yet counted).
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        let bound = ready!(self.poll_bound(cx));
+        ready!(self.sleep.poll_until(bound.at, cx));
+        Poll::Ready(bound)
+    }
+
+    /// As [`poll_fired`](Self::poll_fired), with a timer from `pool` (give it back with
+    /// [`recycle`](Self::recycle)).
+    #[cfg(feature = "preset")]
+    #[inline]
+    pub(crate) fn poll_fired_pooled(
+        &mut self,
+        pool: &crate::clock::SleepPool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Bound> {
+        let bound = ready!(self.poll_bound(cx));
+        ready!(self.sleep.poll_until_pooled(pool, bound.at, cx));
+        Poll::Ready(bound)
+    }
+
+    /// The timer goes back to `pool` (the attempt is over).
+    #[cfg(feature = "preset")]
+    #[inline]
+    pub(crate) fn recycle(&mut self, pool: &crate::clock::SleepPool) {
+        self.sleep.recycle(pool);
+    }
+
+    /// The bound the attempt is timed by now, `Pending` while nothing can fire.
+    #[inline]
+    fn poll_bound(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
         if self.bound.is_some() && self.clock.restarts() != self.restarts {
             // Stopped again (a request sent once more on another connection): wait for the
             // new start.
@@ -233,7 +262,6 @@ impl HeaderTimer {
                 },
             },
         };
-        ready!(self.sleep.poll_until(bound.at, cx));
         Poll::Ready(bound)
     }
 }
