@@ -56,8 +56,8 @@ use tower::Layer;
 use tower::{Service, ServiceExt};
 use tower_hardened::{
     BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
-    PerHostLimitLayer, PoolClientBuilder, ReplayBody, RequestWriteBody, RequestWriteTimeoutLayer,
-    ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer, Transport,
+    HardenedRequestBody, PerHostLimitLayer, PoolClientBuilder, RequestWriteBody,
+    RequestWriteTimeoutLayer, ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer, Transport,
 };
 
 use support::TestServer;
@@ -367,9 +367,9 @@ fn breakdown(c: &mut Criterion) {
                     b.http1_max_buf_size(400 * 1024);
                 })
                 .build_http::<Empty<Bytes>>(),
-            hardened.layer().layer(support::bare_client::<
-                RequestWriteBody<ReplayBody<Empty<Bytes>>>,
-            >()),
+            hardened
+                .layer()
+                .layer(support::bare_client::<HardenedRequestBody<Empty<Bytes>>>()),
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .http1_max_buf_size(64 * 1024)
                 .build_http::<Empty<Bytes>>(),

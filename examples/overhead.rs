@@ -51,8 +51,9 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceExt};
 use tower_hardened::{
     BodyIdleTimeoutLayer, ConcurrencyLimitLayer, DeadlineLayer, DrainOnDropLayer, Hardened,
-    PerHostLimitLayer, PoolClientBuilder, ReplayBody, ReplayLayer, RequestWriteBody,
-    RequestWriteTimeoutLayer, ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer, Stats,
+    HardenedRequestBody, PerHostLimitLayer, PoolClientBuilder, ReplayBody, ReplayLayer,
+    RequestWriteBody, RequestWriteTimeoutLayer, ResponseBodyLimitLayer, ResponseHeaderTimeoutLayer,
+    Stats,
 };
 use tower_hardened_test_server::TestServer;
 
@@ -150,7 +151,7 @@ fn main() {
             }
             "layers" => {
                 let c = Client::builder(TokioExecutor::new())
-                    .build_http::<RequestWriteBody<ReplayBody<Empty<Bytes>>>>();
+                    .build_http::<HardenedRequestBody<Empty<Bytes>>>();
                 run(
                     Hardened::new().layer().layer(c),
                     uri,
@@ -289,7 +290,7 @@ fn main() {
             #[cfg(feature = "transport")]
             "layers_transport" => {
                 let c = tower_hardened::Transport::builder()
-                    .build::<RequestWriteBody<ReplayBody<Empty<Bytes>>>>();
+                    .build::<HardenedRequestBody<Empty<Bytes>>>();
                 run(
                     Hardened::new().layer().layer(c),
                     uri,

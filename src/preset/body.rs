@@ -25,11 +25,11 @@ pin_project! {
     /// use http_body::Body;
     /// use http_body_util::{BodyExt, Full};
     /// use tower::{service_fn, ServiceExt};
-    /// use tower_hardened::{Hardened, HardenedBody, ReplayBody, RequestWriteBody};
+    /// use tower_hardened::{Hardened, HardenedBody, HardenedRequestBody};
     /// use tower::Layer;
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
-    /// let inner = service_fn(|_req: Request<RequestWriteBody<ReplayBody<Full<bytes::Bytes>>>>| async {
+    /// let inner = service_fn(|_req: Request<HardenedRequestBody<Full<bytes::Bytes>>>| async {
     ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
     /// });
     /// let svc = Hardened::new().layer().layer(inner);

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::fused_body::FusedBody;
+use super::HardenedRequestBody;
 use crate::channels::fired;
 use crate::clock::{Bound, LazySleep, SleepPool};
 use crate::deadline::{self, DeadlineLayer, RequestDeadline, Stamp};
@@ -43,10 +44,10 @@ use crate::limit::{
 use crate::replay::{self, ReplayBody, ReplayShared, Retry};
 use crate::stats::Stats;
 use crate::telemetry::{Cache, Outcome, Recording};
-use crate::timeout::{watch_upload, HeaderTimer, RequestWriteBody, UploadWatch};
+use crate::timeout::{watch_upload, HeaderTimer, UploadWatch};
 
 /// What the inner service is sent: the body kept for a replay and timed while it uploads.
-type Sent<B> = Request<RequestWriteBody<ReplayBody<B>>>;
+type Sent<B> = Request<HardenedRequestBody<B>>;
 
 /// What every request of the fused service shares.
 pub(super) struct Config {
@@ -281,10 +282,16 @@ where
     } else {
         Some(clock)
     };
+    if req.body().is_end_stream() {
+        // Nothing to send, keep or time: the body goes before the request is sent.
+        let req = req.map(|_| HardenedRequestBody::over(clock));
+        return (svc.call(req), timer, None);
+    }
     // An upload holds the clock until the body is sent.
     let stats = Some(&config.stats);
     let (req, watch) = watch_upload(req, config.request_write, deadline, stats, clock);
-    (svc.call(req), timer, (!watch.is_idle()).then_some(watch))
+    let req = req.map(HardenedRequestBody::boxed);
+    (svc.call(req), timer, Some(watch))
 }
 
 /// What the request carries from the call to its body.

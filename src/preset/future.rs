@@ -12,10 +12,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::stack::{FastFuture, StackFuture};
-use super::HardenedBody;
+use super::{HardenedBody, HardenedRequestBody};
 use crate::error::BoxError;
-use crate::replay::ReplayBody;
-use crate::timeout::RequestWriteBody;
 
 pin_project! {
     /// The response future of a [`HardenedService`](super::HardenedService) around `S`, for
@@ -27,7 +25,7 @@ pin_project! {
     /// whose body is a [`HardenedBody`]. Its bounds are those of the service's `Service` impl.
     pub struct HardenedFuture<S, B, RB>
     where
-        S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>>,
+        S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>>,
         S: Clone,
         S::Error: Into<BoxError>,
         B: Body,
@@ -47,7 +45,7 @@ pin_project! {
     #[project = InnerProj]
     enum Inner<S, B, RB>
     where
-        S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>>,
+        S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>>,
         S: Clone,
         S::Error: Into<BoxError>,
         B: Body,
@@ -65,7 +63,7 @@ pin_project! {
 
 impl<S, B, RB> HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
+    S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -90,7 +88,7 @@ where
 
 impl<S, B, RB> fmt::Debug for HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
+    S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
@@ -104,7 +102,7 @@ where
 
 impl<S, B, RB> Future for HardenedFuture<S, B, RB>
 where
-    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
+    S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,

@@ -3,6 +3,7 @@
 use tower_layer::Layer;
 
 use super::fused::{Config, Fused};
+use super::request_body::Compact;
 use super::service::Core;
 use super::{Hardened, HardenedService};
 use crate::body_limit::ResponseBodyLimitLayer;
@@ -55,7 +56,7 @@ impl<S> Layer<S> for HardenedLayer {
         };
         let inner = RequestWriteTimeoutLayer::new(c.request_write)
             .stats(stats.clone())
-            .layer(inner);
+            .layer(Compact(inner));
         let inner = BodyIdleTimeoutLayer::new(c.body_idle)
             .stats(stats.clone())
             .layer(inner);

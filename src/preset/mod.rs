@@ -103,6 +103,7 @@ mod fused_body;
 mod future;
 mod integrations;
 mod layer;
+mod request_body;
 mod service;
 mod stack;
 
@@ -112,24 +113,8 @@ pub use self::client::{HardenedClient, HardenedClientBody, HardenedClientFuture}
 pub use self::ext::ServiceBuilderExt;
 pub use self::future::HardenedFuture;
 pub use self::layer::HardenedLayer;
+pub use self::request_body::HardenedRequestBody;
 pub use self::service::HardenedService;
-
-/// The request body a [`HardenedService`] hands to the client under it, for the caller's body
-/// `B`: kept for a replay when small ([`ReplayBody`](crate::ReplayBody)) and timed while it
-/// uploads ([`RequestWriteBody`](crate::RequestWriteBody)). Name your client's body type with it:
-///
-/// ```
-/// use hyper_util::client::legacy::Client;
-/// use tower::Layer;
-/// use tower_hardened::{Hardened, HardenedRequestBody};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let mine: Client<_, HardenedRequestBody<http_body_util::Empty<bytes::Bytes>>> =
-///     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-/// let client = Hardened::new().layer().layer(mine);
-/// # let _ = client; }
-/// ```
-pub type HardenedRequestBody<B> = crate::timeout::RequestWriteBody<crate::replay::ReplayBody<B>>;
 
 #[cfg(test)]
 mod tests;

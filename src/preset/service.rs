@@ -7,19 +7,16 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::stack::{Fast, Stack};
-use super::{HardenedBody, HardenedFuture};
+use super::{HardenedBody, HardenedFuture, HardenedRequestBody};
 use crate::error::BoxError;
-use crate::replay::ReplayBody;
-use crate::timeout::RequestWriteBody;
 
 /// The request-side stack of a [`Hardened`](super::Hardened) preset around an inner service
 /// `S`, made by [`HardenedLayer`](super::HardenedLayer) (see the [module docs](super) for the
 /// order of its layers).
 ///
 /// Opaque: which layers make it up, and how, is not part of the API. `S` receives requests
-/// whose bodies are wrapped in [`ReplayBody`] (kept for a replay when small) and
-/// [`RequestWriteBody`] (which times the upload), and its response bodies come back wrapped in
-/// [`HardenedBody`].
+/// whose bodies are [`HardenedRequestBody`]s (kept for a replay when small, timed while they
+/// upload), and its response bodies come back wrapped in [`HardenedBody`].
 ///
 /// # Example
 ///
@@ -27,10 +24,10 @@ use crate::timeout::RequestWriteBody;
 /// use http::{Request, Response};
 /// use http_body_util::Full;
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_hardened::{Hardened, HardenedService, ReplayBody, RequestWriteBody};
+/// use tower_hardened::{Hardened, HardenedRequestBody, HardenedService};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_hardened::BoxError> {
-/// let inner = service_fn(|_req: Request<RequestWriteBody<ReplayBody<Full<bytes::Bytes>>>>| async {
+/// let inner = service_fn(|_req: Request<HardenedRequestBody<Full<bytes::Bytes>>>| async {
 ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from("hi"))))
 /// });
 /// let svc: HardenedService<_> = Hardened::new().layer().layer(inner);
@@ -59,17 +56,19 @@ impl<S> HardenedService<S> {
     pub fn get_ref(&self) -> &S {
         match &self.inner {
             Core::Fast(s) => s.get_ref(),
-            Core::Layered(s) => s
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref()
-                .get_ref(),
+            Core::Layered(s) => {
+                &s.get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .get_ref()
+                    .0
+            }
         }
     }
 
@@ -78,17 +77,20 @@ impl<S> HardenedService<S> {
     pub fn get_mut(&mut self) -> &mut S {
         match &mut self.inner {
             Core::Fast(s) => s.get_mut(),
-            Core::Layered(s) => s
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut()
-                .get_mut(),
+            Core::Layered(s) => {
+                &mut s
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .get_mut()
+                    .0
+            }
         }
     }
 
@@ -96,24 +98,26 @@ impl<S> HardenedService<S> {
     pub fn into_inner(self) -> S {
         match self.inner {
             Core::Fast(s) => s.into_inner(),
-            Core::Layered(s) => s
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner()
-                .into_inner(),
+            Core::Layered(s) => {
+                s.into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .into_inner()
+                    .0
+            }
         }
     }
 }
 
 impl<S, B, RB> Service<Request<B>> for HardenedService<S>
 where
-    S: Service<Request<RequestWriteBody<ReplayBody<B>>>, Response = Response<RB>> + Clone,
+    S: Service<Request<HardenedRequestBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,

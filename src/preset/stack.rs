@@ -8,6 +8,7 @@
 
 use super::fused::{Fused, FusedFuture};
 use super::fused_body::FusedBody;
+use super::request_body::Compact;
 use crate::body_limit::{ResponseBodyLimit, ResponseBodyLimitBody};
 use crate::deadline::{Deadline, DeadlineBody, DeadlineFuture};
 use crate::drain::{DrainOnDrop, DrainOnDropBody};
@@ -33,7 +34,9 @@ pub(super) type FastBody<B> = FusedBody<B>;
 /// Everything inside the two limiters of [`Stack`], outer to inner. The replay sits inside the
 /// limits and the deadline (a replay keeps both) and outside the phase timeouts.
 pub(super) type Inner<S> = DrainOnDrop<
-    ResponseBodyLimit<Replay<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<S>>>>>,
+    ResponseBodyLimit<
+        Replay<ResponseHeaderTimeout<BodyIdleTimeout<RequestWriteTimeout<Compact<S>>>>>,
+    >,
 >;
 
 /// The layered stack around `S` (with an adaptive per-host limit), outer to inner.

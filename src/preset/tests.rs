@@ -13,12 +13,11 @@ use tower_test::mock;
 use super::*;
 use crate::deadline::RequestDeadline;
 use crate::drain::DrainOnDropLayer;
-use crate::replay::ReplayBody;
 use crate::test_util::*;
 use crate::timeout::RequestWriteBody;
 use crate::Phase;
 
-type Up = RequestWriteBody<ReplayBody<http_body_util::Empty<Bytes>>>;
+type Up = crate::HardenedRequestBody<http_body_util::Empty<Bytes>>;
 type Inner = mock::Mock<Request<Up>, Response<ChannelBody>>;
 
 fn get() -> Request<http_body_util::Empty<Bytes>> {
@@ -137,7 +136,7 @@ async fn service_builder_ext_composes_the_same_layers() {
     let svc = tower::ServiceBuilder::new()
         .hardened(&preset)
         .service(tower::service_fn(
-            |_req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| async {
+            |_req: Request<crate::HardenedRequestBody<ChannelBody>>| async {
                 Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
                     Bytes::from("ok"),
                 )))
@@ -205,7 +204,7 @@ fn the_inner_service_is_reachable_through_the_stack() {
 #[tokio::test(start_paused = true)]
 async fn hardened_body_forwards_size_hint_and_is_end_stream() {
     let preset = Hardened::new();
-    let full = |req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| async move {
+    let full = |req: Request<crate::HardenedRequestBody<ChannelBody>>| async move {
         let body = match req.uri().path() {
             "/five" => http_body_util::Full::new(Bytes::from("hello")),
             _ => http_body_util::Full::new(Bytes::new()),
@@ -259,7 +258,7 @@ async fn hardened_body_forwards_size_hint_and_is_end_stream() {
     // The inner service must be `Clone` (the limits send on clones): share the one body.
     let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(streaming)));
     let svc = preset.layer().layer(tower::service_fn(
-        move |_req: Request<RequestWriteBody<ReplayBody<ChannelBody>>>| {
+        move |_req: Request<crate::HardenedRequestBody<ChannelBody>>| {
             let body = slot.lock().unwrap().take().unwrap();
             async move { Ok::<_, std::convert::Infallible>(Response::new(body)) }
         },
@@ -962,7 +961,7 @@ async fn the_body_cap_still_bounds_the_drain_of_a_dropped_body() {
 
 #[tokio::test(start_paused = true)]
 async fn an_upload_that_stalls_while_the_response_streams_fails_the_body_as_request_write() {
-    type UpCh = RequestWriteBody<ReplayBody<ChannelBody>>;
+    type UpCh = crate::HardenedRequestBody<ChannelBody>;
     let preset = Hardened::new().request_write(Duration::from_secs(2));
     let stats = preset.stats_handle();
     let (inner, mut handle) = mock::pair::<Request<UpCh>, Response<ChannelBody>>();

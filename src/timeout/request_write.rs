@@ -246,12 +246,6 @@ pub(crate) struct UploadWatch {
 }
 
 impl UploadWatch {
-    /// Nothing to watch: the body was over when the request was sent.
-    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
-    pub(crate) fn is_idle(&self) -> bool {
-        self.watchdog.shared.is_none()
-    }
-
     /// Ready with the bound that fired, once the upload stalled past it (counted already).
     #[cfg_attr(not(feature = "preset"), allow(dead_code))]
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
@@ -353,6 +347,18 @@ impl<B> RequestWriteBody<B> {
     #[cfg_attr(not(feature = "preset"), allow(dead_code))]
     pub(crate) fn header_clock(&self) -> Option<&HeaderClock> {
         self.clock.as_ref()
+    }
+
+    /// Takes the response-header clock the body carries.
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn take_header_clock(&mut self) -> Option<HeaderClock> {
+        self.clock.take()
+    }
+
+    /// Whether its upload is watched (it was not over when the request was sent).
+    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    pub(crate) fn is_watched(&self) -> bool {
+        self.guard.0.is_some()
     }
 }
 

@@ -11,7 +11,8 @@ async fn hanging_connect_is_connect_and_leaves_no_socket_behind() {
             .count()
     };
     assert!(eventually(ms(2000), || syn_sent() == 0).await);
-    let rig = http_rig(preset());
+    // A response-header limit shorter than the connect's: its clock waits for the connection.
+    let rig = http_rig(preset().response_headers(ms(100)));
     let uri: Uri = format!("http://{}/ok", hanging.addr).parse().unwrap();
 
     let start = Instant::now();
