@@ -1,7 +1,8 @@
 //! The request body type of the preset's one transport: every client of one [`Hardened`]
 //! shares one pool whatever its body type, so bodies are erased to [`ErasedBody`] on the way in.
-//! The usual bodies (`Empty<Bytes>`, `Full<Bytes>`, `String`) are recognised and kept as they
-//! are, without a box.
+//! An empty body (`Empty<Bytes>`, an empty `Full` or `String`) is recognised and costs nothing;
+//! any other is boxed, so the body is three words: a request of more than 256 bytes is copied
+//! by the slower path of `memcpy` at each of its moves, and the replay's wrapper comes on top.
 //!
 //! [`Hardened`]: super::Hardened
 
@@ -12,8 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use pin_project_lite::pin_project;
 
 use crate::error::BoxError;
@@ -23,8 +23,38 @@ use crate::error::BoxError;
 /// `get_mut`, without locking.
 pub(crate) enum ErasedBody {
     Empty,
-    Full(Full<Bytes>),
-    Boxed(Mutex<UnsyncBoxBody<Bytes, BoxError>>),
+    Full(Box<Full<Bytes>>),
+    Boxed(Box<dyn SyncBody>),
+}
+
+/// A boxed body behind its `Mutex`: one allocation for both.
+pub(crate) trait SyncBody: Send + Sync {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+    fn is_end_stream(&self) -> bool;
+    fn size_hint(&self) -> SizeHint;
+}
+
+impl<B> SyncBody for Mutex<ToBytes<B>>
+where
+    B: Body + Send + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let body = self.get_mut().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .size_hint()
+    }
 }
 
 impl std::fmt::Debug for ErasedBody {
@@ -52,7 +82,11 @@ impl ErasedBody {
             return ErasedBody::Empty;
         }
         if let Some(full) = any.downcast_mut::<Option<Full<Bytes>>>() {
-            return ErasedBody::Full(full.take().expect("just put there"));
+            let full = full.take().expect("just put there");
+            if full.is_end_stream() {
+                return ErasedBody::Empty;
+            }
+            return ErasedBody::Full(Box::new(full));
         }
         if let Some(s) = any.downcast_mut::<Option<String>>() {
             return ErasedBody::full(Bytes::from(s.take().expect("just put there")));
@@ -62,14 +96,14 @@ impl ErasedBody {
             return erased.and_then(Option::take).expect("just put there");
         }
         let body = slot.expect("just put there");
-        ErasedBody::Boxed(Mutex::new(ToBytes { inner: body }.boxed_unsync()))
+        ErasedBody::Boxed(Box::new(Mutex::new(ToBytes { inner: body })))
     }
 
     fn full(bytes: Bytes) -> ErasedBody {
         if bytes.is_empty() {
             ErasedBody::Empty
         } else {
-            ErasedBody::Full(Full::new(bytes))
+            ErasedBody::Full(Box::new(Full::new(bytes)))
         }
     }
 }
@@ -77,7 +111,7 @@ impl ErasedBody {
 pin_project! {
     /// `B` with `Bytes` frames and a boxed error, its hints forwarded (http-body-util's
     /// `MapFrame` drops the size hint, which HTTP/1's `Content-Length` and the replay need).
-    struct ToBytes<B> {
+    pub(crate) struct ToBytes<B> {
         #[pin]
         inner: B,
     }
@@ -122,13 +156,10 @@ impl Body for ErasedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ErasedBody::Empty => Poll::Ready(None),
-            ErasedBody::Full(full) => Pin::new(full)
+            ErasedBody::Full(full) => Pin::new(&mut **full)
                 .poll_frame(cx)
                 .map(|f| f.map(|f| f.map_err(|never| match never {}))),
-            ErasedBody::Boxed(boxed) => {
-                let boxed = boxed.get_mut().unwrap_or_else(PoisonError::into_inner);
-                Pin::new(boxed).poll_frame(cx)
-            }
+            ErasedBody::Boxed(boxed) => boxed.poll_frame(cx),
         }
     }
 
@@ -136,10 +167,7 @@ impl Body for ErasedBody {
         match self {
             ErasedBody::Empty => true,
             ErasedBody::Full(full) => full.is_end_stream(),
-            ErasedBody::Boxed(boxed) => boxed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_end_stream(),
+            ErasedBody::Boxed(boxed) => boxed.is_end_stream(),
         }
     }
 
@@ -147,24 +175,35 @@ impl Body for ErasedBody {
         match self {
             ErasedBody::Empty => SizeHint::with_exact(0),
             ErasedBody::Full(full) => full.size_hint(),
-            ErasedBody::Boxed(boxed) => boxed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .size_hint(),
+            ErasedBody::Boxed(boxed) => boxed.size_hint(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     async fn bytes_of(body: ErasedBody) -> Bytes {
         body.collect().await.unwrap().to_bytes()
     }
 
+    #[test]
+    fn a_request_with_it_fits_the_fast_copy_before_and_after_the_replay_wraps_it() {
+        let (erased, replay) = (
+            std::mem::size_of::<http::Request<ErasedBody>>(),
+            std::mem::size_of::<http::Request<crate::replay::ReplayBody<ErasedBody>>>(),
+        );
+        assert!(
+            erased <= 256 && replay <= 256,
+            "{erased} and {replay} bytes"
+        );
+    }
+
     #[tokio::test]
-    async fn the_usual_bodies_are_kept_unboxed_and_others_are_boxed_with_their_hints() {
+    async fn the_usual_bodies_are_recognised_and_others_are_boxed_with_their_hints() {
         let empty = ErasedBody::new(Empty::<Bytes>::new());
         assert!(matches!(empty, ErasedBody::Empty));
         assert!(empty.is_end_stream());
@@ -182,6 +221,11 @@ mod tests {
 
         let again = ErasedBody::new(ErasedBody::new(String::from("z")));
         assert!(matches!(again, ErasedBody::Full(_)), "not boxed twice");
+
+        assert!(matches!(
+            ErasedBody::new(Full::new(Bytes::new())),
+            ErasedBody::Empty
+        ));
 
         // Another type, with another `Data`: boxed, with its size hint and bytes.
         let other = Full::new(std::io::Cursor::new(vec![1u8, 2, 3, 4]));
