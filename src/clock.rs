@@ -41,8 +41,9 @@ pub(crate) fn check_duration(what: &str, d: Duration) {
 ///
 /// A timer polled again and again for the same instant (a connection's lifetime timer, polled
 /// on every read) is polled through tokio only while that changes something: once it has been
-/// polled twice for one instant, a poll from the same task while it is still in the timer
-/// wheel is answered `Pending` at once, since the waker tokio holds wakes that task.
+/// polled twice for one instant (with coop budget left: a poll without it registers nothing),
+/// a poll from the same task while it is still in the timer wheel is answered `Pending` at
+/// once, since the waker tokio holds wakes that task.
 #[derive(Debug, Default)]
 pub(crate) struct LazySleep(Option<Pin<Box<Armed>>>);
 
@@ -83,11 +84,20 @@ impl SleepPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A timer of `runtime`, if the pool has one. One of another runtime (a runtime the client
-    /// was used on before) is dropped instead, outside the lock.
+    /// A timer of `runtime`, if the pool has one. If the pool's are of another runtime (one the
+    /// client was used on before), they are all dropped instead, outside the lock.
     fn take(&self, runtime: tokio::runtime::Id) -> Option<Pin<Box<Armed>>> {
-        let armed = self.lock().pop()?;
-        (armed.runtime == Some(runtime)).then_some(armed)
+        let mut slots = self.lock();
+        let armed = slots.pop()?;
+        if armed.runtime == Some(runtime) {
+            return Some(armed);
+        }
+        // The client moved to another runtime: the timers of the one before (which may be
+        // gone, its driver kept alive by them) all go.
+        let old = std::mem::take(&mut *slots);
+        drop(slots);
+        drop((armed, old));
+        None
     }
 
     fn put(&self, armed: Pin<Box<Armed>>) {
@@ -134,8 +144,11 @@ impl LazySleep {
         {
             return Poll::Pending;
         }
+        // A poll without coop budget registers nothing with tokio: no waker is kept then.
+        let budget = tokio::task::coop::has_budget_remaining();
         let polled = armed.sleep.poll(cx);
         if polled.is_pending()
+            && budget
             && !armed
                 .waker
                 .as_ref()
@@ -172,8 +185,11 @@ impl LazySleep {
     /// Gives the timer (if one was made for a pool) back to `pool`; this one is unarmed again.
     #[cfg(feature = "preset")]
     pub(crate) fn recycle(&mut self, pool: &SleepPool) {
-        if let Some(armed) = self.0.take() {
+        if let Some(mut armed) = self.0.take() {
             if armed.runtime.is_some() {
+                // The last owner's task is not kept alive by the pool (tokio's entry keeps
+                // its waker until the next owner polls it).
+                *armed.as_mut().project().waker = None;
                 pool.put(armed);
             }
         }
@@ -293,22 +309,109 @@ mod tests {
         };
         let first = rt();
         first.block_on(async {
-            let mut s = LazySleep::default();
+            // A burst: several timers given back.
+            let mut burst: Vec<LazySleep> = (0..8).map(|_| LazySleep::default()).collect();
             let at = Instant::now() + Duration::from_secs(10);
-            assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
-            s.recycle(&pool);
+            for s in &mut burst {
+                assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+            }
+            for s in &mut burst {
+                s.recycle(&pool);
+            }
         });
         drop(first);
-        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.len(), 8);
         // On another runtime, polling the old timer would panic (its driver is shut down).
         rt().block_on(async {
             let mut s = LazySleep::default();
             let at = Instant::now() + Duration::from_millis(10);
             assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
-            assert_eq!(pool.len(), 0, "the old one was dropped");
+            // All of them: they keep the old runtime's driver (its file descriptors) alive.
+            assert_eq!(pool.len(), 0, "the old ones were dropped");
             tokio::time::sleep(Duration::from_millis(20)).await;
             assert!(s.poll_until_pooled(&pool, at, &mut cx).is_ready());
         });
+    }
+
+    /// Spends the task's whole coop budget, as a busy task does before it reaches a timer.
+    fn exhaust(cx: &mut Context<'_>) {
+        while let Poll::Ready(r) = tokio::task::coop::poll_proceed(cx) {
+            r.made_progress();
+        }
+    }
+
+    /// Polls `poll` until it is ready (within `limit`), the first two polls without budget.
+    async fn without_budget_at_first(
+        limit: Duration,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<()>,
+    ) -> Result<Duration, tokio::time::error::Elapsed> {
+        let start = Instant::now();
+        let mut polls = 0;
+        let fired = std::future::poll_fn(|cx| {
+            polls += 1;
+            if polls <= 2 {
+                exhaust(cx);
+            }
+            poll(cx)
+        });
+        tokio::time::timeout(limit, fired).await?;
+        Ok(start.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_timer_polled_twice_without_budget_still_fires() {
+        let mut s = LazySleep::default();
+        let at = Instant::now() + Duration::from_millis(20);
+        let limit = Duration::from_millis(500);
+        let took = without_budget_at_first(limit, |cx| s.poll_until(at, cx)).await;
+        assert!(took.is_ok(), "a 20 ms timer did not fire in 500 ms");
+    }
+
+    #[cfg(feature = "preset")]
+    #[tokio::test]
+    async fn a_pooled_timer_polled_twice_without_budget_wakes_its_new_owner() {
+        let pool = SleepPool::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = LazySleep::default();
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(first.poll_until_pooled(&pool, far, &mut cx).is_pending());
+        first.recycle(&pool);
+        let mut s = LazySleep::default();
+        let at = Instant::now() + Duration::from_millis(20);
+        let limit = Duration::from_millis(500);
+        let took = without_budget_at_first(limit, |cx| s.poll_until_pooled(&pool, at, cx)).await;
+        // Woken by the timer, not by the 500 ms timeout polling it again.
+        assert!(
+            took.as_ref().is_ok_and(|t| *t < Duration::from_millis(400)),
+            "{took:?}"
+        );
+    }
+
+    #[cfg(feature = "preset")]
+    #[tokio::test(start_paused = true)]
+    async fn a_pooled_timer_does_not_keep_its_last_owners_task() {
+        let pool = SleepPool::default();
+        let (task, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let mut s = LazySleep::default();
+        let at = Instant::now() + Duration::from_secs(10);
+        // Twice for one instant: the second poll keeps the waker.
+        assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+        assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+        s.recycle(&pool);
+        drop(waker);
+        // The one reference left besides ours is the one tokio's entry holds until the next
+        // owner polls it (or it fires).
+        assert_eq!(std::sync::Arc::strong_count(&task), 2);
+        let mut next = LazySleep::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        let later = at + Duration::from_secs(1);
+        assert!(next.poll_until_pooled(&pool, later, &mut cx).is_pending());
+        assert_eq!(
+            std::sync::Arc::strong_count(&task),
+            1,
+            "kept after the next poll"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -135,6 +135,12 @@ impl<S> Fused<S> {
     pub(super) fn into_inner(self) -> S {
         self.inner
     }
+
+    /// How many timers the requests have given back to the pool.
+    #[cfg(test)]
+    pub(super) fn timers_kept(&self) -> usize {
+        self.config.sleeps.len()
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for Fused<S>

@@ -48,6 +48,15 @@ pub(super) enum Core<S> {
 }
 
 impl<S> HardenedService<S> {
+    /// How many timers the fused stack's requests have given back to its pool.
+    #[cfg(test)]
+    pub(super) fn timers_kept(&self) -> usize {
+        match &self.inner {
+            Core::Fast(s) => s.timers_kept(),
+            Core::Layered(_) => 0,
+        }
+    }
+
     pub(super) fn new(inner: Core<S>) -> Self {
         HardenedService { inner }
     }

@@ -174,12 +174,17 @@ fn public_types_are_send_sync_clone() {
     assert_send_sync::<HardenedBody<ChannelBody>>();
     assert_send_sync::<HardenedClientFuture<http_body_util::Empty<Bytes>>>();
     assert_send_sync::<HardenedClientBody>();
+    // The body the client under the preset gets: what hyper and reqwest ask of a body.
+    assert_send_sync::<crate::HardenedRequestBody<http_body_util::Full<Bytes>>>();
+    fn assert_static<T: 'static>() {}
+    assert_static::<crate::HardenedRequestBody<http_body_util::Full<Bytes>>>();
     // `Unpin`, so callers can poll them by `&mut` (`select!`, `poll_unpin`) without pinning.
     fn assert_unpin<T: Unpin>() {}
     assert_unpin::<HardenedFuture<Inner, http_body_util::Empty<Bytes>, ChannelBody>>();
     assert_unpin::<HardenedBody<ChannelBody>>();
     assert_unpin::<HardenedClientFuture<http_body_util::Empty<Bytes>>>();
     assert_unpin::<HardenedClientBody>();
+    assert_unpin::<crate::HardenedRequestBody<ChannelBody>>();
     assert_unpin::<
         crate::timeout::ResponseHeaderTimeoutFuture<
             std::future::Ready<Result<Response<ChannelBody>, crate::BoxError>>,
@@ -1049,4 +1054,69 @@ async fn after_get_mut_replays_go_to_the_service_as_changed() {
         *calls.lock().unwrap(),
         vec![(0, false), (0, true), (1, false), (1, true)]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timers_handed_on_between_requests_fire_at_the_new_requests_instants() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(60))
+        .response_headers(Duration::from_secs(2))
+        .body_idle(Duration::from_secs(5));
+    let (mut svc, mut handle) = over_mock(&preset);
+    // Each round's header and body timers go back to the client's pool.
+    for round in 0..3 {
+        let (mut fut, send) = sent(&mut svc, &mut handle).await;
+        advance(Duration::from_millis(500)).await;
+        assert_pending!(fut.poll());
+        let (tx, body) = ChannelBody::new();
+        send.send_response(Response::new(body));
+        let mut resp = assert_ready!(fut.poll()).unwrap();
+        assert_eq!(
+            svc.timers_kept(),
+            1,
+            "the header timer is back, round {round}"
+        );
+        assert!(poll_once(resp.body_mut()).is_pending());
+        assert_eq!(svc.timers_kept(), 0, "the body took it, round {round}");
+        advance(Duration::from_millis(4_999)).await;
+        assert!(poll_once(resp.body_mut()).is_pending(), "round {round}");
+        tx.send(Ok(Bytes::from("x"))).unwrap();
+        drop(tx);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "x");
+        assert_eq!(svc.timers_kept(), 1, "the body gave it back, round {round}");
+    }
+    // A stalled one, on a timer of the rounds before: it fires at its own instant.
+    advance(Duration::from_secs(1)).await;
+    let (mut fut, _send) = sent(&mut svc, &mut handle).await;
+    advance(Duration::from_millis(1_999)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
+}
+
+/// A busy task (many requests joined in one task) may poll a request twice with its coop
+/// budget spent: tokio then registers no timer, and the request must not lose its bounds.
+#[tokio::test(start_paused = true)]
+async fn a_request_first_polled_without_coop_budget_still_times_out() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(4))
+        .response_headers(Duration::from_secs(2));
+    let (mut svc, _handle) = over_mock(&preset);
+    let mut fut = svc.call(get());
+    let mut polls = 0;
+    let start = tokio::time::Instant::now();
+    let polled = std::future::poll_fn(|cx| {
+        polls += 1;
+        if polls <= 2 {
+            while let std::task::Poll::Ready(r) = tokio::task::coop::poll_proceed(cx) {
+                r.made_progress();
+            }
+        }
+        std::future::Future::poll(std::pin::Pin::new(&mut fut), cx)
+    });
+    let res = tokio::time::timeout(Duration::from_secs(60), polled).await;
+    let err = res.expect("no timeout fired within 60 s").unwrap_err();
+    assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
