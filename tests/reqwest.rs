@@ -401,3 +401,42 @@ async fn a_response_held_unread_is_reported_and_dropping_it_releases_everything(
     assert_nothing_held(&hardened);
     assert_eq!(stats.snapshot().leaks, 1, "reported once");
 }
+
+/// A redirect to a host whose connect hangs: reqwest follows it inside the same request, and
+/// the second connect stops the response-header clock again.
+#[tokio::test]
+async fn a_redirect_to_a_hanging_connect_is_a_connect_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hanging = hanging_listener().await;
+    let redirector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let from = redirector.local_addr().unwrap();
+    let to = format!("http://{}/", hanging.addr);
+    let server = tokio::spawn(async move {
+        let (mut s, _) = redirector.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let resp = format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\n\r\n");
+        s.write_all(resp.as_bytes()).await.unwrap();
+        // Kept open until the test ends.
+        tokio::time::sleep(ms(5000)).await;
+    });
+    let hardened = preset().response_headers(ms(100));
+    let inner = reqwest::Client::builder()
+        .no_proxy()
+        .connector_layer(hardened.connect_layer())
+        .build()
+        .unwrap();
+    let client = hardened.reqwest(inner);
+    let start = Instant::now();
+    let err = client
+        .send(client.client().get(format!("http://{from}/")))
+        .await
+        .unwrap_err();
+    assert_took(start.elapsed(), ms(300), "the redirect's connect");
+    assert_eq!(
+        typed(&*err),
+        Some((ErrorKind::Timeout, Some(Phase::Connect)))
+    );
+    server.abort();
+    assert_nothing_held(&hardened);
+}

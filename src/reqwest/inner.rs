@@ -20,7 +20,9 @@ use crate::error::BoxError;
 /// While reqwest connects through a [`ConnectTimeoutLayer`](crate::ConnectTimeoutLayer) in its
 /// `ClientBuilder::connector_layer`, the preset's response-header clock is held: it starts once
 /// the connect is over, as it does on the crate's own transport, so a connect that hangs is a
-/// connect timeout. Without that layer reqwest's connect is invisible and the clock counts it.
+/// connect timeout; a connect for a redirect or a retry stops it, and it starts anew after.
+/// Without that layer reqwest's connect is invisible and the clock counts it, as it does when
+/// a request waits for another request's connect (HTTP/2 with prior knowledge).
 ///
 /// # Example
 ///
@@ -63,9 +65,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         // Released after the first poll that saw no connect running (see the type's docs).
-        let header_hold = req.extensions().get::<HeaderClock>().map(HeaderClock::hold);
+        let header_clock = req.extensions().get::<HeaderClock>().cloned();
+        let header_hold = header_clock.as_ref().map(HeaderClock::hold);
         let req = reqwest::Request::try_from(req.map(reqwest::Body::wrap));
         ReqwestServiceFuture {
+            header_clock,
             header_hold,
             state: match req {
                 Ok(req) => State::Sending {
@@ -81,6 +85,7 @@ pin_project! {
     /// The future of [`ReqwestService`].
     pub struct ReqwestServiceFuture {
         // Holds an outer response-header clock while reqwest connects.
+        header_clock: Option<HeaderClock>,
         header_hold: Option<HeaderHold>,
         #[pin]
         state: State,
@@ -111,12 +116,15 @@ impl Future for ReqwestServiceFuture {
         let this = self.project();
         match this.state.project() {
             StateProj::Sending { inner } => {
-                let polled = if this.header_hold.is_some() {
+                let polled = if let Some(clock) = this.header_clock.as_ref() {
                     // reqwest polls its connect inside this poll (hyper-util's legacy client
                     // races it against the pool); a `ConnectTimeoutFuture` there says so.
                     let (polled, seen) = split::scope(Split::Unseen, || inner.as_mut().poll(cx));
                     if seen != Split::Connecting {
                         *this.header_hold = None;
+                    } else if this.header_hold.is_none() {
+                        // Connecting again (a redirect, a retry): the clock starts anew after.
+                        *this.header_hold = Some(clock.hold_again());
                     }
                     polled
                 } else {
