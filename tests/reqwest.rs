@@ -48,6 +48,17 @@ fn assert_nothing_held(hardened: &Hardened) {
     assert_eq!(hardened.per_host_handle().hosts(), 0);
 }
 
+/// A GET of `/stall-headers`, which answers nothing: how long it took to fail, and the error.
+async fn stalled_headers(
+    client: &tower_hardened::reqwest::HardenedReqwest,
+    server: &TestServer,
+) -> (Duration, BoxError) {
+    let start = Instant::now();
+    let url = server.uri("/stall-headers").to_string();
+    let err = client.send(client.client().get(url)).await.unwrap_err();
+    (start.elapsed(), err)
+}
+
 fn assert_took(took: Duration, limit: Duration, what: &str) {
     assert!(took >= limit, "{what}: fired early, after {took:?}");
     assert!(
@@ -200,16 +211,8 @@ async fn stalled_headers_are_a_typed_response_headers_error() {
     let server = TestServer::start_apart().await;
     let hardened = preset();
     let client = hardened.reqwest(reqwest_client());
-    let start = Instant::now();
-    let err: BoxError = client
-        .send(
-            client
-                .client()
-                .get(server.uri("/stall-headers").to_string()),
-        )
-        .await
-        .unwrap_err();
-    assert_took(start.elapsed(), ms(300), "response headers");
+    let (took, err) = stalled_headers(&client, &server).await;
+    assert_took(took, ms(300), "response headers");
     assert_eq!(
         typed(&*err),
         Some((ErrorKind::Timeout, Some(Phase::ResponseHeaders)))
@@ -364,16 +367,8 @@ async fn connect_timeout_layer_in_reqwests_connector_layer_is_a_typed_connect_ti
 
     // Once connected, the response-header clock runs.
     let server = TestServer::start_apart().await;
-    let start = Instant::now();
-    let err = client
-        .send(
-            client
-                .client()
-                .get(server.uri("/stall-headers").to_string()),
-        )
-        .await
-        .unwrap_err();
-    assert_took(start.elapsed(), ms(100), "response headers");
+    let (took, err) = stalled_headers(&client, &server).await;
+    assert_took(took, ms(100), "response headers");
     assert_eq!(
         typed(&*err),
         Some((ErrorKind::Timeout, Some(Phase::ResponseHeaders)))
