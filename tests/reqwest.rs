@@ -48,6 +48,18 @@ fn assert_nothing_held(hardened: &Hardened) {
     assert_eq!(hardened.per_host_handle().hosts(), 0);
 }
 
+/// The preset with a response-header limit shorter than the connect's (its clock waits for the
+/// connect), and a reqwest client connecting through the preset's connect layer.
+fn with_connect_layer() -> (Hardened, reqwest::Client) {
+    let hardened = preset().response_headers(ms(100));
+    let inner = reqwest::Client::builder()
+        .no_proxy()
+        .connector_layer(hardened.connect_layer())
+        .build()
+        .unwrap();
+    (hardened, inner)
+}
+
 /// A GET of `/stall-headers`, which answers nothing: how long it took to fail, and the error.
 async fn stalled_headers(
     client: &tower_hardened::reqwest::HardenedReqwest,
@@ -328,13 +340,7 @@ async fn a_full_queue_is_overloaded_at_once() {
 #[tokio::test]
 async fn connect_timeout_layer_in_reqwests_connector_layer_is_a_typed_connect_timeout() {
     let hanging = hanging_listener().await;
-    // A response-header limit shorter than the connect's: its clock waits for the connect.
-    let hardened = preset().response_headers(ms(100));
-    let inner = reqwest::Client::builder()
-        .no_proxy()
-        .connector_layer(hardened.connect_layer())
-        .build()
-        .unwrap();
+    let (hardened, inner) = with_connect_layer();
     let client = hardened.reqwest(inner.clone());
     let url = format!("http://{}/", hanging.addr);
 
@@ -415,12 +421,7 @@ async fn a_redirect_to_a_hanging_connect_is_a_connect_timeout() {
         // Kept open until the test ends.
         tokio::time::sleep(ms(5000)).await;
     });
-    let hardened = preset().response_headers(ms(100));
-    let inner = reqwest::Client::builder()
-        .no_proxy()
-        .connector_layer(hardened.connect_layer())
-        .build()
-        .unwrap();
+    let (hardened, inner) = with_connect_layer();
     let client = hardened.reqwest(inner);
     let start = Instant::now();
     let err = client
