@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     /// none is stored again, since a response can be seen after its connection closed
     /// (`Connection: close` with an empty body, HTTP/2 streams in flight).
     pill: Mutex<Pill>,
+    /// `Pill::gone`, readable without the lock.
+    gone: AtomicBool,
     /// `http.client.open_connections` and `http.client.connection.duration` of this connection.
     #[cfg(feature = "metrics")]
     tracker: crate::telemetry::record::ConnTracker,
@@ -106,12 +108,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The poison pill's handle, and whether the connection is gone.
+/// The poison pill's handle, whether the connection is gone, and the requests to wake when it
+/// goes (each with its ticket).
 #[derive(Default)]
 struct Pill {
     capture: Option<CaptureConnection>,
     gone: bool,
+    waiting: Vec<(u64, std::task::Waker)>,
 }
+
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for ConnectionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,6 +157,7 @@ impl ConnectionInfo {
                 http2: AtomicBool::new(false),
                 hint_ms: AtomicU64::new(NONE),
                 pill: Mutex::new(Pill::default()),
+                gone: AtomicBool::new(false),
                 #[cfg(feature = "metrics")]
                 tracker: crate::telemetry::record::ConnTracker::new(
                     crate::telemetry::record::Server::new(
@@ -377,14 +384,52 @@ impl ConnectionInfo {
         true
     }
 
+    /// Whether the connection's IO is gone (hyper-util's connection task ended).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.shared.gone.load(Relaxed)
+    }
+
+    /// Wakes `waker` when the connection's IO goes, under `ticket` (set at the first call, then
+    /// kept for [`forget_waker`](Self::forget_waker)); false if it is gone already.
+    pub(crate) fn wake_when_gone(
+        &self,
+        ticket: &mut Option<u64>,
+        waker: &std::task::Waker,
+    ) -> bool {
+        let mut pill = self.lock_pill();
+        if pill.gone {
+            return false;
+        }
+        let kept = ticket.and_then(|t| pill.waiting.iter_mut().find(|(id, _)| *id == t));
+        match kept {
+            Some((_, kept)) => kept.clone_from(waker),
+            None => {
+                let t = NEXT_TICKET.fetch_add(1, Relaxed);
+                pill.waiting.push((t, waker.clone()));
+                *ticket = Some(t);
+            }
+        }
+        true
+    }
+
+    /// Drops the waker registered under `ticket`.
+    pub(crate) fn forget_waker(&self, ticket: u64) {
+        self.lock_pill().waiting.retain(|(id, _)| *id != ticket);
+    }
+
     /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good,
     /// and leave the host's live connections.
     pub(crate) fn release(&self) {
         let mut pill = self.lock_pill();
         pill.gone = true;
+        self.shared.gone.store(true, Relaxed);
         let capture = pill.capture.take();
+        let waiting = std::mem::take(&mut pill.waiting);
         drop(pill);
         drop(capture);
+        for (_, waker) in waiting {
+            waker.wake();
+        }
         if let Some(peers) = &self.shared.peers {
             lock(peers).remove(&self.id());
         }
