@@ -83,6 +83,10 @@ pub(crate) struct Shared {
     pill: Mutex<Pill>,
     /// `Pill::gone`, readable without the lock.
     gone: AtomicBool,
+    /// Retired before it carried any request: its IO ends it (see `close_if_never_used`).
+    close: AtomicBool,
+    /// The waker of the IO's pending read, until the connection carried a request.
+    read_waker: Mutex<Option<std::task::Waker>>,
     /// `http.client.open_connections` and `http.client.connection.duration` of this connection.
     #[cfg(feature = "metrics")]
     tracker: crate::telemetry::record::ConnTracker,
@@ -158,6 +162,8 @@ impl ConnectionInfo {
                 hint_ms: AtomicU64::new(NONE),
                 pill: Mutex::new(Pill::default()),
                 gone: AtomicBool::new(false),
+                close: AtomicBool::new(false),
+                read_waker: Mutex::new(None),
                 #[cfg(feature = "metrics")]
                 tracker: crate::telemetry::record::ConnTracker::new(
                     crate::telemetry::record::Server::new(
@@ -312,7 +318,10 @@ impl ConnectionInfo {
             .map(|shared| ConnectionInfo { shared })
             .filter(|c| c.id() != self.id() && !c.is_retired() && c.idle() >= min_idle)
             .collect();
-        stale.iter().filter(|c| c.try_poison(RETIRED_IDLE)).count()
+        stale
+            .iter()
+            .filter(|c| c.try_poison(RETIRED_IDLE) || c.close_if_never_used())
+            .count()
     }
 
     /// A response came back on this connection; `capture` is the request's captured connection,
@@ -382,6 +391,43 @@ impl ConnectionInfo {
             );
         }
         true
+    }
+
+    /// Retires a connection that never carried a request (dialed for a checkout that another
+    /// connection won, and pooled unused): with no captured `Connected`, hyper-util's poison
+    /// pill is out of reach, so its IO ends the connection instead, as the server's close
+    /// would ([`close_requested`](Self::close_requested)). Whether it was retired now.
+    fn close_if_never_used(&self) -> bool {
+        let s = &*self.shared;
+        if s.ex_responses.load(Relaxed) != NONE
+            || s.retired
+                .compare_exchange(NOT_RETIRED, RETIRED_IDLE, Relaxed, Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        s.close.store(true, Relaxed);
+        let waker = lock(&s.read_waker).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        tracing::debug!(
+            connection = self.id(),
+            idle = ?self.idle(),
+            "unused connection closed before the server closes it for idleness"
+        );
+        true
+    }
+
+    /// Whether the connection is to be ended by its IO: retired unused
+    /// ([`retire_stale_peers`](Self::retire_stale_peers)), and still nothing written on it.
+    pub(crate) fn close_requested(&self) -> bool {
+        self.shared.close.load(Relaxed) && self.shared.ex_responses.load(Relaxed) == NONE
+    }
+
+    /// Keeps the waker of the IO's pending read, for [`close_if_never_used`](Self::close_if_never_used).
+    pub(crate) fn set_read_waker(&self, waker: &std::task::Waker) {
+        lock(&self.shared.read_waker).clone_from(&Some(waker.clone()));
     }
 
     /// Whether the connection's IO is gone (hyper-util's connection task ended).

@@ -717,3 +717,49 @@ async fn a_request_hyper_util_dials_for_after_its_connection_ended_is_left_to_it
         "the request's connection, and the redial"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_peer_that_never_carried_a_request_is_closed_by_its_io() {
+    // A connection dialed for a checkout that another connection won sits in the pool unused:
+    // no request captured it, so no poison pill can retire it; its IO ends it instead.
+    let conn = MemConnector::default();
+    let stats = Stats::new();
+    let connector = PoolConnectorLayer::new()
+        .stats(stats.clone())
+        .layer(conn.clone());
+    let unused = connector.clone().oneshot(uri("/")).await.unwrap();
+    let used = connector.clone().oneshot(uri("/")).await.unwrap();
+    let (unused_info, used_info) = (unused.info().clone(), used.info().clone());
+    let (_tx, task) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(unused)
+        .await
+        .unwrap();
+    let task = tokio::spawn(task);
+    let (mut used_tx, used_task) = hyper::client::conn::http1::handshake(used).await.unwrap();
+    let used_task = tokio::spawn(used_task);
+    let req = Request::get(uri("/ok"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = used_tx.send_request(req).await.unwrap();
+    resp.into_body().collect().await.unwrap();
+    MemConnector::settle().await;
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(conn.open(), 2);
+
+    // A request lost on a third connection retires the stale peers.
+    let lost_on = connector.clone().oneshot(uri("/")).await.unwrap();
+    assert_eq!(
+        lost_on.info().retire_stale_peers(Duration::from_millis(50)),
+        1
+    );
+    // Its task ends (hyper calls an end of stream before any response an incomplete message).
+    let _ = task.await.unwrap();
+    MemConnector::settle().await;
+    assert!(unused_info.is_gone() && unused_info.is_retired());
+    assert!(
+        !used_info.is_gone() && !used_info.is_retired(),
+        "one that served stays"
+    );
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Idle), 1);
+    drop((used_tx, lost_on));
+    let _ = used_task.await;
+}
