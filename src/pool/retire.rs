@@ -46,6 +46,13 @@ use crate::telemetry::Exchange;
 /// layer to see the connection before its clock starts, does not start (the deadline still
 /// applies). Read [`ConnectionInfo`] from the response extensions instead of capturing.
 ///
+/// hyper-util can hand a request to a pooled HTTP/1 connection in the moment the server closes
+/// it, and then neither send it nor fail it (a race of hyper's request channel with the end of
+/// the connection's task): a request still waiting 1 s after its connection's task ended, with
+/// hyper-util neither answering it nor retrying it elsewhere, fails as lost on a reused
+/// connection, which a [`ReplayLayer`](crate::ReplayLayer) (and the preset) sends again when it
+/// may.
+///
 /// # Example
 ///
 /// ```
@@ -191,6 +198,8 @@ pub(crate) const LOST_IN_HANDOFF_AFTER: Duration = Duration::from_secs(1);
 /// replay layer sends it again.
 struct Watch {
     info: ConnectionInfo,
+    // How long the connection had been idle when the request was seen on it.
+    idle: Duration,
     ticket: Option<u64>,
     // The waker registered on `info`, to register again only when it changes.
     waker: Option<Waker>,
@@ -204,6 +213,7 @@ struct Watch {
 impl Watch {
     fn new(info: ConnectionInfo) -> Watch {
         Watch {
+            idle: info.idle(),
             info,
             ticket: None,
             waker: None,
@@ -340,10 +350,7 @@ fn watch(
     if w.sleep.poll_until(at, cx).is_pending() {
         return None;
     }
-    let idle = w
-        .info
-        .exchange()
-        .map_or_else(|| w.info.idle(), |ex| ex.idle);
+    let idle = w.idle;
     tracing::debug!(
         connection = w.info.id(),
         "request lost in hyper-util's handoff to a connection that ended: failed as lost"
