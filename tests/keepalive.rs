@@ -221,23 +221,31 @@ where
     let plan = Arc::new(plan);
     let barrier = Arc::new(tokio::sync::Barrier::new(callers));
     let mut tasks = Vec::new();
-    for _ in 0..callers {
+    for caller in 0..callers {
         let (client, uri, plan, barrier) =
             (client.clone(), uri.clone(), plan.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             let mut failures = Vec::new();
-            for gap in plan.iter() {
+            for (round, gap) in plan.iter().enumerate() {
                 barrier.wait().await;
                 let req = Request::get(uri.clone()).body(Empty::new()).unwrap();
-                // Each failure says how long its request took: a phase timeout shows as ~10 s.
+                // Each failure says which request and how long it took: a phase timeout shows
+                // as ~10 s. A client without timeouts (the bare one) is bounded here, so that a
+                // request it never answers fails the run instead of hanging it.
                 let started = Instant::now();
-                match client.clone().oneshot(req).await {
-                    Ok(resp) => {
+                let at = format!("caller {caller}, round {round}");
+                let res = tokio::time::timeout(NEVER_ANSWERED, client.clone().oneshot(req));
+                match res.await {
+                    Ok(Ok(resp)) => {
                         if let Err(e) = resp.read_all().await {
-                            failures.push(format!("body, after {:?}: {e}", started.elapsed()));
+                            let took = started.elapsed();
+                            failures.push(format!("{at}: body, after {took:?}: {e}"));
                         }
                     }
-                    Err(e) => failures.push(format!("after {:?}: {e}", started.elapsed())),
+                    Ok(Err(e)) => {
+                        failures.push(format!("{at}: after {:?}: {e}", started.elapsed()))
+                    }
+                    Err(_) => failures.push(format!("{at}: no answer within {NEVER_ANSWERED:?}")),
                 }
                 tokio::time::sleep(*gap).await;
             }
@@ -276,6 +284,8 @@ const IDLE_CLOSE: Duration = Duration::from_millis(150);
 /// while it waits for the others and reads its response.
 const AROUND: Duration = Duration::from_millis(148);
 const CALLERS: usize = 16;
+/// Where `lock_step` gives up on a request: past every timeout of the preset.
+const NEVER_ANSWERED: Duration = Duration::from_secs(20);
 const ROUNDS: usize = 12;
 
 /// The preset's cases, on the client `Hardened::client()` returns (the crate's transport).

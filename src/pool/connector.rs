@@ -8,6 +8,17 @@ use super::hosts::key_of;
 use super::{PoolConnectFuture, PoolConnectorLayer, PoolIo};
 use crate::error::BoxError;
 
+thread_local! {
+    // Dials started on this thread: `RetireFuture` reads it around a poll of hyper-util's
+    // client to tell that the client dialed for its request in that poll.
+    static DIALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Dials started on this thread so far (wrapping).
+pub(crate) fn dials_on_this_thread() -> u64 {
+    DIALS.with(std::cell::Cell::get)
+}
+
 /// A connector whose connections are capped per host and retire with age: see
 /// [`PoolConnectorLayer`].
 ///
@@ -70,6 +81,7 @@ where
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
+        DIALS.with(|d| d.set(d.get().wrapping_add(1)));
         // The inner connector was made ready by `poll_ready`: hand that one to the future and
         // keep a fresh clone (tower-service's "be careful when cloning inner services").
         let clone = self.inner.clone();

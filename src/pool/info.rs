@@ -81,6 +81,12 @@ pub(crate) struct Shared {
     /// none is stored again, since a response can be seen after its connection closed
     /// (`Connection: close` with an empty body, HTTP/2 streams in flight).
     pill: Mutex<Pill>,
+    /// `Pill::gone`, readable without the lock.
+    gone: AtomicBool,
+    /// Retired before it carried any request: its IO ends it (see `close_if_never_used`).
+    close: AtomicBool,
+    /// The waker of the IO's pending read, until the connection carried a request.
+    read_waker: Mutex<Option<std::task::Waker>>,
     /// `http.client.open_connections` and `http.client.connection.duration` of this connection.
     #[cfg(feature = "metrics")]
     tracker: crate::telemetry::record::ConnTracker,
@@ -106,12 +112,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The poison pill's handle, and whether the connection is gone.
+/// The poison pill's handle, whether the connection is gone, and the requests to wake when it
+/// goes (each with its ticket).
 #[derive(Default)]
 struct Pill {
     capture: Option<CaptureConnection>,
     gone: bool,
+    waiting: Vec<(u64, std::task::Waker)>,
 }
+
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for ConnectionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,6 +161,9 @@ impl ConnectionInfo {
                 http2: AtomicBool::new(false),
                 hint_ms: AtomicU64::new(NONE),
                 pill: Mutex::new(Pill::default()),
+                gone: AtomicBool::new(false),
+                close: AtomicBool::new(false),
+                read_waker: Mutex::new(None),
                 #[cfg(feature = "metrics")]
                 tracker: crate::telemetry::record::ConnTracker::new(
                     crate::telemetry::record::Server::new(
@@ -305,7 +318,10 @@ impl ConnectionInfo {
             .map(|shared| ConnectionInfo { shared })
             .filter(|c| c.id() != self.id() && !c.is_retired() && c.idle() >= min_idle)
             .collect();
-        stale.iter().filter(|c| c.try_poison(RETIRED_IDLE)).count()
+        stale
+            .iter()
+            .filter(|c| c.try_poison(RETIRED_IDLE) || c.close_if_never_used())
+            .count()
     }
 
     /// A response came back on this connection; `capture` is the request's captured connection,
@@ -377,14 +393,89 @@ impl ConnectionInfo {
         true
     }
 
+    /// Retires a connection that never carried a request (dialed for a checkout that another
+    /// connection won, and pooled unused): with no captured `Connected`, hyper-util's poison
+    /// pill is out of reach, so its IO ends the connection instead, as the server's close
+    /// would ([`close_requested`](Self::close_requested)). Whether it was retired now.
+    fn close_if_never_used(&self) -> bool {
+        let s = &*self.shared;
+        if s.ex_responses.load(Relaxed) != NONE
+            || s.retired
+                .compare_exchange(NOT_RETIRED, RETIRED_IDLE, Relaxed, Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        s.close.store(true, Relaxed);
+        let waker = lock(&s.read_waker).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        tracing::debug!(
+            connection = self.id(),
+            idle = ?self.idle(),
+            "unused connection closed before the server closes it for idleness"
+        );
+        true
+    }
+
+    /// Whether the connection is to be ended by its IO: retired unused
+    /// ([`retire_stale_peers`](Self::retire_stale_peers)), and still nothing written on it.
+    pub(crate) fn close_requested(&self) -> bool {
+        self.shared.close.load(Relaxed) && self.shared.ex_responses.load(Relaxed) == NONE
+    }
+
+    /// Keeps the waker of the IO's pending read, for [`close_if_never_used`](Self::close_if_never_used).
+    pub(crate) fn set_read_waker(&self, waker: &std::task::Waker) {
+        lock(&self.shared.read_waker).clone_from(&Some(waker.clone()));
+    }
+
+    /// Whether the connection's IO is gone (hyper-util's connection task ended).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.shared.gone.load(Relaxed)
+    }
+
+    /// Wakes `waker` when the connection's IO goes, under `ticket` (set at the first call, then
+    /// kept for [`forget_waker`](Self::forget_waker)); false if it is gone already.
+    pub(crate) fn wake_when_gone(
+        &self,
+        ticket: &mut Option<u64>,
+        waker: &std::task::Waker,
+    ) -> bool {
+        let mut pill = self.lock_pill();
+        if pill.gone {
+            return false;
+        }
+        let kept = ticket.and_then(|t| pill.waiting.iter_mut().find(|(id, _)| *id == t));
+        match kept {
+            Some((_, kept)) => kept.clone_from(waker),
+            None => {
+                let t = NEXT_TICKET.fetch_add(1, Relaxed);
+                pill.waiting.push((t, waker.clone()));
+                *ticket = Some(t);
+            }
+        }
+        true
+    }
+
+    /// Drops the waker registered under `ticket`.
+    pub(crate) fn forget_waker(&self, ticket: u64) {
+        self.lock_pill().waiting.retain(|(id, _)| *id != ticket);
+    }
+
     /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good,
     /// and leave the host's live connections.
     pub(crate) fn release(&self) {
         let mut pill = self.lock_pill();
         pill.gone = true;
+        self.shared.gone.store(true, Relaxed);
         let capture = pill.capture.take();
+        let waiting = std::mem::take(&mut pill.waiting);
         drop(pill);
         drop(capture);
+        for (_, waker) in waiting {
+            waker.wake();
+        }
         if let Some(peers) = &self.shared.peers {
             lock(peers).remove(&self.id());
         }

@@ -45,6 +45,8 @@ pin_project! {
         // The responses seen when the current exchange began (its first write).
         exchange_mark: Option<u64>,
         wrote: bool,
+        // The waker last given to the connection's tag for a retirement while unused.
+        read_waker: Option<std::task::Waker>,
     }
 
     impl<T> PinnedDrop for PoolIo<T> {
@@ -121,6 +123,7 @@ impl<T> PoolIo<T> {
             hint_timer: LazySleep::default(),
             exchange_mark: None,
             wrote: false,
+            read_waker: None,
         }
     }
 
@@ -209,8 +212,28 @@ impl<T: Read> Read for PoolIo<T> {
                 }
             }
         }
+        // Retired before it carried a request (no poison pill to reach): ends as the server's
+        // close would, an end of stream while idle.
+        if this.info.close_requested() {
+            return Poll::Ready(Ok(()));
+        }
         let res = this.inner.poll_read(cx, buf);
         seen(&res, this.last_io, this.failed, this.info, true);
+        if res.is_pending() && !*this.wrote {
+            // Until its first request, the connection can be retired unused, from another task.
+            if !this
+                .read_waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                this.info.set_read_waker(cx.waker());
+                *this.read_waker = Some(cx.waker().clone());
+            }
+            // Retired between the check above and the registration: end now.
+            if this.info.close_requested() {
+                return Poll::Ready(Ok(()));
+            }
+        }
         res
     }
 }

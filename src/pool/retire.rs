@@ -1,17 +1,22 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection};
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::connector::dials_on_this_thread;
 use super::ConnectionInfo;
 use crate::channels::{HeaderClock, HeaderHold};
+use crate::clock::LazySleep;
 use crate::error::BoxError;
 use crate::io_watch::keep_alive_hint;
+use crate::replay::lost::LostConnection;
 use crate::stats::Stats;
 use crate::telemetry::Exchange;
 
@@ -40,6 +45,13 @@ use crate::telemetry::Exchange;
 /// [`ResponseHeaderTimeoutLayer`](crate::ResponseHeaderTimeoutLayer), which waits for this
 /// layer to see the connection before its clock starts, does not start (the deadline still
 /// applies). Read [`ConnectionInfo`] from the response extensions instead of capturing.
+///
+/// hyper-util can hand a request to a pooled HTTP/1 connection in the moment the server closes
+/// it, and then neither send it nor fail it (a race of hyper's request channel with the end of
+/// the connection's task): a request still waiting 1 s after its connection's task ended, with
+/// hyper-util neither answering it nor retrying it elsewhere, fails as lost on a reused
+/// connection, which a [`ReplayLayer`](crate::ReplayLayer) (and the preset) sends again when it
+/// may.
 ///
 /// # Example
 ///
@@ -145,6 +157,7 @@ where
             stats: self.stats.clone(),
             header_hold,
             exchange,
+            watch: None,
         }
     }
 }
@@ -160,8 +173,98 @@ pin_project! {
         header_hold: Option<HeaderHold>,
         // Told once the connection is obtained: an outer telemetry layer's (with `metrics`).
         exchange: Option<Exchange>,
+        // The connection the request was handed to, watched for its end (see `Watch`).
+        watch: Option<Watch>,
     }
 }
+
+/// How long a request may stay on a connection that is gone, with hyper-util neither
+/// answering nor dialing for it nor handing it to another connection, before it is failed as
+/// lost. hyper-util hands a request back (and retries it) in the same moment the connection's
+/// task ends, so this only has to outlast scheduling.
+pub(crate) const LOST_IN_HANDOFF_AFTER: Duration = Duration::from_secs(1);
+
+/// The connection a pending request was last handed to.
+///
+/// hyper-util can hand a request to a pooled HTTP/1 connection in the very moment the server
+/// closes it and the connection's task ends: hyper's `SendRequest` queues it in tokio's mpsc
+/// channel after the task's receiver was dropped and drained, so the request is never written,
+/// never handed back for hyper-util's retry, and never failed: its response future waits until
+/// something drops it (tokio-rs/tokio#7714; the channel is freed only with the `SendRequest`,
+/// which that same future holds). When the connection's IO goes while the request waits on it,
+/// hyper-util normally either has the answer (an error) at once or retries, which dials or
+/// captures another connection in the poll that follows; if none of that happens within
+/// [`LOST_IN_HANDOFF_AFTER`], the request is failed as lost on a reused connection, so that a
+/// replay layer sends it again.
+struct Watch {
+    info: ConnectionInfo,
+    // How long the connection had been idle when the request was seen on it.
+    idle: Duration,
+    ticket: Option<u64>,
+    // The waker registered on `info`, to register again only when it changes.
+    waker: Option<Waker>,
+    // Since when the request has been waiting on `info` gone, and the timer for it.
+    gone_since: Option<Instant>,
+    sleep: LazySleep,
+    // hyper-util dialed for the request after `info` went: it retries, wait for its connection.
+    redialed: bool,
+}
+
+impl Watch {
+    fn new(info: ConnectionInfo) -> Watch {
+        Watch {
+            idle: info.idle(),
+            info,
+            ticket: None,
+            waker: None,
+            gone_since: None,
+            sleep: LazySleep::default(),
+            redialed: false,
+        }
+    }
+
+    /// Registers `waker` to be woken when the connection goes (again only when it changed);
+    /// whether the connection is still there.
+    fn register(&mut self, waker: &Waker) -> bool {
+        if self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return !self.info.is_gone();
+        }
+        let there = self.info.wake_when_gone(&mut self.ticket, waker);
+        self.waker = there.then(|| waker.clone());
+        there
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.info.forget_waker(ticket);
+        }
+    }
+}
+
+/// The `ConnectionInfo` of the connection hyper-util last handed the request to.
+fn captured(capture: &CaptureConnection) -> Option<ConnectionInfo> {
+    let meta = capture.connection_metadata();
+    let mut extensions = http::Extensions::new();
+    meta.as_ref()?.get_extras(&mut extensions);
+    extensions.remove::<ConnectionInfo>()
+}
+
+/// The source of the error a request lost in the handoff fails with.
+#[derive(Debug)]
+struct LostInHandoff;
+
+impl std::fmt::Display for LostInHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "hyper-util handed the request to a pooled connection as that connection ended; \
+             it was never written, and hyper neither sent it nor handed it back",
+        )
+    }
+}
+
+impl std::error::Error for LostInHandoff {}
 
 impl<F> std::fmt::Debug for RetireFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,6 +281,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // Did hyper-util dial in this poll? (It retries a request handed back to it.)
+        let dials = dials_on_this_thread();
         let polled = this.inner.poll(cx);
         if this.header_hold.is_some()
             && this
@@ -193,6 +298,13 @@ where
                 *this.exchange = None;
             }
         }
+        if polled.is_pending() {
+            if let Some(lost) = watch(this.watch, this.capture.as_ref(), dials, cx) {
+                return Poll::Ready(Err(lost));
+            }
+            return Poll::Pending;
+        }
+        *this.watch = None;
         let resp = ready!(polled).map_err(Into::into)?;
         if let Some(info) = resp.extensions().get::<ConnectionInfo>() {
             let hint = keep_alive_hint(&resp);
@@ -200,4 +312,53 @@ where
         }
         Poll::Ready(Ok(resp))
     }
+}
+
+/// The request is still pending: watches the connection it waits on (see [`Watch`]); the error
+/// when it was lost in the handoff. `dials` is the thread's dial count before this poll.
+fn watch(
+    slot: &mut Option<Watch>,
+    capture: Option<&CaptureConnection>,
+    dials: u64,
+    cx: &mut Context<'_>,
+) -> Option<BoxError> {
+    // The common case: waiting on a connection that is still there.
+    if let Some(w) = slot.as_mut() {
+        if w.register(cx.waker()) {
+            return None;
+        }
+    }
+    // Not watching yet, or the connection is gone: what is captured now?
+    let info = captured(capture?)?;
+    let w = match slot {
+        Some(w) if w.info.id() == info.id() => w,
+        _ => {
+            let w = slot.insert(Watch::new(info));
+            if w.register(cx.waker()) {
+                return None;
+            }
+            w
+        }
+    };
+    if w.redialed || dials != dials_on_this_thread() {
+        // hyper-util retries: the next capture is watched when it comes.
+        w.redialed = true;
+        return None;
+    }
+    let since = *w.gone_since.get_or_insert_with(Instant::now);
+    let at = crate::clock::add(since, LOST_IN_HANDOFF_AFTER);
+    if w.sleep.poll_until(at, cx).is_pending() {
+        return None;
+    }
+    let idle = w.idle;
+    tracing::debug!(
+        connection = w.info.id(),
+        "request lost in hyper-util's handoff to a connection that ended: failed as lost"
+    );
+    *slot = None;
+    let lost = LostConnection {
+        idle,
+        source: Some(std::sync::Arc::new(LostInHandoff)),
+    };
+    Some(Box::new(lost))
 }

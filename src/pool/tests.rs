@@ -633,3 +633,133 @@ async fn the_tag_is_freed_when_the_connection_closed_before_its_response_was_see
         "the connection's tag outlived it (Connected -> tag -> captured Connected cycle)"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A request lost in hyper-util's handoff to a connection that ended.
+
+/// hyper-util's real client under `Retire`, except that the response it gets is swallowed and
+/// the request then waits forever, as one does that hyper-util handed to a connection in the
+/// moment it ended (tokio-rs/tokio#7714). With `redial`, it first dials again, as hyper-util
+/// does when it retries a request handed back to it.
+#[derive(Clone)]
+struct Swallowed {
+    client: hyper_util::client::legacy::Client<PoolConnector<MemConnector>, Empty<Bytes>>,
+    redial: Option<PoolConnector<MemConnector>>,
+}
+
+impl Service<Request<Empty<Bytes>>> for Swallowed {
+    type Response = Response<hyper::body::Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Empty<Bytes>>) -> Self::Future {
+        let (client, redial) = (self.client.clone(), self.redial.clone());
+        Box::pin(async move {
+            // Captured and sent; `/close` ends the connection with its response.
+            let resp = client.request(req).await.expect("answered");
+            drop(resp);
+            // Polled a few times with the connection gone (no time passes).
+            MemConnector::settle().await;
+            let _io = match redial {
+                Some(connector) => Some(connector.oneshot(uri("/")).await.expect("dialed")),
+                None => None,
+            };
+            std::future::pending().await
+        })
+    }
+}
+
+fn swallowed(conn: &MemConnector, redial: bool) -> (Retire<Swallowed>, PoolConnectorLayer) {
+    let builder = PoolClientBuilder::new();
+    let layer = builder.connector_layer().clone();
+    let client = Swallowed {
+        client: builder.build(conn.clone()).into_inner(),
+        redial: redial.then(|| layer.layer(conn.clone())),
+    };
+    (Retire::new(client), layer)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_left_waiting_on_a_connection_that_ended_fails_as_lost_after_the_grace() {
+    let conn = MemConnector::default();
+    let (retire, _layer) = swallowed(&conn, false);
+    let started = Instant::now();
+    let req = Request::get(uri("/close")).body(Empty::new()).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(60), retire.oneshot(req)).await;
+    let err = res.expect("failed, not left waiting").unwrap_err();
+    assert_eq!(started.elapsed(), retire::LOST_IN_HANDOFF_AFTER);
+    let lost = crate::replay::lost::find::<crate::replay::lost::LostConnection>(&*err)
+        .expect("lost on a reused connection, for a replay layer");
+    assert!(
+        lost.to_string()
+            .contains("closed by the peer before the response"),
+        "{lost}"
+    );
+    let text = format!("{:?}", std::error::Error::source(lost));
+    assert!(text.contains("LostInHandoff"), "{text}");
+    assert_eq!(conn.open(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_hyper_util_dials_for_after_its_connection_ended_is_left_to_it() {
+    let conn = MemConnector::default();
+    let (retire, _layer) = swallowed(&conn, true);
+    let req = Request::get(uri("/close")).body(Empty::new()).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(60), retire.oneshot(req)).await;
+    assert!(res.is_err(), "hyper-util retries it: not ours to fail");
+    assert_eq!(
+        conn.accepted(),
+        2,
+        "the request's connection, and the redial"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_peer_that_never_carried_a_request_is_closed_by_its_io() {
+    // A connection dialed for a checkout that another connection won sits in the pool unused:
+    // no request captured it, so no poison pill can retire it; its IO ends it instead.
+    let conn = MemConnector::default();
+    let stats = Stats::new();
+    let connector = PoolConnectorLayer::new()
+        .stats(stats.clone())
+        .layer(conn.clone());
+    let unused = connector.clone().oneshot(uri("/")).await.unwrap();
+    let used = connector.clone().oneshot(uri("/")).await.unwrap();
+    let (unused_info, used_info) = (unused.info().clone(), used.info().clone());
+    let (_tx, task) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(unused)
+        .await
+        .unwrap();
+    let task = tokio::spawn(task);
+    let (mut used_tx, used_task) = hyper::client::conn::http1::handshake(used).await.unwrap();
+    let used_task = tokio::spawn(used_task);
+    let req = Request::get(uri("/ok"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = used_tx.send_request(req).await.unwrap();
+    resp.into_body().collect().await.unwrap();
+    MemConnector::settle().await;
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(conn.open(), 2);
+
+    // A request lost on a third connection retires the stale peers.
+    let lost_on = connector.clone().oneshot(uri("/")).await.unwrap();
+    assert_eq!(
+        lost_on.info().retire_stale_peers(Duration::from_millis(50)),
+        1
+    );
+    // Its task ends (hyper calls an end of stream before any response an incomplete message).
+    let _ = task.await.unwrap();
+    MemConnector::settle().await;
+    assert!(unused_info.is_gone() && unused_info.is_retired());
+    assert!(
+        !used_info.is_gone() && !used_info.is_retired(),
+        "one that served stays"
+    );
+    assert_eq!(stats.snapshot().connections_closed(CloseReason::Idle), 1);
+    drop((used_tx, lost_on));
+    let _ = used_task.await;
+}
