@@ -77,7 +77,12 @@ where
     type Future = PoolConnectFuture<C, C::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        let ready = self.inner.poll_ready(cx).map_err(Into::into);
+        if ready.is_pending() {
+            // A dial on its way (the connector is not ready yet) counts as one.
+            DIALS.with(|d| d.set(d.get().wrapping_add(1)));
+        }
+        ready
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {

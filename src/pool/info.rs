@@ -407,6 +407,13 @@ impl ConnectionInfo {
             return false;
         }
         s.close.store(true, Relaxed);
+        if s.ex_responses.load(Relaxed) != NONE {
+            // Its first request was written in between (from another thread): it carries it,
+            // and stays as it was, so its lifetime and keep-alive hint still retire it.
+            s.close.store(false, Relaxed);
+            s.retired.store(NOT_RETIRED, Relaxed);
+            return false;
+        }
         let waker = lock(&s.read_waker).take();
         if let Some(waker) = waker {
             waker.wake();
@@ -428,6 +435,16 @@ impl ConnectionInfo {
     /// Keeps the waker of the IO's pending read, for [`close_if_never_used`](Self::close_if_never_used).
     pub(crate) fn set_read_waker(&self, waker: &std::task::Waker) {
         lock(&self.shared.read_waker).clone_from(&Some(waker.clone()));
+    }
+
+    /// The connection carries its first request, or is gone: no read waker is kept any more.
+    pub(crate) fn clear_read_waker(&self) {
+        lock(&self.shared.read_waker).take();
+    }
+
+    /// Whether the connection speaks HTTP/2 (its client preface was written).
+    pub(crate) fn is_http2(&self) -> bool {
+        self.shared.http2.load(Relaxed)
     }
 
     /// Whether the connection's IO is gone (hyper-util's connection task ended).
@@ -466,6 +483,7 @@ impl ConnectionInfo {
     /// The connection's IO is gone: drop the pill (and with it the reference cycle), for good,
     /// and leave the host's live connections.
     pub(crate) fn release(&self) {
+        self.clear_read_waker();
         let mut pill = self.lock_pill();
         pill.gone = true;
         self.shared.gone.store(true, Relaxed);

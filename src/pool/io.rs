@@ -176,6 +176,7 @@ fn begin_write(
 ) {
     if !*wrote {
         *wrote = true;
+        info.clear_read_waker();
         if first.starts_with(b"PRI * HTTP/2") {
             info.set_http2();
         }

@@ -25,7 +25,9 @@ use crate::telemetry::Exchange;
 /// a request in progress. Produces [`Retire`].
 ///
 /// Goes directly around hyper-util's legacy `Client` (it needs the client to fill in
-/// `capture_connection`). For each request it captures the connection used; once a connection
+/// `capture_connection`; a layer in between that keeps a request waiting for more than a
+/// second after its HTTP/1 connection ended, a retry with a backoff, would see it failed as
+/// lost, see below). For each request it captures the connection used; once a connection
 /// is past its lifetime, it calls hyper-util's `Connected::poison()` on it, so the pool never
 /// hands it out again: a connection in use finishes its exchange and is closed instead of
 /// going back to the pool; an idle one is skipped by the next checkout and closed by the
@@ -328,8 +330,13 @@ fn watch(
             return None;
         }
     }
-    // Not watching yet, or the connection is gone: what is captured now?
+    // Not watching yet, or the connection is gone: what is captured now? (Not an HTTP/2
+    // connection: its requests may wait for another request's dial, in HTTP/2-only mode, with
+    // no dial of their own to tell a retry.)
     let info = captured(capture?)?;
+    if info.is_http2() {
+        return None;
+    }
     let w = match slot {
         Some(w) if w.info.id() == info.id() => w,
         _ => {
