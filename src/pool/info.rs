@@ -442,6 +442,14 @@ impl ConnectionInfo {
         lock(&self.shared.read_waker).take();
     }
 
+    /// The tag of the connection hyper-util describes with `connected` (our connector put it in
+    /// the `Connected`'s extras).
+    pub(crate) fn of(connected: &hyper_util::client::legacy::connect::Connected) -> Option<Self> {
+        let mut extensions = http::Extensions::new();
+        connected.get_extras(&mut extensions);
+        extensions.remove::<ConnectionInfo>()
+    }
+
     /// Whether the connection speaks HTTP/2 (its client preface was written).
     pub(crate) fn is_http2(&self) -> bool {
         self.shared.http2.load(Relaxed)

@@ -247,10 +247,7 @@ impl Drop for Watch {
 
 /// The `ConnectionInfo` of the connection hyper-util last handed the request to.
 fn captured(capture: &CaptureConnection) -> Option<ConnectionInfo> {
-    let meta = capture.connection_metadata();
-    let mut extensions = http::Extensions::new();
-    meta.as_ref()?.get_extras(&mut extensions);
-    extensions.remove::<ConnectionInfo>()
+    ConnectionInfo::of(capture.connection_metadata().as_ref()?)
 }
 
 /// The source of the error a request lost in the handoff fails with.

@@ -344,9 +344,7 @@ async fn a_closed_connection_lets_a_waiting_dial_through_and_hosts_are_separate(
     // The inner connection's metadata is kept and our tag added.
     let connected = b.connected();
     assert!(connected.is_proxied());
-    let mut ext = http::Extensions::new();
-    connected.get_extras(&mut ext);
-    assert_eq!(ext.get::<ConnectionInfo>().unwrap().id(), b.info().id());
+    assert_eq!(ConnectionInfo::of(&connected).unwrap().id(), b.info().id());
     let mut hosts = layer.open_per_host();
     hosts.sort_by_key(|h| h.0.to_string());
     assert_eq!(hosts.len(), 2);

@@ -122,9 +122,7 @@ fn legacy(err: &(dyn StdError + 'static), entered: tokio::time::Instant) -> Opti
     if client_err.is_connect() {
         return None;
     }
-    let mut extensions = http::Extensions::new();
-    client_err.connect_info()?.get_extras(&mut extensions);
-    let info = extensions.get::<crate::pool::ConnectionInfo>()?;
+    let info = crate::pool::ConnectionInfo::of(client_err.connect_info()?)?;
     let ex = info.exchange()?;
     let pooled = ex.reused || info.opened_at() < entered;
     if !pooled || ex.http2 {
@@ -146,7 +144,7 @@ fn legacy(err: &(dyn StdError + 'static), entered: tokio::time::Instant) -> Opti
     };
     nothing_read.then(|| Lost {
         idle: Some(ex.idle),
-        info: Some(info.clone()),
+        info: Some(info),
     })
 }
 

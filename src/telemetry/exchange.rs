@@ -205,10 +205,8 @@ impl Exchange {
             let Some(connected) = meta.as_ref() else {
                 return false;
             };
-            let mut ext = http::Extensions::new();
-            connected.get_extras(&mut ext);
-            self.inner
-                .connected(ext.get::<crate::pool::ConnectionInfo>());
+            let info = crate::pool::ConnectionInfo::of(connected);
+            self.inner.connected(info.as_ref());
         }
         true
     }
