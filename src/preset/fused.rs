@@ -175,12 +175,7 @@ where
         };
         // A deadline gone when the request came in: no permit, no exchange.
         if stamp.expired {
-            return FusedFuture {
-                state: State::Expired,
-                rec: Some(rec),
-                ctx,
-                retry: Err(NotRetried::Replayed),
-            };
+            return FusedFuture::new(State::Expired, rec, ctx, Err(NotRetried::Replayed));
         }
         // Copied for a replay before the deadline goes in (see the module docs).
         let (mut req, retry) = replay::prepare(&self.replay, &self.inner, req);
@@ -193,12 +188,7 @@ where
             let _entered = rec.span.enter();
             self.start(req, &ctx)
         };
-        FusedFuture {
-            state,
-            rec: Some(rec),
-            ctx,
-            retry,
-        }
+        FusedFuture::new(state, rec, ctx, retry)
     }
 }
 
@@ -418,9 +408,38 @@ impl<S: Service<Sent<B>>, B> State<S, B> {
     }
 }
 
+/// The response future of [`Fused`]: its parts in one box, so that the future moves as one
+/// word on its way from the call to the caller's `await` (a few moves of a few hundred bytes
+/// each cost more than the allocation).
+pub(super) struct FusedFuture<S, B>
+where
+    S: Service<Sent<B>>,
+{
+    parts: Pin<Box<Parts<S, B>>>,
+}
+
+impl<S: Service<Sent<B>>, B> FusedFuture<S, B> {
+    #[inline]
+    fn new(
+        state: State<S, B>,
+        rec: Recording,
+        ctx: Ctx,
+        retry: Result<Retry<S, B>, NotRetried>,
+    ) -> Self {
+        FusedFuture {
+            parts: Box::pin(Parts {
+                state,
+                rec: Some(rec),
+                ctx,
+                retry,
+            }),
+        }
+    }
+}
+
 pin_project! {
-    /// The response future of [`Fused`].
-    pub(super) struct FusedFuture<S, B>
+    /// What a [`FusedFuture`] holds.
+    struct Parts<S, B>
     where
         S: Service<Sent<B>>,
     {
@@ -435,7 +454,8 @@ pin_project! {
 
 impl<S: Service<Sent<B>>, B> fmt::Debug for FusedFuture<S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
+        let parts = &*self.parts;
+        let state = match &parts.state {
             State::Waiting { .. } => "waiting for a permit",
             State::Ready { .. } => "waiting for the inner service",
             State::Calling { .. } => "calling",
@@ -446,7 +466,7 @@ impl<S: Service<Sent<B>>, B> fmt::Debug for FusedFuture<S, B> {
         };
         f.debug_struct("FusedFuture")
             .field("state", &state)
-            .field("deadline", &self.ctx.stamp.deadline)
+            .field("deadline", &parts.ctx.stamp.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -464,7 +484,7 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let this = self.get_mut().parts.as_mut().project();
         let res = {
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
             ready!(poll_state(this.state, &mut *this.ctx, this.retry, cx))
