@@ -60,6 +60,9 @@ mod header_clock {
         #[cfg(feature = "timeout")]
         deadline: Option<crate::deadline::RequestDeadline>,
         state: std::sync::Mutex<HeaderClockState>,
+        /// A hold was ever taken. Set under the lock, read without it: a clock never held (the
+        /// usual case, a request whose connection was there at once) is read with no lock.
+        held: std::sync::atomic::AtomicBool,
         /// How many times a started clock was stopped again ([`HeaderClock::hold_again`]): read
         /// without the lock by a clock's user that already knows when it started.
         #[cfg(feature = "timeout")]
@@ -69,7 +72,6 @@ mod header_clock {
     #[derive(Debug, Default)]
     struct HeaderClockState {
         holds: usize,
-        held: bool,
         started: Option<Instant>,
         waker: Option<std::task::Waker>,
     }
@@ -106,13 +108,17 @@ mod header_clock {
         #[cfg(feature = "transport")]
         pub(crate) fn hold_again(&self) -> HeaderHold {
             let mut st = self.lock();
-            if st.started.take().is_some() {
+            // A clock never held started when its timer did.
+            let never_held = !self.0.held.load(std::sync::atomic::Ordering::Acquire);
+            if st.started.take().is_some() || never_held {
                 self.0
                     .restarts
                     .fetch_add(1, std::sync::atomic::Ordering::Release);
             }
             st.holds += 1;
-            st.held = true;
+            self.0
+                .held
+                .store(true, std::sync::atomic::Ordering::Release);
             HeaderHold(Some(self.clone()))
         }
 
@@ -125,7 +131,9 @@ mod header_clock {
         pub(crate) fn hold(&self) -> HeaderHold {
             let mut st = self.lock();
             st.holds += 1;
-            st.held = true;
+            self.0
+                .held
+                .store(true, std::sync::atomic::Ordering::Release);
             HeaderHold(Some(self.clone()))
         }
 
@@ -137,10 +145,10 @@ mod header_clock {
             entered: Instant,
             cx: &mut std::task::Context<'_>,
         ) -> Option<Instant> {
-            let mut st = self.lock();
-            if !st.held {
+            if !self.0.held.load(std::sync::atomic::Ordering::Acquire) {
                 return Some(entered);
             }
+            let mut st = self.lock();
             if st.started.is_none() && !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 st.waker = Some(cx.waker().clone());
             }
@@ -207,6 +215,25 @@ mod header_clock {
             let _h = fresh.hold();
             let _h2 = fresh.hold_again();
             assert_eq!(fresh.restarts(), 0);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_clock_never_held_runs_from_its_entry_and_restarts_when_held_again() {
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let clock = HeaderClock::default();
+            let entered = Instant::now();
+            tokio::time::advance(Duration::from_secs(1)).await;
+            // No hold (the connection was there at once): it runs from when the timer began.
+            assert_eq!(clock.poll_started(entered, &mut cx), Some(entered));
+            // A retry's connection: stopped, and started again when it is there.
+            let mut again = clock.hold_again();
+            assert_eq!(clock.restarts(), 1);
+            assert_eq!(clock.poll_started(entered, &mut cx), None, "stopped");
+            tokio::time::advance(Duration::from_secs(2)).await;
+            again.release();
+            let restarted = clock.poll_started(entered, &mut cx).unwrap();
+            assert_eq!(restarted, entered + Duration::from_secs(3));
         }
     }
 }

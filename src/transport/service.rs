@@ -13,7 +13,7 @@ use super::body::TransportBody;
 use super::builder::TransportBuilder;
 use super::conn::{Conn, Key, Proto};
 use super::error::ConnectionError;
-use crate::channels::HeaderClock;
+use crate::channels::{HeaderClock, HeaderHold};
 use crate::deadline::RequestDeadline;
 use crate::error::{BoxError, Error};
 use crate::io_watch::keep_alive_hint;
@@ -198,11 +198,11 @@ where
     B::Error: Into<BoxError>,
 {
     let key = key_of(req.uri())?;
-    let clock = clock_of(&req);
-    let deadline = deadline_of(&req, clock);
+    let deadline = deadline_of(&req, clock_of(&req));
     // An outer response-header clock starts once the connection is obtained: the wait for it
-    // is bounded by the acquire timeout, a dial by the connect timeout.
-    let mut hold = clock.map(HeaderClock::hold);
+    // is bounded by the acquire timeout, a dial by the connect timeout. It is held only if the
+    // checkout waits (see `held_while_waiting`).
+    let mut hold = None;
     let fresh = req.extensions().get::<FreshConnection>().is_some();
     let exchange = Exchange::of(&req);
     let mut retried = false;
@@ -213,10 +213,13 @@ where
     let mut retry_fresh = false;
     loop {
         // Boxed once: a checkout is about 250 bytes, and the response body keeps it.
+        let clock = clock_of(&req);
         let mut lease = Box::new(if fresh || retry_fresh {
-            pool.checkout_fresh_until(key.clone(), deadline).await?
+            let checkout = pool.checkout_fresh_until(key.clone(), deadline);
+            held_while_waiting(checkout, clock, &mut hold).await?
         } else {
-            pool.checkout_until(key.clone(), deadline).await?
+            let checkout = pool.checkout_until(key.clone(), deadline);
+            held_while_waiting(checkout, clock, &mut hold).await?
         });
         drop(hold.take());
         if let Some(exchange) = &exchange {
@@ -289,6 +292,44 @@ where
                 return Err(err.into());
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls a checkout, holding the response-header clock only while it waits: the clock of a
+    /// request that finds its connection at once is never held, and runs from when the request
+    /// entered the timer. A hold taken before (a retry's, which stops a started clock) stays.
+    struct HeldWhileWaiting<'a, F> {
+        #[pin]
+        checkout: F,
+        clock: Option<&'a HeaderClock>,
+        hold: &'a mut Option<HeaderHold>,
+    }
+}
+
+fn held_while_waiting<'a, F: Future>(
+    checkout: F,
+    clock: Option<&'a HeaderClock>,
+    hold: &'a mut Option<HeaderHold>,
+) -> HeldWhileWaiting<'a, F> {
+    HeldWhileWaiting {
+        checkout,
+        clock,
+        hold,
+    }
+}
+
+impl<F: Future> Future for HeldWhileWaiting<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = this.checkout.poll(cx);
+        if polled.is_pending() && this.hold.is_none() {
+            **this.hold = this.clock.map(HeaderClock::hold);
+        }
+        polled
     }
 }
 
