@@ -94,6 +94,38 @@ mod header_clock {
             }))
         }
 
+        /// Makes this clock as new, if nothing else holds it (a clock handed on through a
+        /// pool instead of allocated); `false` if something does.
+        #[cfg(feature = "preset")]
+        #[inline]
+        pub(crate) fn reset_if_alone(&mut self) -> bool {
+            let Some(shared) = std::sync::Arc::get_mut(&mut self.0) else {
+                return false;
+            };
+            let st = shared
+                .state
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.holds = 0;
+            st.started = None;
+            st.waker = None;
+            *shared.held.get_mut() = false;
+            *shared.restarts.get_mut() = 0;
+            true
+        }
+
+        /// A clock made as new by [`reset_if_alone`](Self::reset_if_alone), for a request with
+        /// `deadline`; `None` if something holds it again.
+        #[cfg(feature = "preset")]
+        #[inline]
+        pub(crate) fn with_new_deadline(
+            mut self,
+            deadline: Option<crate::deadline::RequestDeadline>,
+        ) -> Option<HeaderClock> {
+            std::sync::Arc::get_mut(&mut self.0)?.deadline = deadline;
+            Some(self)
+        }
+
         /// The request's deadline, as the clock was made with.
         #[cfg(feature = "timeout")]
         #[cfg_attr(not(feature = "transport"), allow(dead_code))]

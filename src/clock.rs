@@ -70,14 +70,22 @@ pin_project_lite::pin_project! {
 /// pool keeps at most [`SleepPool::CAP`] of them; others are dropped as before.
 #[cfg(feature = "preset")]
 #[derive(Debug, Default)]
-pub(crate) struct SleepPool(std::sync::Mutex<Vec<Pin<Box<Armed>>>>);
+pub(crate) struct SleepPool(std::sync::Mutex<Kept>);
+
+/// What a [`SleepPool`] keeps: timers, and response-header clocks that nothing else holds.
+#[cfg(feature = "preset")]
+#[derive(Debug, Default)]
+struct Kept {
+    sleeps: Vec<Pin<Box<Armed>>>,
+    clocks: Vec<crate::channels::HeaderClock>,
+}
 
 #[cfg(feature = "preset")]
 impl SleepPool {
     /// The most timers kept: more than a client has requests waiting at once is waste.
     const CAP: usize = 64;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pin<Box<Armed>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // Pushes and pops only: a poisoned list is still a list.
         self.0
             .lock()
@@ -87,33 +95,96 @@ impl SleepPool {
     /// A timer of `runtime`, if the pool has one. If the pool's are of another runtime (one the
     /// client was used on before), they are all dropped instead, outside the lock.
     fn take(&self, runtime: tokio::runtime::Id) -> Option<Pin<Box<Armed>>> {
-        let mut slots = self.lock();
-        let armed = slots.pop()?;
+        let mut kept = self.lock();
+        let armed = kept.sleeps.pop()?;
+        Self::of_runtime(kept, armed, runtime)
+    }
+
+    #[inline]
+    fn of_runtime(
+        mut kept: std::sync::MutexGuard<'_, Kept>,
+        armed: Pin<Box<Armed>>,
+        runtime: tokio::runtime::Id,
+    ) -> Option<Pin<Box<Armed>>> {
         if armed.runtime == Some(runtime) {
             return Some(armed);
         }
         // The client moved to another runtime: the timers of the one before (which may be
         // gone, its driver kept alive by them) all go.
-        let old = std::mem::take(&mut *slots);
-        drop(slots);
+        let old = std::mem::take(&mut kept.sleeps);
+        drop(kept);
         drop((armed, old));
         None
     }
 
+    /// What one attempt's response-header timer needs, under one lock: a response-header clock
+    /// for `deadline` (made if none is kept) and a timer of this runtime (if one is kept, and
+    /// the caller is on a runtime; otherwise it is taken when first polled).
+    #[inline]
+    pub(crate) fn take_for_headers(
+        &self,
+        deadline: Option<crate::deadline::RequestDeadline>,
+    ) -> (LazySleep, crate::channels::HeaderClock) {
+        let runtime = tokio::runtime::Handle::try_current().map(|h| h.id());
+        let mut kept = self.lock();
+        let clock = kept.clocks.pop();
+        let armed = match (runtime, kept.sleeps.pop()) {
+            (Ok(runtime), Some(armed)) => Self::of_runtime(kept, armed, runtime),
+            (Err(_), Some(armed)) => {
+                kept.sleeps.push(armed);
+                None
+            }
+            (_, None) => None,
+        };
+        let clock = clock
+            .and_then(|c| c.with_new_deadline(deadline))
+            .unwrap_or_else(|| crate::channels::HeaderClock::with_deadline(deadline));
+        (LazySleep(armed), clock)
+    }
+
+    /// Gives back what [`take_for_headers`](Self::take_for_headers) gave, under one lock: the
+    /// timer if the pool made it, the clock if nothing else holds it (the client under the
+    /// preset may still, in a request body it has not dropped).
+    #[inline]
+    pub(crate) fn put_for_headers(
+        &self,
+        sleep: &mut LazySleep,
+        mut clock: crate::channels::HeaderClock,
+    ) {
+        let mut armed = sleep.for_pool();
+        let mut clock = clock.reset_if_alone().then_some(clock);
+        let mut kept = self.lock();
+        if kept.sleeps.len() < Self::CAP {
+            kept.sleeps.extend(armed.take());
+        }
+        if kept.clocks.len() < Self::CAP {
+            kept.clocks.extend(clock.take());
+        }
+        drop(kept);
+        // More than the pool keeps: dropped outside its lock.
+        drop((armed, clock));
+    }
+
     fn put(&self, armed: Pin<Box<Armed>>) {
-        let mut slots = self.lock();
-        if slots.len() < Self::CAP {
-            slots.push(armed);
+        let mut kept = self.lock();
+        if kept.sleeps.len() < Self::CAP {
+            kept.sleeps.push(armed);
             return;
         }
-        drop(slots);
+        drop(kept);
         drop(armed);
     }
 
     /// How many timers are kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().sleeps.len()
+    }
+
+    /// How many response-header clocks are kept.
+    #[cfg(test)]
+    pub(crate) fn clocks(&self) -> usize {
+        self.lock().clocks.len()
     }
 }
 
@@ -185,14 +256,19 @@ impl LazySleep {
     /// Gives the timer (if one was made for a pool) back to `pool`; this one is unarmed again.
     #[cfg(feature = "preset")]
     pub(crate) fn recycle(&mut self, pool: &SleepPool) {
-        if let Some(mut armed) = self.0.take() {
-            if armed.runtime.is_some() {
-                // The last owner's task is not kept alive by the pool (tokio's entry keeps
-                // its waker until the next owner polls it).
-                *armed.as_mut().project().waker = None;
-                pool.put(armed);
-            }
+        if let Some(armed) = self.for_pool() {
+            pool.put(armed);
         }
+    }
+
+    /// The timer, if a pool made it, made fit to go back to it; this one is unarmed again.
+    #[cfg(feature = "preset")]
+    fn for_pool(&mut self) -> Option<Pin<Box<Armed>>> {
+        let mut armed = self.0.take().filter(|a| a.runtime.is_some())?;
+        // The last owner's task is not kept alive by the pool (tokio's entry keeps its waker
+        // until the next owner polls it).
+        *armed.as_mut().project().waker = None;
+        Some(armed)
     }
 
     /// Whether a timer was ever made (for tests of the fast path).
@@ -293,6 +369,49 @@ mod tests {
             .is_pending());
         plain.recycle(&pool);
         assert_eq!(pool.len(), 0);
+    }
+
+    #[cfg(feature = "preset")]
+    #[tokio::test(start_paused = true)]
+    async fn a_header_clock_is_handed_on_as_new_and_only_when_nothing_else_holds_it() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let pool = SleepPool::default();
+        let first = RequestDeadline::after(Duration::from_secs(10));
+        let (mut sleep, clock) = pool.take_for_headers(Some(first));
+        assert_eq!(clock.deadline(), Some(first));
+        // Still in a request body the client under the preset has not dropped: not kept.
+        let in_body = clock.clone();
+        pool.put_for_headers(&mut sleep, clock);
+        assert_eq!(pool.clocks(), 0);
+        // Used to the full (held, started, stopped again, started again), then alone: kept.
+        let clock = in_body;
+        let mut hold = clock.hold();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        hold.release();
+        hold = clock.hold_again();
+        hold.release();
+        assert_eq!(clock.restarts(), 1);
+        pool.put_for_headers(&mut sleep, clock);
+        assert_eq!(pool.clocks(), 1);
+        // The next request's: its own deadline, never held, no restart.
+        let second = RequestDeadline::after(Duration::from_secs(3));
+        let (_sleep, clock) = pool.take_for_headers(Some(second));
+        assert_eq!(pool.clocks(), 0, "taken, not made anew");
+        assert_eq!(clock.deadline(), Some(second));
+        assert_eq!(clock.restarts(), 0);
+        let entered = Instant::now();
+        assert_eq!(
+            clock.poll_started(entered, &mut cx),
+            Some(entered),
+            "never held"
+        );
+        let _hold = clock.hold();
+        assert_eq!(
+            clock.poll_started(entered, &mut cx),
+            None,
+            "held until released"
+        );
     }
 
     #[cfg(feature = "preset")]

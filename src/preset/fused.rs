@@ -270,7 +270,8 @@ where
 {
     let config = &ctx.config;
     let deadline = Some(ctx.stamp.deadline);
-    let (timer, clock) = HeaderTimer::detached(config.response_headers, deadline, now);
+    let limit = config.response_headers;
+    let (timer, clock) = HeaderTimer::detached_pooled(limit, deadline, now, &config.sleeps);
     // The crate's transport finds the clock in the body; any other client in the extensions.
     let clock = if config.extensions {
         req.extensions_mut().insert(clock);

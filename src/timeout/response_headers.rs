@@ -158,7 +158,8 @@ where
 pub(crate) struct HeaderTimer {
     // Boxed (lazily): the futures holding it stay `Unpin`.
     sleep: LazySleep,
-    clock: HeaderClock,
+    // Taken only when the timer goes back to a pool.
+    clock: Option<HeaderClock>,
     entered: Instant,
     limit: Duration,
     deadline: Option<RequestDeadline>,
@@ -190,16 +191,52 @@ impl HeaderTimer {
         now: Instant,
     ) -> (HeaderTimer, HeaderClock) {
         let clock = HeaderClock::with_deadline(deadline);
-        let timer = HeaderTimer {
-            sleep: LazySleep::default(),
-            clock: clock.clone(),
+        (
+            HeaderTimer::with(LazySleep::default(), clock.clone(), limit, deadline, now),
+            clock,
+        )
+    }
+
+    /// As [`detached`](Self::detached), with the timer and the clock from `pool` when it has
+    /// them (give them back with [`recycle`](Self::recycle)).
+    #[cfg(feature = "preset")]
+    #[inline]
+    pub(crate) fn detached_pooled(
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        now: Instant,
+        pool: &crate::clock::SleepPool,
+    ) -> (HeaderTimer, HeaderClock) {
+        let (sleep, clock) = pool.take_for_headers(deadline);
+        (
+            HeaderTimer::with(sleep, clock.clone(), limit, deadline, now),
+            clock,
+        )
+    }
+
+    #[inline]
+    fn with(
+        sleep: LazySleep,
+        clock: HeaderClock,
+        limit: Duration,
+        deadline: Option<RequestDeadline>,
+        now: Instant,
+    ) -> HeaderTimer {
+        HeaderTimer {
+            sleep,
+            clock: Some(clock),
             entered: now,
             limit,
             deadline,
             bound: None,
             restarts: 0,
-        };
-        (timer, clock)
+        }
+    }
+
+    fn clock(&self) -> &HeaderClock {
+        self.clock
+            .as_ref()
+            .expect("a header timer polled after it was given back")
     }
 
     /// Ready with the bound that fired (not yet counted).
@@ -227,22 +264,25 @@ impl HeaderTimer {
     #[cfg(feature = "preset")]
     #[inline]
     pub(crate) fn recycle(&mut self, pool: &crate::clock::SleepPool) {
-        self.sleep.recycle(pool);
+        match self.clock.take() {
+            Some(clock) => pool.put_for_headers(&mut self.sleep, clock),
+            None => self.sleep.recycle(pool),
+        }
     }
 
     /// The bound the attempt is timed by now, `Pending` while nothing can fire.
     #[inline]
     fn poll_bound(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
-        if self.bound.is_some() && self.clock.restarts() != self.restarts {
+        if self.bound.is_some() && self.clock().restarts() != self.restarts {
             // Stopped again (a request sent once more on another connection): wait for the
             // new start.
             self.bound = None;
         }
         let bound = match self.bound {
             Some(bound) => bound,
-            None => match self.clock.poll_started(self.entered, cx) {
+            None => match self.clock().poll_started(self.entered, cx) {
                 Some(start) => {
-                    self.restarts = self.clock.restarts();
+                    self.restarts = self.clock().restarts();
                     *self.bound.insert(Bound::new(
                         start,
                         self.limit,
