@@ -7,7 +7,8 @@
 //!   `ResponseHeaderTimeout` (or the fused preset), which puts a fresh clock in every request it
 //!   sends on, and by what is inside it that knows a phase the clock must not count: the
 //!   request-write timeout holds it until the request body is sent, `Retire` (pool) and the
-//!   `Transport` until the connection is obtained, the reqwest adapter while reqwest connects.
+//!   `Transport` until the connection is obtained (only if its checkout waits), the reqwest
+//!   adapter while reqwest connects.
 //!   Read by the header timer, which starts when the last hold is released. Why: connect, TLS,
 //!   pool waits and uploads have limits of their own, so counting them against the response
 //!   headers would name the wrong phase; Go's `ResponseHeaderTimeout` also starts once the
