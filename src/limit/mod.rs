@@ -74,6 +74,7 @@ mod global;
 mod handle;
 mod layer;
 mod per_host;
+mod sem;
 mod service;
 
 pub use self::adaptive::{

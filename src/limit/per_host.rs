@@ -22,16 +22,14 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{
-    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release,
-};
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::uri::{Authority, Scheme};
 use http::Request;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::Config;
+use super::sem::{Busy, Queued, Sem};
 
 /// The key of a host: scheme, host (compared without case) and port, the scheme's default port
 /// filled in, so `http://Example.com` and `http://example.com:80` share one limit.
@@ -221,31 +219,24 @@ impl fmt::Display for HostKey {
     }
 }
 
-/// One host's limit. Its counts are atomics, so a request that holds the entry (through its
-/// ticket or permit) updates them without the map's lock; only finding or creating the entry,
-/// the last user leaving, and removing idle entries take the lock.
+/// One host's limit. Its semaphore and counts are atomics, so a request that holds the entry
+/// (through its ticket or permit) updates them without the map's lock, and a service enters its
+/// remembered entry without it too; only finding or creating an entry, queueing a request, and
+/// removing idle entries take the lock.
 pub(crate) struct Host {
     /// Kept here, once per host, for reports: tickets and permits hold the entry, not a key.
     key: HostKey,
-    sem: Arc<Semaphore>,
+    /// Idle (every permit free, nobody waiting) exactly when no ticket or permit uses the entry;
+    /// closed, once, when it is idle and taken out of the map (under the map's lock), so an entry
+    /// seen idle and closed has no user and none can appear.
+    pub(crate) sem: Sem,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
-    /// Tickets and permits holding this entry. Raised only under the map's lock, and lowered to
-    /// zero only under it, so an entry seen at zero under the lock has no user and none can
-    /// appear.
-    users: AtomicUsize,
-    /// Taken out of the map (as idle). Set only under the map's lock, so an entry seen in the
-    /// map under the lock is this one: a service's remembered entry is used only then.
-    removed: AtomicBool,
 }
 
 impl Host {
     pub(crate) fn key(&self) -> &HostKey {
         &self.key
-    }
-
-    pub(crate) fn semaphore(&self) -> &Arc<Semaphore> {
-        &self.sem
     }
 }
 
@@ -266,9 +257,9 @@ impl fmt::Debug for Last {
 /// What a request finds at its host (see [`Hosts::enter`]); the host's entry comes with it.
 pub(crate) enum Entry {
     /// A permit was free; it is counted in flight.
-    Permit(Arc<Host>, OwnedSemaphorePermit),
-    /// No permit free: it is counted as waiting, and must wait on the host's semaphore.
-    Queued(Arc<Host>),
+    Permit(Arc<Host>),
+    /// No permit free: it is counted as waiting, queued on the host's semaphore with this id.
+    Queued(Arc<Host>, u64),
     /// No permit free and this many already wait: the queue is full. Nothing was counted.
     Full(Arc<Host>, usize),
 }
@@ -277,21 +268,23 @@ impl Entry {
     /// The host's entry.
     pub(crate) fn host(&self) -> &Arc<Host> {
         match self {
-            Entry::Permit(host, _) | Entry::Queued(host) | Entry::Full(host, _) => host,
+            Entry::Permit(host) | Entry::Queued(host, _) | Entry::Full(host, _) => host,
         }
     }
 }
 
-/// The map and how many of its entries have no user.
-struct Map {
-    hosts: HashMap<HostKey, Arc<Host>, BuildHasherDefault<KeyHasher>>,
-    idle: usize,
-}
+type Map = HashMap<HostKey, Arc<Host>, BuildHasherDefault<KeyHasher>>;
 
 /// Every host's limit, shared by every service a layer makes.
 pub(crate) struct Hosts {
     pub(crate) config: Config,
     map: Mutex<Map>,
+    /// Entries in the map: changed under the lock, read without it.
+    len: AtomicUsize,
+    /// Idle entries in the map. Each change of an entry between idle and in use (and each new or
+    /// removed entry) moves it by one, without the lock, so it is exact whenever no request is
+    /// entering or leaving; meanwhile it may be off by those in progress (wrapping below zero).
+    idle: AtomicUsize,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
 }
@@ -314,10 +307,9 @@ impl Hosts {
     pub(crate) fn new(config: Config) -> Hosts {
         Hosts {
             config,
-            map: Mutex::new(Map {
-                hosts: HashMap::default(),
-                idle: 0,
-            }),
+            map: Mutex::new(HashMap::default()),
+            len: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
         }
@@ -328,21 +320,32 @@ impl Hosts {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Idle entries, as far as the count can tell (see `idle`), at most `len`.
+    fn idle_now(&self, len: usize) -> usize {
+        let idle = self.idle.load(Acquire);
+        // Below zero (wrapped) for a moment: a request made an entry busy before the leave of
+        // its last user was counted.
+        if (idle as isize) < 0 {
+            return 0;
+        }
+        idle.min(len)
+    }
+
     /// Hosts with a request in flight or waiting.
     pub(crate) fn hosts(&self) -> usize {
         let map = self.lock();
-        map.hosts.len() - map.idle
+        map.len() - self.idle_now(map.len())
     }
 
     /// Entries in the map, idle ones included.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
-        self.lock().hosts.len()
+        self.lock().len()
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().hosts.capacity()
+        self.lock().capacity()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -355,7 +358,7 @@ impl Hosts {
 
     /// (in flight, waiting) for one host.
     pub(crate) fn counts(&self, key: &HostKey) -> (usize, usize) {
-        self.lock().hosts.get(key).map_or((0, 0), |h| {
+        self.lock().get(key).map_or((0, 0), |h| {
             (h.in_flight.load(Acquire), h.waiting.load(Acquire))
         })
     }
@@ -363,22 +366,20 @@ impl Hosts {
     /// Finds or creates the entry of `key` and counts the request in it: in flight if a permit
     /// is free, waiting if the queue has room.
     pub(crate) fn enter(&self, key: &HostKey) -> Entry {
-        let limit = self.config.limit;
         let mut map = self.lock();
-        let host = match map.hosts.get(key) {
+        let host = match map.get(key) {
             Some(host) => host.clone(),
             None => {
                 let host = Arc::new(Host {
                     key: key.clone(),
-                    sem: Arc::new(Semaphore::new(limit)),
+                    sem: Sem::new(self.config.limit),
                     in_flight: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
-                    users: AtomicUsize::new(0),
-                    removed: AtomicBool::new(false),
                 });
-                // A new entry counts as idle until its first user is added below.
-                map.hosts.insert(key.clone(), host.clone());
-                map.idle += 1;
+                // A new entry is idle until its first user takes a permit below.
+                map.insert(key.clone(), host.clone());
+                self.len.store(map.len(), Release);
+                self.idle.fetch_add(1, AcqRel);
                 host
             }
         };
@@ -386,36 +387,66 @@ impl Hosts {
     }
 
     /// Like [`enter`](Self::enter), at an entry the caller found before (the entry of its last
-    /// request): `None`, and nothing counted, when that entry has left the map since.
+    /// request): `None`, and nothing counted, when that entry has left the map since. A permit
+    /// free is taken without the map's lock (the entry's semaphore refuses it once the entry is
+    /// closed); only a request that must queue takes the lock.
+    #[inline]
     pub(crate) fn enter_known(&self, host: &Arc<Host>) -> Option<Entry> {
-        let map = self.lock();
-        if host.removed.load(Acquire) {
-            return None;
+        match host.sem.try_acquire() {
+            Ok(was_idle) => Some(self.entered(host.clone(), was_idle)),
+            Err(Busy::Closed) => None,
+            Err(Busy::Full) => {
+                let map = self.lock();
+                // Entries are closed only under the lock, as they leave the map.
+                if host.sem.is_closed() {
+                    return None;
+                }
+                Some(self.enter_at(map, host.clone()))
+            }
         }
-        Some(self.enter_at(map, host.clone()))
     }
 
-    /// Counts the request in `host`, an entry of the map, under the lock `map`.
-    fn enter_at(&self, mut map: MutexGuard<'_, Map>, host: Arc<Host>) -> Entry {
-        if let Ok(permit) = host.sem.clone().try_acquire_owned() {
-            add_user(&mut map, &host);
-            drop(map);
-            host.in_flight.fetch_add(1, AcqRel);
-            self.in_flight.fetch_add(1, AcqRel);
-            return Entry::Permit(host, permit);
+    /// A permit was taken from `host`: counts it in flight (and the entry as in use).
+    #[inline]
+    fn entered(&self, host: Arc<Host>, was_idle: bool) -> Entry {
+        if was_idle {
+            self.idle.fetch_sub(1, AcqRel);
         }
-        // No permit free means a permit holder uses this entry: it is not idle.
-        // `waiting` is raised only here, under the lock, so it never passes the bound.
-        let waiting = host.waiting.load(Acquire);
-        if waiting >= self.config.max_waiting {
+        host.in_flight.fetch_add(1, AcqRel);
+        self.in_flight.fetch_add(1, AcqRel);
+        Entry::Permit(host)
+    }
+
+    /// Counts the request in `host`, an entry of the map, under the lock `map` (so it is not
+    /// closed meanwhile).
+    fn enter_at(&self, map: MutexGuard<'_, Map>, host: Arc<Host>) -> Entry {
+        if let Ok(was_idle) = host.sem.try_acquire() {
+            drop(map);
+            return self.entered(host, was_idle);
+        }
+        let max = self.config.max_waiting;
+        if let Err(waiting) = host
+            .waiting
+            .fetch_update(AcqRel, Acquire, |w| (w < max).then_some(w + 1))
+        {
             drop(map);
             return Entry::Full(host, waiting);
         }
-        add_user(&mut map, &host);
-        host.waiting.fetch_add(1, AcqRel);
+        let queued = host.sem.acquire_or_queue();
         drop(map);
-        self.waiting.fetch_add(1, AcqRel);
-        Entry::Queued(host)
+        match queued {
+            Queued::Waiting(id) => {
+                self.waiting.fetch_add(1, AcqRel);
+                Entry::Queued(host, id)
+            }
+            // A permit came free since the first look: no wait after all.
+            Queued::Got(was_idle) => {
+                host.waiting.fetch_sub(1, AcqRel);
+                self.entered(host, was_idle)
+            }
+            // Entries are closed only under the lock, as they leave the map.
+            Queued::Closed => unreachable!("an entry of the map is closed"),
+        }
     }
 
     pub(crate) fn waited_in(&self, host: &Host) {
@@ -425,57 +456,56 @@ impl Hosts {
         self.in_flight.fetch_add(1, AcqRel);
     }
 
-    pub(crate) fn gave_up(&self, host: &Arc<Host>) {
+    pub(crate) fn gave_up(&self, host: &Host) {
         host.waiting.fetch_sub(1, AcqRel);
         self.waiting.fetch_sub(1, AcqRel);
-        self.release(host);
     }
 
-    /// A permit is being released (its use of the entry ends with [`Hosts::release`], once its
-    /// semaphore permit is back).
-    pub(crate) fn left(&self, host: &Arc<Host>) {
+    /// A permit is being released (its semaphore permit goes back next, with
+    /// [`Hosts::give_back`]).
+    pub(crate) fn left(&self, host: &Host) {
         host.in_flight.fetch_sub(1, AcqRel);
         self.in_flight.fetch_sub(1, AcqRel);
     }
 
-    /// One user fewer. All but the last leave without the lock; the last one leaves under it,
-    /// marks the entry idle, and removes every idle entry once they are too many.
-    pub(crate) fn release(&self, host: &Arc<Host>) {
-        if host
-            .users
-            .fetch_update(AcqRel, Acquire, |u| (u > 1).then(|| u - 1))
-            .is_ok()
-        {
-            return;
-        }
-        let mut map = self.lock();
-        if host.users.fetch_sub(1, AcqRel) != 1 {
-            return; // a new user arrived between the check and the lock
-        }
-        map.idle += 1;
-        let in_use = map.hosts.len() - map.idle;
-        if map.idle > self.config.max_idle_hosts && map.idle > in_use {
-            map.hosts.retain(|_, h| {
-                let keep = h.users.load(Acquire) > 0;
-                if !keep {
-                    h.removed.store(true, Release);
-                }
-                keep
-            });
-            map.idle = 0;
-            // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
-            let (len, cap) = (map.hosts.len(), map.hosts.capacity());
-            if cap > MIN_CAPACITY && len * 4 < cap {
-                map.hosts.shrink_to((len * 2).max(MIN_CAPACITY));
-            }
+    /// A permit of `host` goes back. If that made the entry idle, it is counted so, and every
+    /// idle entry is removed once they are too many.
+    #[inline]
+    pub(crate) fn give_back(&self, host: &Host) {
+        if host.sem.release() {
+            self.became_idle();
         }
     }
-}
 
-/// Adds a user to `host` (under the map's lock); an idle entry is idle no more.
-fn add_user(map: &mut Map, host: &Host) {
-    if host.users.fetch_add(1, AcqRel) == 0 {
-        map.idle -= 1;
+    fn became_idle(&self) {
+        let idle = self.idle.fetch_add(1, AcqRel).wrapping_add(1);
+        if self.too_many_idle(idle, self.len.load(Acquire)) {
+            self.sweep();
+        }
+    }
+
+    /// Whether idle entries outnumber both the bound and the entries in use.
+    fn too_many_idle(&self, idle: usize, len: usize) -> bool {
+        idle > self.config.max_idle_hosts && idle > len.saturating_sub(idle)
+    }
+
+    /// Removes every idle entry, if they are still too many (the counts are read again under
+    /// the lock). An entry is removed only if it is closed, which succeeds only while it is idle.
+    #[cold]
+    pub(crate) fn sweep(&self) {
+        let mut map = self.lock();
+        if !self.too_many_idle(self.idle_now(map.len()), map.len()) {
+            return;
+        }
+        let before = map.len();
+        map.retain(|_, h| !h.sem.close_if_idle());
+        self.idle.fetch_sub(before - map.len(), AcqRel);
+        self.len.store(map.len(), Release);
+        // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
+        let (len, cap) = (map.len(), map.capacity());
+        if cap > MIN_CAPACITY && len * 4 < cap {
+            map.shrink_to((len * 2).max(MIN_CAPACITY));
+        }
     }
 }
 
