@@ -76,6 +76,12 @@ impl Admission {
         }
     }
 
+    /// A permit of `host` was taken and counted in flight ([`Hosts::try_enter`]).
+    #[inline]
+    pub(crate) fn host_entered(gate: &Arc<Hosts>, host: &Arc<Host>) -> Admission {
+        Admission::entered(Scope::Host(gate.clone(), host.clone()))
+    }
+
     /// A permit was taken (and is counted in the limit's own state): count it in the stats.
     #[inline]
     fn entered(scope: Scope) -> Admission {

@@ -144,11 +144,21 @@ impl HostKey {
         h.finish()
     }
 
-    /// Whether this is the key of a URI with exactly this scheme and authority, spelled alike
-    /// byte for byte (then [`HostKey::of`] would make an equal key).
+    /// Whether this is the key of a URI with this scheme and exactly this authority, spelled
+    /// alike byte for byte (then [`HostKey::of`] would make an equal key).
+    ///
+    /// A URI cloned from the one the key was made of shares its bytes: then the authority is
+    /// known to be the same without comparing it (the key holds those bytes, so they cannot
+    /// have changed). Schemes are compared as `http` compares them (the standard ones without
+    /// reading a string; others without case, as the key does).
+    #[inline]
     pub(crate) fn is_spelled(&self, scheme: Option<&Scheme>, authority: &Authority) -> bool {
-        self.authority.as_ref().map(Authority::as_str) == Some(authority.as_str())
-            && self.scheme.as_ref().map(Scheme::as_str) == scheme.map(Scheme::as_str)
+        let Some(mine) = &self.authority else {
+            return false;
+        };
+        let (a, b) = (mine.as_str(), authority.as_str());
+        let same = (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b;
+        same && self.scheme.as_ref() == scheme
     }
 
     fn scheme(&self) -> &str {
@@ -386,11 +396,22 @@ impl Hosts {
         self.enter_at(map, host)
     }
 
+    /// Takes a free permit of `host`, an entry the caller found before (the entry of its last
+    /// request), and counts it in flight, all without the map's lock: `false`, and nothing
+    /// counted, if no permit is free or the entry has left the map since (its semaphore refuses
+    /// every permit once it is closed, and it is closed as it leaves the map).
+    #[inline]
+    pub(crate) fn try_enter(&self, host: &Host) -> bool {
+        let Ok(was_idle) = host.sem.try_acquire() else {
+            return false;
+        };
+        self.count_entered(host, was_idle);
+        true
+    }
+
     /// Like [`enter`](Self::enter), at an entry the caller found before (the entry of its last
     /// request): `None`, and nothing counted, when that entry has left the map since. A permit
-    /// free is taken without the map's lock (the entry's semaphore refuses it once the entry is
-    /// closed); only a request that must queue takes the lock.
-    #[inline]
+    /// free is taken without the map's lock; only a request that must queue takes the lock.
     pub(crate) fn enter_known(&self, host: &Arc<Host>) -> Option<Entry> {
         match host.sem.try_acquire() {
             Ok(was_idle) => Some(self.entered(host.clone(), was_idle)),
@@ -407,14 +428,18 @@ impl Hosts {
     }
 
     /// A permit was taken from `host`: counts it in flight (and the entry as in use).
-    #[inline]
     fn entered(&self, host: Arc<Host>, was_idle: bool) -> Entry {
+        self.count_entered(&host, was_idle);
+        Entry::Permit(host)
+    }
+
+    #[inline]
+    fn count_entered(&self, host: &Host, was_idle: bool) {
         if was_idle {
             self.idle.fetch_sub(1, AcqRel);
         }
         host.in_flight.fetch_add(1, AcqRel);
         self.in_flight.fetch_add(1, AcqRel);
-        Entry::Permit(host)
     }
 
     /// Counts the request in `host`, an entry of the map, under the lock `map` (so it is not
