@@ -92,6 +92,8 @@ pub use self::service::{ConcurrencyLimit, PerHostLimit};
 #[cfg(test)]
 mod interleavings;
 #[cfg(test)]
+mod sem_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(feature = "preset")]
 pub(crate) use self::gate::{AcquireFuture, Admission, Admit, Permit, Ticket};

@@ -522,6 +522,16 @@ impl Hosts {
         if !self.too_many_idle(self.idle_now(map.len()), map.len()) {
             return;
         }
+        self.remove_idle(&mut map);
+    }
+
+    /// Removes every idle entry now, whatever the counts (tests only).
+    #[cfg(test)]
+    pub(crate) fn remove_idle_now(&self) {
+        self.remove_idle(&mut self.lock());
+    }
+
+    fn remove_idle(&self, map: &mut Map) {
         let before = map.len();
         map.retain(|_, h| !h.sem.close_if_idle());
         self.idle.fetch_sub(before - map.len(), AcqRel);

@@ -261,6 +261,12 @@ impl Sem {
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Acquire) & CLOSED != 0
     }
+
+    /// Entries in the queue, marked ones included (tests only).
+    #[cfg(test)]
+    pub(crate) fn queue_len(&self) -> usize {
+        self.lock().waiters.len()
+    }
 }
 
 /// A place in the code where a test can make another thread's step happen (see `hooks`).
