@@ -1,22 +1,24 @@
 //! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request.
 //! Like `global.rs`, it knows nothing of tickets and permits; `gate.rs` turns it into them.
 //!
-//! The map sits behind one mutex, taken once to admit a request (find or create the entry and
-//! count the request as one of its users) and once more by the last user to leave. An entry
-//! with no user stays in the map (so a host that sends one request at a time does not build
-//! and drop its entry on every request) until idle entries outnumber both the hosts in use and
-//! the configured bound ([`Config::max_idle_hosts`], 64 by default); then every idle entry is
-//! removed at once. Memory follows the hosts in use, plus at most that many idle ones. Users
-//! are added and the last one leaves only under the lock, so an entry seen with no user under
-//! the lock has none and none can appear. Tickets and permits hold an `Arc` of their entry, so
-//! their counts change without the lock.
+//! The map sits behind one mutex, taken to find or create a host's entry, to queue a request
+//! (so the entry cannot leave the map meanwhile) and to remove idle entries. An entry is idle
+//! exactly when its semaphore is (every permit free, nobody waiting); an idle entry stays in the
+//! map (so a host that sends one request at a time does not build and drop its entry on every
+//! request) until idle entries outnumber both the hosts in use and the configured bound
+//! ([`Config::max_idle_hosts`], 64 by default); then every idle entry is removed at once. Memory
+//! follows the hosts in use, plus at most that many idle ones. The sweep removes an entry only by
+//! closing its semaphore, with a compare-and-swap that succeeds only while it is idle, and a
+//! closed semaphore gives no permit: so an entry seen idle and closed has no user and none can
+//! appear. Tickets and permits hold an `Arc` of their entry, so their counts change without the
+//! lock; idle entries are counted in an atomic that each change between idle and in use moves.
 //!
 //! The key's hash is computed once per request (SipHash with a per-process random key, as
 //! std's `HashMap`), not on every probe of the map. A service remembers the key and entry of
-//! its last request: a request spelled alike skips the key and the lookup, and is counted in
-//! that entry under the lock as long as the entry is still in the map (an entry taken out is
-//! marked so under the lock; the service then looks its key up again). A removed entry may so
-//! outlive its removal until the service's next request: one per service, not per host.
+//! its last request: a request spelled alike skips the key and the lookup, and takes a free
+//! permit of that entry with one compare-and-swap, without the map's lock; once the entry has
+//! left the map its semaphore refuses, and the service looks its key up again. A removed entry
+//! may so outlive its removal until the service's next request: one per service, not per host.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -502,6 +504,7 @@ impl Hosts {
         }
     }
 
+    #[inline]
     fn became_idle(&self) {
         let idle = self.idle.fetch_add(1, AcqRel).wrapping_add(1);
         if self.too_many_idle(idle, self.len.load(Acquire)) {

@@ -987,9 +987,9 @@ async fn an_entry_entered_as_the_sweep_looks_at_it_stays() {
     use std::rc::Rc;
     let layer = PerHostLimitLayer::new(1);
     let h = layer.handle();
-    let (svc, mut handle) = per_host(layer);
+    let (mut svc, mut handle) = per_host(layer);
+    remembered_idle_entry(&mut svc, &mut handle, &h).await;
     let svc = Rc::new(RefCell::new(svc));
-    remembered_idle_entry(&mut svc.borrow_mut(), &mut handle, &h).await;
     let entered = Rc::new(RefCell::new(None));
     let (s, e) = (svc.clone(), entered.clone());
     hooks::at(Point::Close, move || {
