@@ -79,6 +79,7 @@ impl Config {
     }
 
     /// The stats handle, if in-flight requests are to be counted in it.
+    #[inline]
     pub(crate) fn in_flight_stats(&self) -> Option<&Stats> {
         self.stats.as_ref().filter(|_| self.count_in_flight)
     }

@@ -6,14 +6,15 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use http::Request;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::AcquireError;
 
 use super::config::Config;
 use super::global::Global;
 use super::per_host::{Entry, Host, Hosts};
+use super::sem::{Queued, Sem};
 use crate::error::Error;
 
 /// How a limiter admits a request: the one thing that differs between the global and the
@@ -22,10 +23,10 @@ pub(crate) trait Admit {
     fn admit<B>(&mut self, req: &Request<B>) -> Admission;
 }
 
-/// The wait for one permit. Boxed because tokio's `acquire_owned` future cannot be named; it is
-/// only made when a request has to wait (the fast path takes a permit with `try_acquire`).
-pub(crate) type AcquireFuture =
-    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
+/// The wait for one permit. Boxed, as it was when it held tokio's `acquire_owned` future: it is
+/// only made when a request has to wait (the fast path takes a permit at once). Never fails:
+/// the semaphores of this crate are never closed to a waiter.
+pub(crate) type AcquireFuture = Pin<Box<Acquire>>;
 
 /// What a request gets when it arrives.
 pub(crate) enum Admission {
@@ -39,61 +40,74 @@ pub(crate) enum Admission {
 
 impl Admission {
     /// Admits a request to the global limit.
+    #[inline]
     pub(crate) fn global(gate: &Arc<Global>) -> Admission {
-        if let Some(permit) = gate.try_enter() {
-            return Admission::entered(Scope::Global(gate.clone()), permit);
+        if gate.try_enter() {
+            return Admission::entered(Scope::Global(gate.clone()));
         }
+        Admission::global_queue(gate)
+    }
+
+    #[cold]
+    fn global_queue(gate: &Arc<Global>) -> Admission {
         if let Err(waiting) = gate.try_queue() {
             return Admission::Refused(gate.config.refuse(waiting, &"global"));
         }
-        Admission::queued(Scope::Global(gate.clone()), gate.semaphore())
+        match gate.sem.acquire_or_queue() {
+            Queued::Waiting(id) => Admission::queued(Scope::Global(gate.clone()), id),
+            // A permit came free since the first look: no wait after all.
+            Queued::Got(_) => {
+                gate.waited_in();
+                Admission::entered(Scope::Global(gate.clone()))
+            }
+            Queued::Closed => unreachable!("the global semaphore is never closed"),
+        }
     }
 
     /// Admits a request to the limit of its host.
+    #[inline]
     pub(crate) fn host(gate: &Arc<Hosts>, entry: Entry) -> Admission {
         match entry {
-            Entry::Permit(host, permit) => {
-                Admission::entered(Scope::Host(gate.clone(), host), permit)
-            }
-            Entry::Queued(host) => {
-                let sem = host.semaphore().clone();
-                Admission::queued(Scope::Host(gate.clone(), host), &sem)
-            }
+            Entry::Permit(host) => Admission::entered(Scope::Host(gate.clone(), host)),
+            Entry::Queued(host, id) => Admission::queued(Scope::Host(gate.clone(), host), id),
             Entry::Full(host, waiting) => {
                 Admission::Refused(gate.config.refuse(waiting, host.key()))
             }
         }
     }
 
-    /// A permit was free (and is counted in the limit's own state): count it in the stats.
-    fn entered(scope: Scope, permit: OwnedSemaphorePermit) -> Admission {
+    /// A permit of `host` was taken and counted in flight ([`Hosts::try_enter`]).
+    #[inline]
+    pub(crate) fn host_entered(gate: &Arc<Hosts>, host: &Arc<Host>) -> Admission {
+        Admission::entered(Scope::Host(gate.clone(), host.clone()))
+    }
+
+    /// A permit was taken (and is counted in the limit's own state): count it in the stats.
+    #[inline]
+    fn entered(scope: Scope) -> Admission {
         if let Some(stats) = scope.config().in_flight_stats() {
             stats.in_flight_add(1);
         }
-        Admission::Now(Permit::new(scope, permit))
+        Admission::Now(Permit { scope })
     }
 
-    /// A place in the queue was taken (and is counted in the limit's own state): count it in the
-    /// stats, and register the waiter with the semaphore at once (a first poll with a no-op
-    /// waker), so the order of service is the order of `call`, not the order of first poll. If
-    /// a permit became free in between, the request goes at once.
-    fn queued(scope: Scope, sem: &Arc<Semaphore>) -> Admission {
+    /// A place in the queue was taken, and the waiter registered with the semaphore as `id`, so
+    /// the order of service is the order of `call`, not the order of first poll (both counted
+    /// in the limit's own state): count it in the stats.
+    fn queued(scope: Scope, id: u64) -> Admission {
         if let Some(stats) = &scope.config().stats {
             stats.waiting_add(1);
         }
-        let mut acquire: AcquireFuture = Box::pin(sem.clone().acquire_owned());
-        let ticket = Ticket { scope: Some(scope) };
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        match acquire.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(permit)) => Admission::Now(ticket.admit(permit)),
-            // The semaphores of this crate are never closed.
-            Poll::Ready(Err(_)) => unreachable!("limiter semaphore closed"),
-            Poll::Pending => Admission::Wait(ticket, acquire),
-        }
+        let acquire = Box::pin(Acquire {
+            scope: Some(scope.clone()),
+            id,
+        });
+        Admission::Wait(Ticket { scope: Some(scope) }, acquire)
     }
 }
 
 /// Which limiter a ticket or permit belongs to.
+#[derive(Clone)]
 pub(crate) enum Scope {
     Global(Arc<Global>),
     Host(Arc<Hosts>, Arc<Host>),
@@ -104,6 +118,13 @@ impl Scope {
         match self {
             Scope::Global(g) => &g.config,
             Scope::Host(h, _) => &h.config,
+        }
+    }
+
+    fn sem(&self) -> &Sem {
+        match self {
+            Scope::Global(g) => &g.sem,
+            Scope::Host(_, host) => &host.sem,
         }
     }
 
@@ -133,6 +154,7 @@ impl Scope {
     }
 
     /// A permit is being released: its counts go first.
+    #[inline]
     fn left(&self) {
         match self {
             Scope::Global(g) => g.left(),
@@ -143,10 +165,15 @@ impl Scope {
         }
     }
 
-    /// A permit's semaphore permit is back: it no longer uses its host's entry.
-    fn gone(&self) {
-        if let Scope::Host(h, host) = self {
-            h.release(host);
+    /// A semaphore permit goes back: to the first waiter, or free (an entry of a host that this
+    /// made idle is counted so).
+    #[inline]
+    fn give_back(&self) {
+        match self {
+            Scope::Global(g) => {
+                g.sem.release();
+            }
+            Scope::Host(h, host) => h.give_back(host),
         }
     }
 }
@@ -160,6 +187,53 @@ impl fmt::Display for Scope {
     }
 }
 
+/// The wait of one queued request for its permit: ready with a [`Granted`] permit once a
+/// release hands it one. Dropped before that, it leaves the queue; dropped after a permit was
+/// handed to it, unpolled, it gives that permit back (to the next waiter).
+pub(crate) struct Acquire {
+    scope: Option<Scope>,
+    id: u64,
+}
+
+impl Future for Acquire {
+    type Output = Result<Granted, AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let scope = self
+            .scope
+            .as_ref()
+            .expect("Acquire polled after completion");
+        ready!(scope.sem().poll_acquire(self.id, cx));
+        Poll::Ready(Ok(Granted {
+            scope: self.scope.take(),
+        }))
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            if scope.sem().cancel(self.id) {
+                scope.give_back();
+            }
+        }
+    }
+}
+
+/// A permit handed to a waiter, not yet counted in flight: [`Ticket::admit`] counts it, and
+/// dropped instead, it goes back (to the next waiter).
+pub(crate) struct Granted {
+    scope: Option<Scope>,
+}
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            scope.give_back();
+        }
+    }
+}
+
 /// A place in a waiting queue. Dropped without [`Ticket::admit`], it gives the place back.
 pub(crate) struct Ticket {
     scope: Option<Scope>,
@@ -167,10 +241,11 @@ pub(crate) struct Ticket {
 
 impl Ticket {
     /// Turns the place in the queue into a place in flight.
-    pub(crate) fn admit(mut self, permit: OwnedSemaphorePermit) -> Permit {
+    pub(crate) fn admit(mut self, mut permit: Granted) -> Permit {
         let scope = self.scope.take().expect("a ticket is admitted once");
         scope.waited_in();
-        Permit::new(scope, permit)
+        drop(permit.scope.take());
+        Permit { scope }
     }
 
     pub(crate) fn scope(&self) -> &Scope {
@@ -186,31 +261,20 @@ impl Drop for Ticket {
     }
 }
 
-/// A place in flight: a semaphore permit plus the counts it keeps. Released on drop.
+/// A place in flight: a permit of its limit's semaphore plus the counts it keeps. Released on
+/// drop.
 pub(crate) struct Permit {
     scope: Scope,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl Permit {
-    /// A permit whose counts are already raised.
-    fn new(scope: Scope, permit: OwnedSemaphorePermit) -> Permit {
-        Permit {
-            scope,
-            permit: Some(permit),
-        }
-    }
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         // In this order: the counts first, so a waiter woken by the release is never counted
         // while this one still is (the in-flight count never exceeds the limit); then the
-        // semaphore permit; then the use of the host's entry, so an entry seen idle has all its
-        // permits back (a request finding it idle is never refused for a permit on its way).
+        // semaphore permit (which leaves a host's entry idle once its last user is gone).
         self.scope.left();
-        drop(self.permit.take());
-        self.scope.gone();
+        self.scope.give_back();
     }
 }
 

@@ -3,16 +3,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
-use std::sync::Arc;
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::Config;
+use super::sem::Sem;
 
 /// The state of one global limit, shared by every service a layer makes.
 pub(crate) struct Global {
     pub(crate) config: Config,
-    sem: Arc<Semaphore>,
+    pub(crate) sem: Sem,
     waiting: AtomicUsize,
     in_flight: AtomicUsize,
 }
@@ -31,7 +29,7 @@ impl fmt::Debug for Global {
 impl Global {
     pub(crate) fn new(config: Config) -> Global {
         Global {
-            sem: Arc::new(Semaphore::new(config.limit)),
+            sem: Sem::new(config.limit),
             config,
             waiting: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -47,19 +45,18 @@ impl Global {
     }
 
     pub(crate) fn available(&self) -> usize {
-        self.sem.available_permits()
+        self.sem.available()
     }
 
-    pub(crate) fn semaphore(&self) -> &Arc<Semaphore> {
-        &self.sem
-    }
-
-    /// A permit if one is free, counted in flight. tokio hands released permits straight to
-    /// queued waiters, so this succeeds only when nobody is queued: it never jumps the queue.
-    pub(crate) fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.sem.clone().try_acquire_owned().ok()?;
+    /// A permit if one is free, counted in flight. Released permits go straight to queued
+    /// waiters, so this succeeds only when nobody is queued: it never jumps the queue.
+    #[inline]
+    pub(crate) fn try_enter(&self) -> bool {
+        if self.sem.try_acquire().is_err() {
+            return false;
+        }
         self.in_flight.fetch_add(1, AcqRel);
-        Some(permit)
+        true
     }
 
     /// A place in the queue, counted as waiting; `Err(waiting)` when the queue is full.

@@ -218,15 +218,31 @@ impl<S> Layer<S> for PerHostLimitLayer {
 }
 
 impl Admit for PerHostLimitLayer {
+    /// A client mostly sends to the host it sent to last: a URI spelled as the last one (scheme
+    /// and authority byte for byte) has the last key, and while that entry is still in the map
+    /// it is the entry, found without parsing, hashing, probing or locking the map again.
+    #[inline]
     fn admit<B>(&mut self, req: &Request<B>) -> Admission {
+        let uri = req.uri();
+        if let (Some(last), Some(authority)) = (&self.last, uri.authority()) {
+            if last.key.is_spelled(uri.scheme(), authority) && self.gate.try_enter(&last.host) {
+                return Admission::host_entered(&self.gate, &last.host);
+            }
+        }
+        self.admit_slow(req)
+    }
+}
+
+impl PerHostLimitLayer {
+    /// Admission when the last entry gave no permit at once: another host, no permit free (the
+    /// request queues, under the map's lock), or the last entry removed since.
+    #[cold]
+    fn admit_slow<B>(&mut self, req: &Request<B>) -> Admission {
         let uri = req.uri();
         let Some(authority) = uri.authority() else {
             let entry = self.gate.enter(&HostKey::of(req));
             return Admission::host(&self.gate, entry);
         };
-        // A client mostly sends to the host it sent to last: a URI spelled as the last one
-        // (scheme and authority byte for byte) has the last key, and while that entry is still
-        // in the map it is the entry, found without parsing, hashing or probing again.
         let entry = match &self.last {
             Some(last) if last.key.is_spelled(uri.scheme(), authority) => {
                 match self.gate.enter_known(&last.host) {

@@ -74,6 +74,7 @@ mod global;
 mod handle;
 mod layer;
 mod per_host;
+mod sem;
 mod service;
 
 pub use self::adaptive::{
@@ -90,6 +91,8 @@ pub use self::service::{ConcurrencyLimit, PerHostLimit};
 
 #[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod sem_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "preset")]

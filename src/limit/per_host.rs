@@ -1,37 +1,37 @@
 //! Per-host state: one FIFO semaphore per scheme + authority, created on a host's first request.
 //! Like `global.rs`, it knows nothing of tickets and permits; `gate.rs` turns it into them.
 //!
-//! The map sits behind one mutex, taken once to admit a request (find or create the entry and
-//! count the request as one of its users) and once more by the last user to leave. An entry
-//! with no user stays in the map (so a host that sends one request at a time does not build
-//! and drop its entry on every request) until idle entries outnumber both the hosts in use and
-//! the configured bound ([`Config::max_idle_hosts`], 64 by default); then every idle entry is
-//! removed at once. Memory follows the hosts in use, plus at most that many idle ones. Users
-//! are added and the last one leaves only under the lock, so an entry seen with no user under
-//! the lock has none and none can appear. Tickets and permits hold an `Arc` of their entry, so
-//! their counts change without the lock.
+//! The map sits behind one mutex, taken to find or create a host's entry, to queue a request
+//! (so the entry cannot leave the map meanwhile) and to remove idle entries. An entry is idle
+//! exactly when its semaphore is (every permit free, nobody waiting); an idle entry stays in the
+//! map (so a host that sends one request at a time does not build and drop its entry on every
+//! request) until idle entries outnumber both the hosts in use and the configured bound
+//! ([`Config::max_idle_hosts`], 64 by default); then every idle entry is removed at once. Memory
+//! follows the hosts in use, plus at most that many idle ones. The sweep removes an entry only by
+//! closing its semaphore, with a compare-and-swap that succeeds only while it is idle, and a
+//! closed semaphore gives no permit: so an entry seen idle and closed has no user and none can
+//! appear. Tickets and permits hold an `Arc` of their entry, so their counts change without the
+//! lock; idle entries are counted in an atomic that each change between idle and in use moves.
 //!
 //! The key's hash is computed once per request (SipHash with a per-process random key, as
 //! std's `HashMap`), not on every probe of the map. A service remembers the key and entry of
-//! its last request: a request spelled alike skips the key and the lookup, and is counted in
-//! that entry under the lock as long as the entry is still in the map (an entry taken out is
-//! marked so under the lock; the service then looks its key up again). A removed entry may so
-//! outlive its removal until the service's next request: one per service, not per host.
+//! its last request: a request spelled alike skips the key and the lookup, and takes a free
+//! permit of that entry with one compare-and-swap, without the map's lock; once the entry has
+//! left the map its semaphore refuses, and the service looks its key up again. A removed entry
+//! may so outlive its removal until the service's next request: one per service, not per host.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{
-    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release,
-};
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use http::uri::{Authority, Scheme};
 use http::Request;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::Config;
+use super::sem::{Busy, Queued, Sem};
 
 /// The key of a host: scheme, host (compared without case) and port, the scheme's default port
 /// filled in, so `http://Example.com` and `http://example.com:80` share one limit.
@@ -146,11 +146,21 @@ impl HostKey {
         h.finish()
     }
 
-    /// Whether this is the key of a URI with exactly this scheme and authority, spelled alike
-    /// byte for byte (then [`HostKey::of`] would make an equal key).
+    /// Whether this is the key of a URI with this scheme and exactly this authority, spelled
+    /// alike byte for byte (then [`HostKey::of`] would make an equal key).
+    ///
+    /// A URI cloned from the one the key was made of shares its bytes: then the authority is
+    /// known to be the same without comparing it (the key holds those bytes, so they cannot
+    /// have changed). Schemes are compared as `http` compares them (the standard ones without
+    /// reading a string; others without case, as the key does).
+    #[inline]
     pub(crate) fn is_spelled(&self, scheme: Option<&Scheme>, authority: &Authority) -> bool {
-        self.authority.as_ref().map(Authority::as_str) == Some(authority.as_str())
-            && self.scheme.as_ref().map(Scheme::as_str) == scheme.map(Scheme::as_str)
+        let Some(mine) = &self.authority else {
+            return false;
+        };
+        let (a, b) = (mine.as_str(), authority.as_str());
+        let same = (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b;
+        same && self.scheme.as_ref() == scheme
     }
 
     fn scheme(&self) -> &str {
@@ -221,31 +231,24 @@ impl fmt::Display for HostKey {
     }
 }
 
-/// One host's limit. Its counts are atomics, so a request that holds the entry (through its
-/// ticket or permit) updates them without the map's lock; only finding or creating the entry,
-/// the last user leaving, and removing idle entries take the lock.
+/// One host's limit. Its semaphore and counts are atomics, so a request that holds the entry
+/// (through its ticket or permit) updates them without the map's lock, and a service enters its
+/// remembered entry without it too; only finding or creating an entry, queueing a request, and
+/// removing idle entries take the lock.
 pub(crate) struct Host {
     /// Kept here, once per host, for reports: tickets and permits hold the entry, not a key.
     key: HostKey,
-    sem: Arc<Semaphore>,
+    /// Idle (every permit free, nobody waiting) exactly when no ticket or permit uses the entry;
+    /// closed, once, when it is idle and taken out of the map (under the map's lock), so an entry
+    /// seen idle and closed has no user and none can appear.
+    pub(crate) sem: Sem,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
-    /// Tickets and permits holding this entry. Raised only under the map's lock, and lowered to
-    /// zero only under it, so an entry seen at zero under the lock has no user and none can
-    /// appear.
-    users: AtomicUsize,
-    /// Taken out of the map (as idle). Set only under the map's lock, so an entry seen in the
-    /// map under the lock is this one: a service's remembered entry is used only then.
-    removed: AtomicBool,
 }
 
 impl Host {
     pub(crate) fn key(&self) -> &HostKey {
         &self.key
-    }
-
-    pub(crate) fn semaphore(&self) -> &Arc<Semaphore> {
-        &self.sem
     }
 }
 
@@ -266,9 +269,9 @@ impl fmt::Debug for Last {
 /// What a request finds at its host (see [`Hosts::enter`]); the host's entry comes with it.
 pub(crate) enum Entry {
     /// A permit was free; it is counted in flight.
-    Permit(Arc<Host>, OwnedSemaphorePermit),
-    /// No permit free: it is counted as waiting, and must wait on the host's semaphore.
-    Queued(Arc<Host>),
+    Permit(Arc<Host>),
+    /// No permit free: it is counted as waiting, queued on the host's semaphore with this id.
+    Queued(Arc<Host>, u64),
     /// No permit free and this many already wait: the queue is full. Nothing was counted.
     Full(Arc<Host>, usize),
 }
@@ -277,21 +280,23 @@ impl Entry {
     /// The host's entry.
     pub(crate) fn host(&self) -> &Arc<Host> {
         match self {
-            Entry::Permit(host, _) | Entry::Queued(host) | Entry::Full(host, _) => host,
+            Entry::Permit(host) | Entry::Queued(host, _) | Entry::Full(host, _) => host,
         }
     }
 }
 
-/// The map and how many of its entries have no user.
-struct Map {
-    hosts: HashMap<HostKey, Arc<Host>, BuildHasherDefault<KeyHasher>>,
-    idle: usize,
-}
+type Map = HashMap<HostKey, Arc<Host>, BuildHasherDefault<KeyHasher>>;
 
 /// Every host's limit, shared by every service a layer makes.
 pub(crate) struct Hosts {
     pub(crate) config: Config,
     map: Mutex<Map>,
+    /// Entries in the map: changed under the lock, read without it.
+    len: AtomicUsize,
+    /// Idle entries in the map. Each change of an entry between idle and in use (and each new or
+    /// removed entry) moves it by one, without the lock, so it is exact whenever no request is
+    /// entering or leaving; meanwhile it may be off by those in progress (wrapping below zero).
+    idle: AtomicUsize,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
 }
@@ -314,10 +319,9 @@ impl Hosts {
     pub(crate) fn new(config: Config) -> Hosts {
         Hosts {
             config,
-            map: Mutex::new(Map {
-                hosts: HashMap::default(),
-                idle: 0,
-            }),
+            map: Mutex::new(HashMap::default()),
+            len: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
         }
@@ -328,21 +332,32 @@ impl Hosts {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Idle entries, as far as the count can tell (see `idle`), at most `len`.
+    fn idle_now(&self, len: usize) -> usize {
+        let idle = self.idle.load(Acquire);
+        // Below zero (wrapped) for a moment: a request made an entry busy before the leave of
+        // its last user was counted.
+        if (idle as isize) < 0 {
+            return 0;
+        }
+        idle.min(len)
+    }
+
     /// Hosts with a request in flight or waiting.
     pub(crate) fn hosts(&self) -> usize {
         let map = self.lock();
-        map.hosts.len() - map.idle
+        map.len() - self.idle_now(map.len())
     }
 
     /// Entries in the map, idle ones included.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
-        self.lock().hosts.len()
+        self.lock().len()
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.lock().hosts.capacity()
+        self.lock().capacity()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
@@ -355,7 +370,7 @@ impl Hosts {
 
     /// (in flight, waiting) for one host.
     pub(crate) fn counts(&self, key: &HostKey) -> (usize, usize) {
-        self.lock().hosts.get(key).map_or((0, 0), |h| {
+        self.lock().get(key).map_or((0, 0), |h| {
             (h.in_flight.load(Acquire), h.waiting.load(Acquire))
         })
     }
@@ -363,59 +378,102 @@ impl Hosts {
     /// Finds or creates the entry of `key` and counts the request in it: in flight if a permit
     /// is free, waiting if the queue has room.
     pub(crate) fn enter(&self, key: &HostKey) -> Entry {
-        let limit = self.config.limit;
         let mut map = self.lock();
-        let host = match map.hosts.get(key) {
+        let host = match map.get(key) {
             Some(host) => host.clone(),
             None => {
                 let host = Arc::new(Host {
                     key: key.clone(),
-                    sem: Arc::new(Semaphore::new(limit)),
+                    sem: Sem::new(self.config.limit),
                     in_flight: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
-                    users: AtomicUsize::new(0),
-                    removed: AtomicBool::new(false),
                 });
-                // A new entry counts as idle until its first user is added below.
-                map.hosts.insert(key.clone(), host.clone());
-                map.idle += 1;
+                // A new entry is idle until its first user takes a permit below.
+                map.insert(key.clone(), host.clone());
+                self.len.store(map.len(), Release);
+                self.idle.fetch_add(1, AcqRel);
                 host
             }
         };
         self.enter_at(map, host)
     }
 
-    /// Like [`enter`](Self::enter), at an entry the caller found before (the entry of its last
-    /// request): `None`, and nothing counted, when that entry has left the map since.
-    pub(crate) fn enter_known(&self, host: &Arc<Host>) -> Option<Entry> {
-        let map = self.lock();
-        if host.removed.load(Acquire) {
-            return None;
-        }
-        Some(self.enter_at(map, host.clone()))
+    /// Takes a free permit of `host`, an entry the caller found before (the entry of its last
+    /// request), and counts it in flight, all without the map's lock: `false`, and nothing
+    /// counted, if no permit is free or the entry has left the map since (its semaphore refuses
+    /// every permit once it is closed, and it is closed as it leaves the map).
+    #[inline]
+    pub(crate) fn try_enter(&self, host: &Host) -> bool {
+        let Ok(was_idle) = host.sem.try_acquire() else {
+            return false;
+        };
+        self.count_entered(host, was_idle);
+        true
     }
 
-    /// Counts the request in `host`, an entry of the map, under the lock `map`.
-    fn enter_at(&self, mut map: MutexGuard<'_, Map>, host: Arc<Host>) -> Entry {
-        if let Ok(permit) = host.sem.clone().try_acquire_owned() {
-            add_user(&mut map, &host);
-            drop(map);
-            host.in_flight.fetch_add(1, AcqRel);
-            self.in_flight.fetch_add(1, AcqRel);
-            return Entry::Permit(host, permit);
+    /// Like [`enter`](Self::enter), at an entry the caller found before (the entry of its last
+    /// request): `None`, and nothing counted, when that entry has left the map since. A permit
+    /// free is taken without the map's lock; only a request that must queue takes the lock.
+    pub(crate) fn enter_known(&self, host: &Arc<Host>) -> Option<Entry> {
+        match host.sem.try_acquire() {
+            Ok(was_idle) => Some(self.entered(host.clone(), was_idle)),
+            Err(Busy::Closed) => None,
+            Err(Busy::Full) => {
+                let map = self.lock();
+                // Entries are closed only under the lock, as they leave the map.
+                if host.sem.is_closed() {
+                    return None;
+                }
+                Some(self.enter_at(map, host.clone()))
+            }
         }
-        // No permit free means a permit holder uses this entry: it is not idle.
-        // `waiting` is raised only here, under the lock, so it never passes the bound.
-        let waiting = host.waiting.load(Acquire);
-        if waiting >= self.config.max_waiting {
+    }
+
+    /// A permit was taken from `host`: counts it in flight (and the entry as in use).
+    fn entered(&self, host: Arc<Host>, was_idle: bool) -> Entry {
+        self.count_entered(&host, was_idle);
+        Entry::Permit(host)
+    }
+
+    #[inline]
+    fn count_entered(&self, host: &Host, was_idle: bool) {
+        if was_idle {
+            self.idle.fetch_sub(1, AcqRel);
+        }
+        host.in_flight.fetch_add(1, AcqRel);
+        self.in_flight.fetch_add(1, AcqRel);
+    }
+
+    /// Counts the request in `host`, an entry of the map, under the lock `map` (so it is not
+    /// closed meanwhile).
+    fn enter_at(&self, map: MutexGuard<'_, Map>, host: Arc<Host>) -> Entry {
+        if let Ok(was_idle) = host.sem.try_acquire() {
+            drop(map);
+            return self.entered(host, was_idle);
+        }
+        let max = self.config.max_waiting;
+        if let Err(waiting) = host
+            .waiting
+            .fetch_update(AcqRel, Acquire, |w| (w < max).then_some(w + 1))
+        {
             drop(map);
             return Entry::Full(host, waiting);
         }
-        add_user(&mut map, &host);
-        host.waiting.fetch_add(1, AcqRel);
+        let queued = host.sem.acquire_or_queue();
         drop(map);
-        self.waiting.fetch_add(1, AcqRel);
-        Entry::Queued(host)
+        match queued {
+            Queued::Waiting(id) => {
+                self.waiting.fetch_add(1, AcqRel);
+                Entry::Queued(host, id)
+            }
+            // A permit came free since the first look: no wait after all.
+            Queued::Got(was_idle) => {
+                host.waiting.fetch_sub(1, AcqRel);
+                self.entered(host, was_idle)
+            }
+            // Entries are closed only under the lock, as they leave the map.
+            Queued::Closed => unreachable!("an entry of the map is closed"),
+        }
     }
 
     pub(crate) fn waited_in(&self, host: &Host) {
@@ -425,57 +483,67 @@ impl Hosts {
         self.in_flight.fetch_add(1, AcqRel);
     }
 
-    pub(crate) fn gave_up(&self, host: &Arc<Host>) {
+    pub(crate) fn gave_up(&self, host: &Host) {
         host.waiting.fetch_sub(1, AcqRel);
         self.waiting.fetch_sub(1, AcqRel);
-        self.release(host);
     }
 
-    /// A permit is being released (its use of the entry ends with [`Hosts::release`], once its
-    /// semaphore permit is back).
-    pub(crate) fn left(&self, host: &Arc<Host>) {
+    /// A permit is being released (its semaphore permit goes back next, with
+    /// [`Hosts::give_back`]).
+    pub(crate) fn left(&self, host: &Host) {
         host.in_flight.fetch_sub(1, AcqRel);
         self.in_flight.fetch_sub(1, AcqRel);
     }
 
-    /// One user fewer. All but the last leave without the lock; the last one leaves under it,
-    /// marks the entry idle, and removes every idle entry once they are too many.
-    pub(crate) fn release(&self, host: &Arc<Host>) {
-        if host
-            .users
-            .fetch_update(AcqRel, Acquire, |u| (u > 1).then(|| u - 1))
-            .is_ok()
-        {
-            return;
-        }
-        let mut map = self.lock();
-        if host.users.fetch_sub(1, AcqRel) != 1 {
-            return; // a new user arrived between the check and the lock
-        }
-        map.idle += 1;
-        let in_use = map.hosts.len() - map.idle;
-        if map.idle > self.config.max_idle_hosts && map.idle > in_use {
-            map.hosts.retain(|_, h| {
-                let keep = h.users.load(Acquire) > 0;
-                if !keep {
-                    h.removed.store(true, Release);
-                }
-                keep
-            });
-            map.idle = 0;
-            // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
-            let (len, cap) = (map.hosts.len(), map.hosts.capacity());
-            if cap > MIN_CAPACITY && len * 4 < cap {
-                map.hosts.shrink_to((len * 2).max(MIN_CAPACITY));
-            }
+    /// A permit of `host` goes back. If that made the entry idle, it is counted so, and every
+    /// idle entry is removed once they are too many.
+    #[inline]
+    pub(crate) fn give_back(&self, host: &Host) {
+        if host.sem.release() {
+            self.became_idle();
         }
     }
-}
 
-/// Adds a user to `host` (under the map's lock); an idle entry is idle no more.
-fn add_user(map: &mut Map, host: &Host) {
-    if host.users.fetch_add(1, AcqRel) == 0 {
-        map.idle -= 1;
+    #[inline]
+    fn became_idle(&self) {
+        let idle = self.idle.fetch_add(1, AcqRel).wrapping_add(1);
+        if self.too_many_idle(idle, self.len.load(Acquire)) {
+            self.sweep();
+        }
+    }
+
+    /// Whether idle entries outnumber both the bound and the entries in use.
+    fn too_many_idle(&self, idle: usize, len: usize) -> bool {
+        idle > self.config.max_idle_hosts && idle > len.saturating_sub(idle)
+    }
+
+    /// Removes every idle entry, if they are still too many (the counts are read again under
+    /// the lock). An entry is removed only if it is closed, which succeeds only while it is idle.
+    #[cold]
+    pub(crate) fn sweep(&self) {
+        let mut map = self.lock();
+        if !self.too_many_idle(self.idle_now(map.len()), map.len()) {
+            return;
+        }
+        self.remove_idle(&mut map);
+    }
+
+    /// Removes every idle entry now, whatever the counts (tests only).
+    #[cfg(test)]
+    pub(crate) fn remove_idle_now(&self) {
+        self.remove_idle(&mut self.lock());
+    }
+
+    fn remove_idle(&self, map: &mut Map) {
+        let before = map.len();
+        map.retain(|_, h| !h.sem.close_if_idle());
+        self.idle.fetch_sub(before - map.len(), AcqRel);
+        self.len.store(map.len(), Release);
+        // Keep memory proportional to the hosts in use now, not to the busiest moment ever.
+        let (len, cap) = (map.len(), map.capacity());
+        if cap > MIN_CAPACITY && len * 4 < cap {
+            map.shrink_to((len * 2).max(MIN_CAPACITY));
+        }
     }
 }
 

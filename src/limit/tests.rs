@@ -923,3 +923,155 @@ async fn an_inner_service_that_failed_is_never_used_again() {
         "the permit went back each time"
     );
 }
+
+/// Makes `http://a.example/`'s entry the remembered one of `svc`, and leaves it idle in the map.
+async fn remembered_idle_entry(
+    svc: &mut mock::Spawn<PerHostLimit<Mock>>,
+    handle: &mut Handle,
+    h: &PerHostHandle,
+) {
+    let mut f = call(svc, "http://a.example/0");
+    assert_pending!(f.poll());
+    let (_, tx) = answer(handle).await;
+    drop((assert_ready_ok!(f.poll()), tx));
+    assert_eq!((h.hosts(), h.gate.entries()), (0, 1), "idle, kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remembered_entry_removed_as_a_request_enters_it_is_not_used() {
+    // The service's remembered entry is idle in the map. A request to it sees a permit free
+    // (without the map's lock), and the entry is removed as idle before the request takes that
+    // permit: the request must not take it (a permit of an entry no other request can see, so
+    // the host's limit would not hold) but find the host's entry anew.
+    use super::sem::{hooks, Point};
+    let layer = PerHostLimitLayer::new(1);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    remembered_idle_entry(&mut svc, &mut handle, &h).await;
+    let gate = h.gate.clone();
+    hooks::at(Point::Acquire, move || gate.remove_idle_now());
+    let mut a1 = call(&mut svc, "http://a.example/1");
+    assert!(hooks::ran(), "the entry was removed inside the window");
+    assert_pending!(a1.poll());
+    let (_, a1_tx) = answer(&mut handle).await;
+    let a1 = assert_ready_ok!(a1.poll());
+    let a: http::Uri = "http://a.example/".parse().unwrap();
+    assert_eq!(
+        (h.in_flight_for(&a), h.hosts(), h.gate.entries()),
+        (1, 1, 1),
+        "counted in the host's entry in the map"
+    );
+    // The limit of 1 holds for the next request, remembered entry or not.
+    let mut a2 = call(&mut svc, "http://a.example/2");
+    assert_pending!(a2.poll());
+    no_request(&mut handle);
+    assert_eq!(h.waiting_for(&a), 1);
+    drop((a1, a1_tx));
+    assert_pending!(a2.poll());
+    let (uri, _tx) = answer(&mut handle).await;
+    assert_eq!(uri, "http://a.example/2");
+    drop(assert_ready_ok!(a2.poll()));
+    assert_eq!(
+        (h.hosts(), h.in_flight(), h.waiting(), h.gate.entries()),
+        (0, 0, 0, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_entry_entered_as_the_sweep_looks_at_it_stays() {
+    // The sweep sees an entry idle; a request enters it through the service's remembered entry
+    // (without the map's lock) before the sweep takes it out: the entry must stay in the map,
+    // in use, or the next request would make a second entry (a second limit) for the host.
+    use super::sem::{hooks, Point};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let layer = PerHostLimitLayer::new(1);
+    let h = layer.handle();
+    let (mut svc, mut handle) = per_host(layer);
+    remembered_idle_entry(&mut svc, &mut handle, &h).await;
+    let svc = Rc::new(RefCell::new(svc));
+    let entered = Rc::new(RefCell::new(None));
+    let (s, e) = (svc.clone(), entered.clone());
+    hooks::at(Point::Close, move || {
+        *e.borrow_mut() = Some(call(&mut s.borrow_mut(), "http://a.example/1"));
+    });
+    h.gate.remove_idle_now();
+    assert!(hooks::ran(), "the request entered inside the window");
+    let mut a1 = entered.borrow_mut().take().unwrap();
+    assert_pending!(a1.poll());
+    let (_, a1_tx) = answer(&mut handle).await;
+    let a1 = assert_ready_ok!(a1.poll());
+    let a: http::Uri = "http://a.example/".parse().unwrap();
+    assert_eq!(
+        (h.in_flight_for(&a), h.hosts(), h.gate.entries()),
+        (1, 1, 1),
+        "the entry in use stayed"
+    );
+    // A request to the host spelled otherwise (looked up in the map) finds that entry.
+    let mut a2 = call(&mut svc.borrow_mut(), "http://A.example:80/2");
+    assert_pending!(a2.poll());
+    no_request(&mut handle);
+    assert_eq!(h.waiting_for(&a), 1);
+    drop((a1, a1_tx));
+    assert_pending!(a2.poll());
+    let (_, _tx) = answer(&mut handle).await;
+    drop(assert_ready_ok!(a2.poll()));
+    assert_eq!((h.hosts(), h.in_flight(), h.waiting()), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remembered_entries_race_their_removal_safely() {
+    // With no idle entry kept, every request that leaves its host idle removes the host's
+    // entry, while other tasks enter that same entry through their service's remembered one,
+    // without the map's lock. A request admitted by a removed entry would be a second limit for
+    // its host: the inner service would see two requests to one host at once.
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+    use tower::{Layer, Service, ServiceExt};
+    let active: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let peak = Arc::new(AtomicUsize::new(0));
+    let layer = PerHostLimitLayer::new(1)
+        .max_waiting(usize::MAX)
+        .max_idle_hosts(0);
+    let h = layer.handle();
+    let (a, p) = (active.clone(), peak.clone());
+    let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+        let host = req.uri().host().unwrap().to_string();
+        let mut map = a.lock().unwrap();
+        let n = map.entry(host.clone()).or_default();
+        *n += 1;
+        p.fetch_max(*n, SeqCst);
+        drop(map);
+        let a = a.clone();
+        async move {
+            tokio::task::yield_now().await;
+            *a.lock().unwrap().get_mut(&host).unwrap() -= 1;
+            Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Empty::<Bytes>::new()))
+        }
+    }));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            // Each task keeps its own service, so its remembered entry is used.
+            let mut svc = svc.clone();
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                for i in 0..2_000 {
+                    let host = if i % 5 == 0 { t + 1 } else { t } % 4;
+                    let uri = format!("http://h{host}.example/");
+                    let resp = svc.ready().await.unwrap().call(req(&uri)).await;
+                    drop(resp.unwrap());
+                    if peak.load(SeqCst) > 1 {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(peak.load(SeqCst), 1, "two requests to one host at once");
+    assert_eq!((h.hosts(), h.in_flight(), h.waiting()), (0, 0, 0));
+    assert_eq!(h.gate.entries(), 0, "idle entries left with a bound of 0");
+}
