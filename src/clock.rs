@@ -250,6 +250,21 @@ impl LazySleep {
             });
             self.0 = Some(armed);
         }
+        let Some(armed) = &mut self.0 else {
+            unreachable!("armed above")
+        };
+        let mut armed = armed.as_mut().project();
+        if armed.sleep.deadline() < at {
+            // A timer handed on is set for its last owner's instant, earlier than this one's
+            // (instants move on with time): left there, it wakes this task once too early and
+            // is moved then, instead of being moved for every request.
+            // Polled each time (no waker kept): a request waits for its headers in few polls.
+            if armed.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Its early instant came: now it is moved to this one.
+            *armed.waker = None;
+        }
         self.poll_until(at, cx)
     }
 
@@ -369,6 +384,36 @@ mod tests {
             .is_pending());
         plain.recycle(&pool);
         assert_eq!(pool.len(), 0);
+    }
+
+    #[cfg(feature = "preset")]
+    #[tokio::test(start_paused = true)]
+    async fn a_pooled_timer_set_earlier_wakes_early_once_and_fires_at_the_new_instant() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let pool = SleepPool::default();
+        let mut first = LazySleep::default();
+        let old = Instant::now() + Duration::from_secs(1);
+        assert!(first.poll_until_pooled(&pool, old, &mut cx).is_pending());
+        first.recycle(&pool);
+        // The next owner's instant is later: the timer is left at the old one.
+        let mut second = LazySleep::default();
+        let at = Instant::now() + Duration::from_secs(3);
+        let mut task = tokio_test::task::spawn(std::future::poll_fn(|cx| {
+            second.poll_until_pooled(&pool, at, cx)
+        }));
+        tokio_test::assert_pending!(task.poll());
+        assert_eq!(pool.len(), 0, "taken");
+        // The old instant wakes this task, but is not its bound: moved, still pending.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(task.is_woken(), "woken at the old instant");
+        tokio_test::assert_pending!(task.poll());
+        tokio::time::advance(Duration::from_millis(1_999)).await;
+        assert!(!task.is_woken());
+        tokio_test::assert_pending!(task.poll());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(task.is_woken());
+        tokio_test::assert_ready!(task.poll());
     }
 
     #[cfg(feature = "preset")]
