@@ -85,6 +85,7 @@ impl SleepPool {
     /// The most timers kept: more than a client has requests waiting at once is waste.
     const CAP: usize = 64;
 
+    #[inline]
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         // Pushes and pops only: a poisoned list is still a list.
         self.0
@@ -278,6 +279,7 @@ impl LazySleep {
 
     /// The timer, if a pool made it, made fit to go back to it; this one is unarmed again.
     #[cfg(feature = "preset")]
+    #[inline]
     fn for_pool(&mut self) -> Option<Pin<Box<Armed>>> {
         let mut armed = self.0.take().filter(|a| a.runtime.is_some())?;
         // The last owner's task is not kept alive by the pool (tokio's entry keeps its waker

@@ -198,7 +198,6 @@ where
     B::Error: Into<BoxError>,
 {
     let key = key_of(req.uri())?;
-    let deadline = deadline_of(&req, clock_of(&req));
     // An outer response-header clock starts once the connection is obtained: the wait for it
     // is bounded by the acquire timeout, a dial by the connect timeout. It is held only if the
     // checkout waits (see `held_while_waiting`).
@@ -214,6 +213,8 @@ where
     loop {
         // Boxed once: a checkout is about 250 bytes, and the response body keeps it.
         let clock = clock_of(&req);
+        // The same on a retry (the request handed back carries what it carried).
+        let deadline = deadline_of(&req, clock);
         let mut lease = Box::new(if fresh || retry_fresh {
             let checkout = pool.checkout_fresh_until(key.clone(), deadline);
             held_while_waiting(checkout, clock, &mut hold).await?
