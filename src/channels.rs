@@ -173,6 +173,7 @@ mod header_clock {
         /// When the clock started: `entered` if no hold was ever taken, the release of the last hold
         /// otherwise; `None` while held (and `cx` is woken when it starts).
         #[cfg(feature = "timeout")]
+        #[inline]
         pub(crate) fn poll_started(
             &self,
             entered: Instant,

@@ -271,6 +271,7 @@ impl LazySleep {
 
     /// Gives the timer (if one was made for a pool) back to `pool`; this one is unarmed again.
     #[cfg(feature = "preset")]
+    #[inline]
     pub(crate) fn recycle(&mut self, pool: &SleepPool) {
         if let Some(armed) = self.for_pool() {
             pool.put(armed);

@@ -119,6 +119,7 @@ impl<B> Core<B> {
     }
 }
 
+#[inline]
 fn unwatch(leak: &mut Option<LeakKey>, config: &Config) {
     if let (Some(key), Some(registry)) = (leak.take(), &config.drain.leaks) {
         registry.remove(key);
