@@ -64,10 +64,11 @@ pin_project_lite::pin_project! {
 /// Timers that a client's requests hand on to each other, so that a request on the fast path
 /// neither allocates one nor goes through the timer wheel's lock.
 ///
-/// A timer given back stays in tokio's wheel at its old instant; the next request moves it
-/// later, which tokio does with one atomic operation (it re-files the entry only when the old
-/// instant comes). A timer is only taken by a request on the runtime it was made on, and the
-/// pool keeps at most [`SleepPool::CAP`] of them; others are dropped as before.
+/// A timer given back stays in tokio's wheel at its old instant; the next request, whose
+/// instant is later, leaves it there and is woken once too early, when it moves it (see
+/// [`LazySleep::poll_until_pooled`]). A timer is only taken by a request on the runtime it was
+/// made on, and the pool keeps at most [`SleepPool::CAP`] of them; others are dropped as
+/// before. Response-header clocks that nothing else holds are kept with them.
 #[cfg(feature = "preset")]
 #[derive(Debug, Default)]
 pub(crate) struct SleepPool(std::sync::Mutex<Kept>);
