@@ -95,6 +95,8 @@ mod interleavings;
 mod sem_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_tests;
 #[cfg(feature = "preset")]
 pub(crate) use self::gate::{AcquireFuture, Admission, Admit, Permit, Ticket};
 #[cfg(feature = "preset")]

@@ -172,10 +172,13 @@ impl Sem {
             // Only a hand-off takes a waiter out of the queue while it is waiting.
             return Poll::Ready(());
         };
-        match &mut q.waiters[i].waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        let old = match &mut q.waiters[i].waker {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            slot => slot.replace(cx.waker().clone()),
+        };
+        drop(q);
+        // A waker's drop may run any code (even one on this semaphore): not under the lock.
+        drop(old);
         Poll::Pending
     }
 
@@ -186,18 +189,21 @@ impl Sem {
         let Some(i) = q.find(id) else {
             return true;
         };
+        q.live -= 1;
         let w = &mut q.waiters[i];
         w.left = true;
-        w.waker = None;
-        q.live -= 1;
+        let waker = w.waker.take();
         if q.live == 0 {
             q.waiters.clear();
             // No permit is free (waiters were queued): the releases to come add them.
             self.state.fetch_and(!QUEUED, AcqRel);
         } else if q.waiters.len() > 2 * q.live + 8 {
-            // Memory follows the waiters, not the cancellations.
+            // The queue's length follows the waiters, not the cancellations.
             q.waiters.retain(|w| !w.left);
         }
+        drop(q);
+        // Not under the lock (see `poll_acquire`).
+        drop(waker);
         false
     }
 
