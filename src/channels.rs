@@ -50,7 +50,8 @@ mod header_clock {
 
     /// Holds back a response-header clock until the request is on its way (who puts it in the
     /// request and who holds it: see the module docs). It starts when the last hold is
-    /// released; with no hold ever taken, when the request entered `ResponseHeaderTimeout`.
+    /// released; with no hold ever taken, when its timer first looks at it (right after the first
+    /// poll of the service under `ResponseHeaderTimeout`).
     #[derive(Debug, Clone, Default)]
     pub(crate) struct HeaderClock(std::sync::Arc<ClockShared>);
 

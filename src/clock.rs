@@ -119,32 +119,21 @@ impl SleepPool {
         None
     }
 
-    /// What one attempt's response-header timer needs, under one lock: a response-header clock
-    /// for `deadline` (made if none is kept) and a timer of this runtime (if one is kept, and
-    /// the caller is on a runtime; otherwise it is taken when first polled).
+    /// A response-header clock for `deadline`: one that was handed back, made as new, or a new
+    /// one. (The attempt's timer is taken when first polled, for the runtime that polls it: a
+    /// request may be made on one runtime and awaited on another.)
     #[inline]
-    pub(crate) fn take_for_headers(
+    pub(crate) fn take_clock(
         &self,
         deadline: Option<crate::deadline::RequestDeadline>,
-    ) -> (LazySleep, crate::channels::HeaderClock) {
-        let runtime = tokio::runtime::Handle::try_current().map(|h| h.id());
-        let mut kept = self.lock();
-        let clock = kept.clocks.pop();
-        let armed = match (runtime, kept.sleeps.pop()) {
-            (Ok(runtime), Some(armed)) => Self::of_runtime(kept, armed, runtime),
-            (Err(_), Some(armed)) => {
-                kept.sleeps.push(armed);
-                None
-            }
-            (_, None) => None,
-        };
-        let clock = clock
+    ) -> crate::channels::HeaderClock {
+        let clock = self.lock().clocks.pop();
+        clock
             .and_then(|c| c.with_new_deadline(deadline))
-            .unwrap_or_else(|| crate::channels::HeaderClock::with_deadline(deadline));
-        (LazySleep(armed), clock)
+            .unwrap_or_else(|| crate::channels::HeaderClock::with_deadline(deadline))
     }
 
-    /// Gives back what [`take_for_headers`](Self::take_for_headers) gave, under one lock: the
+    /// Gives back an attempt's timer and clock, under one lock: the
     /// timer if the pool made it, the clock if nothing else holds it (the client under the
     /// preset may still, in a request body it has not dropped).
     #[inline]
@@ -427,7 +416,8 @@ mod tests {
         let mut cx = Context::from_waker(waker);
         let pool = SleepPool::default();
         let first = RequestDeadline::after(Duration::from_secs(10));
-        let (mut sleep, clock) = pool.take_for_headers(Some(first));
+        let mut sleep = LazySleep::default();
+        let clock = pool.take_clock(Some(first));
         assert_eq!(clock.deadline(), Some(first));
         // Still in a request body the client under the preset has not dropped: not kept.
         let in_body = clock.clone();
@@ -445,7 +435,7 @@ mod tests {
         assert_eq!(pool.clocks(), 1);
         // The next request's: its own deadline, never held, no restart.
         let second = RequestDeadline::after(Duration::from_secs(3));
-        let (_sleep, clock) = pool.take_for_headers(Some(second));
+        let clock = pool.take_clock(Some(second));
         assert_eq!(pool.clocks(), 0, "taken, not made anew");
         assert_eq!(clock.deadline(), Some(second));
         assert_eq!(clock.restarts(), 0);
@@ -461,6 +451,40 @@ mod tests {
             None,
             "held until released"
         );
+    }
+
+    #[cfg(feature = "preset")]
+    #[test]
+    fn a_header_timer_made_on_one_runtime_and_polled_on_another_takes_a_timer_there() {
+        use crate::timeout::HeaderTimer;
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let pool = SleepPool::default();
+        let rt = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+        };
+        let limit = Duration::from_secs(1);
+        let first = rt();
+        // The pool has a timer of the first runtime, and a request is made there.
+        let timer = first.block_on(async {
+            let mut s = LazySleep::default();
+            let at = Instant::now() + Duration::from_secs(10);
+            assert!(s.poll_until_pooled(&pool, at, &mut cx).is_pending());
+            s.recycle(&pool);
+            HeaderTimer::detached_pooled(limit, None, Instant::now(), &pool).0
+        });
+        drop(first);
+        // Awaited on another: polling the first runtime's timer would panic.
+        let mut timer = timer;
+        rt().block_on(async {
+            assert!(timer.poll_fired_pooled(&pool, &mut cx).is_pending());
+            tokio::time::advance(limit).await;
+            assert!(timer.poll_fired_pooled(&pool, &mut cx).is_ready());
+        });
     }
 
     #[cfg(feature = "preset")]

@@ -48,6 +48,24 @@ async fn sent(svc: &mut HardenedService<Inner>, handle: &mut Handle) -> Sent {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_first_polled_late_is_timed_for_its_headers_from_that_poll() {
+    let preset = Hardened::new()
+        .total(Duration::from_secs(60))
+        .response_headers(Duration::from_millis(500));
+    let (mut svc, mut handle) = over_mock(&preset);
+    // Made, then awaited only after other work took longer than the header limit.
+    let mut fut = task::spawn(svc.ready().await.unwrap().call(get()));
+    advance(Duration::from_millis(700)).await;
+    assert_pending!(fut.poll());
+    let (_req, _send) = handle.next_request().await.unwrap();
+    advance(Duration::from_millis(499)).await;
+    assert_pending!(fut.poll());
+    advance(Duration::from_millis(1)).await;
+    let err = assert_ready_err!(fut.poll());
+    assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_stack_shares_one_clock_and_one_stats_handle() {
     let preset = Hardened::new()
         .total(Duration::from_secs(5))

@@ -197,8 +197,8 @@ impl HeaderTimer {
         )
     }
 
-    /// As [`detached`](Self::detached), with the timer and the clock from `pool` when it has
-    /// them (give them back with [`recycle`](Self::recycle)).
+    /// As [`detached`](Self::detached), with the clock from `pool` when it has one, and the
+    /// timer taken from it when first polled (give both back with [`recycle`](Self::recycle)).
     #[cfg(feature = "preset")]
     #[inline]
     pub(crate) fn detached_pooled(
@@ -207,11 +207,9 @@ impl HeaderTimer {
         now: Instant,
         pool: &crate::clock::SleepPool,
     ) -> (HeaderTimer, HeaderClock) {
-        let (sleep, clock) = pool.take_for_headers(deadline);
-        (
-            HeaderTimer::with(sleep, clock.clone(), limit, deadline, now),
-            clock,
-        )
+        let clock = pool.take_clock(deadline);
+        let timer = HeaderTimer::with(LazySleep::default(), clock.clone(), limit, deadline, now);
+        (timer, clock)
     }
 
     #[inline]
@@ -280,7 +278,10 @@ impl HeaderTimer {
         }
         let bound = match self.bound {
             Some(bound) => bound,
-            None => match self.clock().poll_started(self.entered, cx) {
+            // A clock never held starts here, at the timer's first look, right after the
+            // first poll of the service under it: a request first polled late (made, then
+            // awaited after other work) is not timed from its call.
+            None => match self.clock().poll_started(Instant::now(), cx) {
                 Some(start) => {
                     self.restarts = self.clock().restarts();
                     *self.bound.insert(Bound::new(
