@@ -22,8 +22,10 @@ use crate::stats::Stats;
 /// [`ResponseHeaders`](crate::Phase::ResponseHeaders) (or [`Total`](crate::Phase::Total) when the
 /// request's [`RequestDeadline`] comes first).
 ///
-/// Go's `Transport.ResponseHeaderTimeout`. The clock starts when the request enters this layer,
-/// or later when layers of this crate inside it can tell that the request is on its way: with
+/// Go's `Transport.ResponseHeaderTimeout`. The clock starts when the response future is first
+/// polled (right after the service inside it is first polled, which is when clients such as
+/// hyper-util's and this crate's transport send), or later when layers of this crate inside it
+/// can tell that the request is on its way: with
 /// [`RequestWriteTimeoutLayer`](crate::RequestWriteTimeoutLayer) inside, once the connection has
 /// asked for the last piece of the request body (it hands large frames over in 64 KiB slices,
 /// so what is still unsent then is at most the connection's write buffer); with [`RetireLayer`](crate::RetireLayer) (and so the preset's client) inside, once the

@@ -33,6 +33,9 @@ async fn response_headers_fire_exactly_at_the_limit() {
     );
     assert_ready!(svc.poll_ready()).unwrap();
     let mut fut = task::spawn(svc.call(Request::new(())));
+    // The clock starts at the first poll (when a client sends), not at the call.
+    advance(Duration::from_millis(300)).await;
+    assert_pending!(fut.poll());
     let _req = handle.next_request().await.unwrap();
     advance(Duration::from_millis(1999)).await;
     assert_pending!(fut.poll());
