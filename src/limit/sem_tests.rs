@@ -211,10 +211,10 @@ fn threads_never_exceed_the_limit_and_every_waiter_is_served() {
                                 Queued::Waiting(id) => {
                                     waits.fetch_add(1, SeqCst);
                                     let deadline =
-                                        std::time::Instant::now() + Duration::from_secs(30);
+                                        tokio::time::Instant::now() + Duration::from_secs(30);
                                     while sem.poll_acquire(id, &mut cx).is_pending() {
                                         assert!(
-                                            std::time::Instant::now() < deadline,
+                                            tokio::time::Instant::now() < deadline,
                                             "a waiter was never woken"
                                         );
                                         std::thread::park_timeout(Duration::from_millis(100));
