@@ -171,17 +171,18 @@ mod header_clock {
             HeaderHold(Some(self.clone()))
         }
 
-        /// When the clock started: `entered` if no hold was ever taken, the release of the last hold
-        /// otherwise; `None` while held (and `cx` is woken when it starts).
+        /// When the clock started: `unheld` if no hold was ever taken (the timer passes the
+        /// instant it first looks), the release of the last hold otherwise; `None` while held
+        /// (and `cx` is woken when it starts).
         #[cfg(feature = "timeout")]
         #[inline]
         pub(crate) fn poll_started(
             &self,
-            entered: Instant,
+            unheld: Instant,
             cx: &mut std::task::Context<'_>,
         ) -> Option<Instant> {
             if !self.0.held.load(std::sync::atomic::Ordering::Acquire) {
-                return Some(entered);
+                return Some(unheld);
             }
             let mut st = self.lock();
             if st.started.is_none() && !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

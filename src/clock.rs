@@ -99,15 +99,6 @@ impl SleepPool {
     fn take(&self, runtime: tokio::runtime::Id) -> Option<Pin<Box<Armed>>> {
         let mut kept = self.lock();
         let armed = kept.sleeps.pop()?;
-        Self::of_runtime(kept, armed, runtime)
-    }
-
-    #[inline]
-    fn of_runtime(
-        mut kept: std::sync::MutexGuard<'_, Kept>,
-        armed: Pin<Box<Armed>>,
-        runtime: tokio::runtime::Id,
-    ) -> Option<Pin<Box<Armed>>> {
         if armed.runtime == Some(runtime) {
             return Some(armed);
         }
@@ -133,9 +124,9 @@ impl SleepPool {
             .unwrap_or_else(|| crate::channels::HeaderClock::with_deadline(deadline))
     }
 
-    /// Gives back an attempt's timer and clock, under one lock: the
-    /// timer if the pool made it, the clock if nothing else holds it (the client under the
-    /// preset may still, in a request body it has not dropped).
+    /// Gives back an attempt's timer and clock, under one lock: the timer if the pool made it,
+    /// the clock if nothing else holds it (the client under the preset may still, in a request
+    /// body it has not dropped).
     #[inline]
     pub(crate) fn put_for_headers(
         &self,
@@ -253,8 +244,7 @@ impl LazySleep {
             if armed.sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            // Its early instant came: now it is moved to this one.
-            *armed.waker = None;
+            // Its early instant came: `poll_until` moves it to this one.
         }
         self.poll_until(at, cx)
     }

@@ -194,7 +194,7 @@ impl HeaderTimer {
     ) -> (HeaderTimer, HeaderClock) {
         let clock = HeaderClock::with_deadline(deadline);
         (
-            HeaderTimer::with(LazySleep::default(), clock.clone(), limit, deadline, now),
+            HeaderTimer::with(clock.clone(), limit, deadline, now),
             clock,
         )
     }
@@ -210,20 +210,19 @@ impl HeaderTimer {
         pool: &crate::clock::SleepPool,
     ) -> (HeaderTimer, HeaderClock) {
         let clock = pool.take_clock(deadline);
-        let timer = HeaderTimer::with(LazySleep::default(), clock.clone(), limit, deadline, now);
+        let timer = HeaderTimer::with(clock.clone(), limit, deadline, now);
         (timer, clock)
     }
 
     #[inline]
     fn with(
-        sleep: LazySleep,
         clock: HeaderClock,
         limit: Duration,
         deadline: Option<RequestDeadline>,
         now: Instant,
     ) -> HeaderTimer {
         HeaderTimer {
-            sleep,
+            sleep: LazySleep::default(),
             clock: Some(clock),
             entered: now,
             limit,

@@ -298,8 +298,9 @@ where
 
 pin_project_lite::pin_project! {
     /// Polls a checkout, holding the response-header clock only while it waits: the clock of a
-    /// request that finds its connection at once is never held, and runs from when the request
-    /// entered the timer. A hold taken before (a retry's, which stops a started clock) stays.
+    /// request that finds its connection at once is never held, and starts when its timer first
+    /// looks at it, right after this poll. A hold taken before (a retry's, which stops a started
+    /// clock) stays.
     struct HeldWhileWaiting<'a, F> {
         #[pin]
         checkout: F,
