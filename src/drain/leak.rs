@@ -7,6 +7,7 @@
 //! when the registry is gone (the layer, its services and every body dropped); the registry also
 //! aborts it on drop, so it does not outlive them by a single tick.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ struct State {
 
 #[derive(Default)]
 struct Slot {
-    generation: u64,
+    generation: u32,
     entry: Option<Entry>,
 }
 
@@ -58,8 +59,10 @@ struct Entry {
 /// A body's place in the registry; given back to [`Registry::remove`] when it ends or is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeakKey {
-    index: usize,
-    generation: u64,
+    // Two 32-bit halves, so that a body holding its key stays small (`Option<LeakKey>` is
+    // 8 bytes).
+    index: u32,
+    generation: NonZeroU32,
 }
 
 impl Registry {
@@ -101,7 +104,9 @@ impl Registry {
             }
         };
         let slot = &mut state.slots[index];
-        slot.generation = slot.generation.wrapping_add(1);
+        let generation =
+            NonZeroU32::new(slot.generation.wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
+        slot.generation = generation.get();
         slot.entry = Some(Entry {
             method,
             uri,
@@ -110,8 +115,8 @@ impl Registry {
             span,
         });
         let key = LeakKey {
-            index,
-            generation: slot.generation,
+            index: u32::try_from(index).expect("fewer than 2^32 bodies alive at once"),
+            generation,
         };
         if state.sweeper.as_ref().is_none_or(JoinHandle::is_finished) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -124,9 +129,12 @@ impl Registry {
     /// Forgets a body that ended or was dropped: it is never reported after this.
     pub(crate) fn remove(&self, key: LeakKey) {
         let mut state = self.lock();
-        if let Some(slot) = state.slots.get_mut(key.index) {
-            if slot.generation == key.generation && slot.entry.take().is_some() {
-                state.free.push(key.index);
+        let index = key.index as usize;
+        if let Some(slot) = state.slots.get_mut(index) {
+            if slot.generation == key.generation.get() && slot.entry.is_some() {
+                // Dropped in place: `take` would copy the entry out first.
+                slot.entry = None;
+                state.free.push(index);
             }
         }
     }
@@ -249,5 +257,35 @@ mod redact_tests {
         ] {
             assert_eq!(super::redacted(&uri.parse().unwrap()), logged, "{uri}");
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Registry;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_removed_once_leaves_a_later_body_in_its_slot_alone() {
+        let registry = Arc::new(Registry::new(Duration::from_secs(10), None));
+        let uri: http::Uri = "http://example.com/".parse().unwrap();
+        let first = registry.register(http::Method::GET, uri.clone());
+        registry.remove(first);
+        // The slot is reused, under a new generation.
+        let second = registry.register(http::Method::GET, uri);
+        assert_eq!(registry.live(), 1);
+        assert_ne!(first, second);
+        // A second removal with the first body's key is a stale key: the second body stays.
+        registry.remove(first);
+        assert_eq!(registry.live(), 1);
+        registry.remove(second);
+        assert_eq!(registry.live(), 0);
+    }
+
+    #[test]
+    fn a_body_holding_its_key_carries_eight_bytes_for_it() {
+        assert_eq!(std::mem::size_of::<Option<super::LeakKey>>(), 8);
     }
 }
