@@ -522,6 +522,7 @@ where
 /// The response, both permits and the watch of an upload still going on; or the error.
 type Answer<RB> = Result<(Response<RB>, (Permit, Permit), Option<UploadWatch>), BoxError>;
 
+#[inline]
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
     ctx: &mut Ctx,

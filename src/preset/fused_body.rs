@@ -40,9 +40,9 @@ pin_project_lite::pin_project! {
         bounded: Bounded<B>,
         done: bool,
         leak: Option<LeakKey>,
-        // Released in this order: the global permit, the host's, then the record.
-        global: Option<Permit>,
-        host: Option<Permit>,
+        // Released in this order: the global permit, the host's, then the record. One
+        // `Option` for both permits keeps the core within 256 bytes (memcpy's fast path).
+        permits: Option<(Permit, Permit)>,
         rec: Option<Recording>,
     }
 }
@@ -52,7 +52,7 @@ impl<B> fmt::Debug for FusedBody<B> {
         let core = self.core.as_deref();
         f.debug_struct("FusedBody")
             .field("done", &core.is_none_or(|c| c.done))
-            .field("holds_permits", &core.is_some_and(|c| c.global.is_some()))
+            .field("holds_permits", &core.is_some_and(|c| c.permits.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -77,8 +77,7 @@ where
             bounded: Bounded::new(inner, upload, ctx, now),
             done,
             leak: None,
-            global: None,
-            host: None,
+            permits: None,
             rec: None,
         };
         if done {
@@ -93,8 +92,7 @@ where
                 let span = rec.span.clone();
                 core.leak = Some(registry.register_at(method, uri, now, span));
             }
-            core.global = Some(global);
-            core.host = Some(host);
+            core.permits = Some((global, host));
             core.rec = Some(rec);
         }
         FusedBody {
@@ -111,8 +109,7 @@ impl<B> Core<B> {
         *this.done = true;
         this.bounded.as_mut().recycle();
         unwatch(this.leak, &this.bounded.config);
-        drop(this.global.take());
-        drop(this.host.take());
+        drop(this.permits.take());
         if let Some(mut rec) = this.rec.take() {
             rec.finish(outcome);
         }
@@ -212,10 +209,10 @@ impl<B> Drop for FusedBody<B> {
             return;
         };
         // The body goes to the drain first, then the permits and the record go.
-        let (global, host, rec) = (this.global.take(), this.host.take(), this.rec.take());
+        let (permits, rec) = (this.permits.take(), this.rec.take());
         let shared = this.bounded.config.drain.clone();
         drain(&shared, core);
-        drop((global, host, rec));
+        drop((permits, rec));
     }
 }
 
@@ -243,7 +240,7 @@ pin_project_lite::pin_project! {
 
 impl<B> Bounded<B> {
     #[inline]
-    fn new(inner: B, upload: Option<UploadWatch>, ctx: &Ctx, now: Instant) -> Self {
+    fn new(inner: B, upload: Option<UploadWatch>, ctx: &mut Ctx, now: Instant) -> Self {
         let config = ctx.config.clone();
         let deadline = ctx.stamp.deadline;
         Bounded {
@@ -253,7 +250,8 @@ impl<B> Bounded<B> {
             sleep: LazySleep::default(),
             left: config.max_body,
             upload,
-            authority: ctx.authority.clone(),
+            // The future is done with it.
+            authority: ctx.authority.take(),
             config,
             done: false,
         }
