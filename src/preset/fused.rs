@@ -165,7 +165,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let rec = Recording::start(&mut req, &mut self.cache);
         let (stamp, ours) = Stamp::compute(&mut req, &self.config.deadline);
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             config: self.config.clone(),
             stamp,
             ours,
@@ -173,22 +173,31 @@ where
             held: None,
             entered: stamp.now,
         };
+        // The future's box first: the replay's copy and the state are written into it, not
+        // moved there.
+        let mut parts = Box::pin(Parts {
+            state: State::Done,
+            rec: Some(rec),
+            ctx,
+            retry: Err(NotRetried::Replayed),
+        });
+        let mut this = parts.as_mut().project();
         // A deadline gone when the request came in: no permit, no exchange.
         if stamp.expired {
-            return FusedFuture::new(State::Expired, rec, ctx, Err(NotRetried::Replayed));
+            this.state.set(State::Expired);
+            return FusedFuture { parts };
         }
         // Copied for a replay before the deadline goes in (see the module docs).
-        let (mut req, retry) = replay::prepare(&self.replay, &self.inner, req);
-        if self.config.drain.leaks.is_some() && retry.is_err() {
-            // A replayable request's copy has them already (see `FusedFuture::poll`).
-            ctx.held = Some((req.method().clone(), req.uri().clone()));
+        let mut req = replay::prepare(&self.replay, &self.inner, req, this.retry);
+        if self.config.drain.leaks.is_some() && this.retry.is_err() {
+            // A replayable request's copy has them already (see `respond`).
+            this.ctx.held = Some((req.method().clone(), req.uri().clone()));
         }
-        ctx.stamp_on(&mut req);
-        let state = {
-            let _entered = rec.span.enter();
-            self.start(req, &ctx)
-        };
-        FusedFuture::new(state, rec, ctx, retry)
+        this.ctx.stamp_on(&mut req);
+        let entered = this.rec.as_ref().map(|r| r.span.enter());
+        this.state.set(self.start(req, this.ctx));
+        drop(entered);
+        FusedFuture { parts }
     }
 }
 
@@ -419,25 +428,6 @@ where
     parts: Pin<Box<Parts<S, B>>>,
 }
 
-impl<S: Service<Sent<B>>, B> FusedFuture<S, B> {
-    #[inline]
-    fn new(
-        state: State<S, B>,
-        rec: Recording,
-        ctx: Ctx,
-        retry: Result<Retry<S, B>, NotRetried>,
-    ) -> Self {
-        FusedFuture {
-            parts: Box::pin(Parts {
-                state,
-                rec: Some(rec),
-                ctx,
-                retry,
-            }),
-        }
-    }
-}
-
 pin_project! {
     /// What a [`FusedFuture`] holds.
     struct Parts<S, B>
@@ -486,55 +476,67 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut().parts.as_mut().project();
-        let res = {
-            let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            ready!(poll_state(this.state, &mut *this.ctx, this.retry, cx))
-        };
-        let mut rec = this
-            .rec
-            .take()
-            .expect("FusedFuture polled after completion");
-        Poll::Ready(match res {
-            Ok((resp, permits, upload)) => {
-                rec.headers(resp.status());
-                let version = resp.version();
-                let ctx = this.ctx;
-                if ctx.held.is_none() && ctx.config.drain.leaks.is_some() {
-                    // The replay's copy is done with: what a held-body report names moves
-                    // from it.
-                    if let Ok(retry) = this.retry.as_mut() {
-                        let parts = &mut retry.parts;
-                        let uri = std::mem::take(&mut parts.uri);
-                        ctx.held = Some((std::mem::take(&mut parts.method), uri));
-                    }
-                }
-                Ok(resp.map(|body| FusedBody::new(body, version, permits, upload, rec, ctx)))
-            }
-            Err(e) => {
-                let e = hop_error(e, this.ctx);
-                rec.finish(Outcome::Failed(&*e));
-                Err(e)
-            }
-        })
+        let res = ready!(poll_state(this.state, this.ctx, this.retry, this.rec, cx));
+        Poll::Ready(res.map_err(|e| {
+            let e = hop_error(e, this.ctx);
+            let mut rec = this
+                .rec
+                .take()
+                .expect("FusedFuture polled after completion");
+            rec.finish(Outcome::Failed(&*e));
+            e
+        }))
     }
 }
 
-/// The response, both permits and the watch of an upload still going on; or the error.
-type Answer<RB> = Result<(Response<RB>, (Permit, Permit), Option<UploadWatch>), BoxError>;
+/// The response of an attempt, with the body that holds both permits, the watch of an upload
+/// still going on and the record until it ends.
+#[inline]
+fn respond<S, B, RB>(
+    resp: Response<RB>,
+    permits: (Permit, Permit),
+    upload: Option<UploadWatch>,
+    mut rec: Recording,
+    ctx: &mut Ctx,
+    retry: &mut Result<Retry<S, B>, NotRetried>,
+) -> Response<FusedBody<RB>>
+where
+    RB: Body + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    rec.headers(resp.status());
+    let version = resp.version();
+    if ctx.held.is_none() && ctx.config.drain.leaks.is_some() {
+        // The replay's copy is done with: what a held-body report names moves from it.
+        if let Ok(retry) = retry.as_mut() {
+            let parts = &mut retry.parts;
+            let uri = std::mem::take(&mut parts.uri);
+            ctx.held = Some((std::mem::take(&mut parts.method), uri));
+        }
+    }
+    resp.map(|body| FusedBody::new(body, version, permits, upload, rec, ctx))
+}
 
+/// Polls the exchange, in the request's span: the response with its body, made where the
+/// attempt's response comes out (so the response moves as little as it can), or the error (the
+/// record is still there for the caller to end).
 #[inline]
 fn poll_state<S, B, RB>(
     mut state: Pin<&mut State<S, B>>,
     ctx: &mut Ctx,
     retry: &mut Result<Retry<S, B>, NotRetried>,
+    rec: &mut Option<Recording>,
     cx: &mut Context<'_>,
-) -> Poll<Answer<RB>>
+) -> Poll<Result<Response<FusedBody<RB>>, BoxError>>
 where
     S: Service<Sent<B>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
+    RB: Body + Send + 'static,
+    RB::Error: Into<BoxError>,
 {
+    let entered = rec.as_ref().map(|r| r.span.enter());
     loop {
         match state.as_mut().project() {
             StateProj::Calling {
@@ -550,7 +552,11 @@ where
                         let upload = upload.take();
                         timer.recycle(sleeps);
                         state.set(State::Done);
-                        return Poll::Ready(Ok((resp, permits, upload)));
+                        // The body is made outside the span, as the layers' are.
+                        drop(entered);
+                        let rec = rec.take().expect("FusedFuture polled after completion");
+                        let resp = respond(resp, permits, upload, rec, ctx, retry);
+                        return Poll::Ready(Ok(resp));
                     }
                     Poll::Ready(Err(e)) => {
                         timer.recycle(sleeps);

@@ -220,28 +220,31 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (req, retry) = prepare(&self.shared, &self.inner, req);
+        let mut retry = Err(NotRetried::Replayed);
+        let req = prepare(&self.shared, &self.inner, req, &mut retry);
         ReplayFuture::new(self.inner.call(req), retry.map(Box::new))
     }
 }
 
-/// What a request's first attempt is sent with: its body wrapped (kept when small), and, when
-/// it may be replayed, what the replay needs (else why not).
-pub(crate) type Prepared<S, B> = (Request<ReplayBody<B>>, Result<Retry<S, B>, NotRetried>);
-
-/// Decides whether `req` may be replayed, by its method, headers and body, and keeps what a
-/// replay needs: a copy of the request's head and, for a small body, the body.
+/// Decides whether `req` may be replayed, by its method, headers and body, and keeps in
+/// `retry` what a replay needs (a copy of the request's head and, for a small body, the body),
+/// or why there is none. Returns the request for its first attempt, its body wrapped (kept when
+/// small). `retry` is written in place: in the fused preset it is in the future's box already.
 #[inline]
 pub(crate) fn prepare<S: Clone, B: Body>(
     shared: &Arc<Shared<S>>,
     inner: &S,
     req: Request<B>,
-) -> Prepared<S, B> {
+    retry: &mut Result<Retry<S, B>, NotRetried>,
+) -> Request<ReplayBody<B>> {
     let layer = &shared.layer;
     let verdict = policy::method(req.method(), req.headers(), layer.put_delete)
         .and_then(|()| policy::body(req.body()));
     let rule = match verdict {
-        Err(why) => return (req.map(ReplayBody::pass), Err(why)),
+        Err(why) => {
+            *retry = Err(why);
+            return req.map(ReplayBody::pass);
+        }
         Ok(rule) => rule,
     };
     let (parts, body) = req.into_parts();
@@ -260,15 +263,15 @@ pub(crate) fn prepare<S: Clone, B: Body>(
         svc: Mutex::new(inner.clone()),
         clone: S::clone,
     });
-    let retry = Retry {
+    *retry = Ok(Retry {
         shared: shared.clone(),
         parts: copy,
         kept,
         pending: None,
         sleep: crate::clock::LazySleep::default(),
         replaying: false,
-    };
-    (Request::from_parts(parts, body), Ok(retry))
+    });
+    Request::from_parts(parts, body)
 }
 
 fn copy_parts(parts: &http::request::Parts) -> http::request::Parts {
