@@ -106,6 +106,11 @@ impl Registry {
         let slot = &mut state.slots[index];
         let generation =
             NonZeroU32::new(slot.generation.wrapping_add(1)).unwrap_or(NonZeroU32::MIN);
+        // Made before the slot is written: nothing below can panic.
+        let key = LeakKey {
+            index: u32::try_from(index).expect("fewer than 2^32 bodies alive at once"),
+            generation,
+        };
         slot.generation = generation.get();
         slot.entry = Some(Entry {
             method,
@@ -114,10 +119,6 @@ impl Registry {
             reported: false,
             span,
         });
-        let key = LeakKey {
-            index: u32::try_from(index).expect("fewer than 2^32 bodies alive at once"),
-            generation,
-        };
         if state.sweeper.as_ref().is_none_or(JoinHandle::is_finished) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 state.sweeper = Some(rt.spawn(sweeper(Arc::downgrade(self))));
@@ -281,6 +282,20 @@ mod key_tests {
         registry.remove(first);
         assert_eq!(registry.live(), 1);
         registry.remove(second);
+        assert_eq!(registry.live(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_generation_that_wraps_skips_zero_and_its_key_still_removes() {
+        let registry = Arc::new(Registry::new(Duration::from_secs(10), None));
+        let uri: http::Uri = "http://example.com/".parse().unwrap();
+        let first = registry.register(http::Method::GET, uri.clone());
+        registry.remove(first);
+        registry.lock().slots[0].generation = u32::MAX;
+        let wrapped = registry.register(http::Method::GET, uri);
+        assert_eq!(wrapped.generation.get(), 1);
+        assert_eq!(registry.live(), 1);
+        registry.remove(wrapped);
         assert_eq!(registry.live(), 0);
     }
 

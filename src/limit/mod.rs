@@ -90,6 +90,8 @@ pub use self::layer::{ConcurrencyLimitLayer, PerHostLimitLayer};
 pub use self::service::{ConcurrencyLimit, PerHostLimit};
 
 #[cfg(test)]
+pub(crate) use sem::{hooks, Point};
+#[cfg(test)]
 mod interleavings;
 #[cfg(test)]
 mod sem_tests;

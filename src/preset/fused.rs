@@ -237,7 +237,7 @@ impl<S> Fused<S> {
                 let (fut, timer, upload) = send(svc, req, ctx, ctx.stamp.now);
                 State::Calling {
                     fut,
-                    permits: Some((host, global)),
+                    permits: Some((global, host)),
                     timer,
                     upload,
                 }
@@ -254,7 +254,7 @@ impl<S> Fused<S> {
                     ready: Box::new(Ready {
                         svc,
                         req: Some(req),
-                        permits: Some((host, global)),
+                        permits: Some((global, host)),
                         sleep: LazySleep::default(),
                     }),
                 }
@@ -385,6 +385,8 @@ pin_project! {
         Calling {
             #[pin]
             fut: S::Future,
+            // Here and in every state: (global, host), released in that order (as the layers
+            // release them).
             permits: Option<(Permit, Permit)>,
             timer: HeaderTimer,
             upload: Option<UploadWatch>,
@@ -663,7 +665,7 @@ where
                     ready: Box::new(Ready {
                         svc,
                         req: Some(req),
-                        permits: Some((host, global)),
+                        permits: Some((global, host)),
                         sleep,
                     }),
                 });

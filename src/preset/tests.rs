@@ -1138,3 +1138,52 @@ async fn a_request_first_polled_without_coop_budget_still_times_out() {
     assert_eq!(phase_of(&err), Some(Phase::ResponseHeaders));
     assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
+
+/// The counts of both limits at the moment the first of a request's two permits goes back.
+fn counts_at_first_release(
+    preset: &Hardened,
+) -> std::rc::Rc<std::cell::Cell<Option<(usize, usize)>>> {
+    let (global, per_host) = (preset.limit_handle(), preset.per_host_handle());
+    let seen = std::rc::Rc::new(std::cell::Cell::new(None));
+    let s = seen.clone();
+    crate::limit::hooks::at(crate::limit::Point::Release, move || {
+        s.set(Some((global.in_flight(), per_host.in_flight())));
+    });
+    seen
+}
+
+/// The permits go back as the layers give them back: the global one, then the host's. Each
+/// way a request's permits go: its body read to the end, its body dropped unread, its future
+/// dropped before the response.
+#[tokio::test(start_paused = true)]
+async fn the_global_permit_goes_back_before_the_hosts() {
+    let preset = Hardened::new().max_in_flight(4).max_requests_per_host(4);
+    let (mut svc, mut handle) = over_mock(&preset);
+    for how in ["read to its end", "dropped unread", "future dropped"] {
+        let (mut fut, send) = sent(&mut svc, &mut handle).await;
+        if how == "future dropped" {
+            let seen = counts_at_first_release(&preset);
+            drop(fut);
+            assert!(crate::limit::hooks::ran(), "{how}");
+            assert_eq!(seen.get(), Some((0, 1)), "{how}: (global, host) in flight");
+            drop(send);
+            continue;
+        }
+        let (tx, body) = ChannelBody::new();
+        send.send_response(Response::new(body));
+        let resp = assert_ready!(fut.poll()).unwrap();
+        let seen = counts_at_first_release(&preset);
+        if how == "read to its end" {
+            tx.send(Ok(Bytes::from("x"))).unwrap();
+            drop(tx);
+            resp.into_body().collect().await.unwrap();
+        } else {
+            drop(resp);
+            drop(tx);
+        }
+        assert!(crate::limit::hooks::ran(), "{how}");
+        assert_eq!(seen.get(), Some((0, 1)), "{how}: (global, host) in flight");
+    }
+    assert_eq!(preset.limit_handle().in_flight(), 0);
+    assert_eq!(preset.per_host_handle().in_flight(), 0);
+}
