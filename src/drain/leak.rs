@@ -268,14 +268,32 @@ mod key_tests {
 
     use super::Registry;
 
+    /// A registry whose one slot held a body that is gone, and a way to register another.
+    fn with_a_freed_slot() -> (
+        Arc<Registry>,
+        super::LeakKey,
+        impl Fn(&Arc<Registry>) -> super::LeakKey,
+    ) {
+        let registry = Arc::new(Registry::new(Duration::from_secs(10), None));
+        let register = |r: &Arc<Registry>| {
+            let uri = http::Uri::from_static("http://example.com/");
+            r.register_at(
+                http::Method::GET,
+                uri,
+                tokio::time::Instant::now(),
+                tracing::Span::none(),
+            )
+        };
+        let first = register(&registry);
+        registry.remove(first);
+        (registry, first, register)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_key_removed_once_leaves_a_later_body_in_its_slot_alone() {
-        let registry = Arc::new(Registry::new(Duration::from_secs(10), None));
-        let uri: http::Uri = "http://example.com/".parse().unwrap();
-        let first = registry.register(http::Method::GET, uri.clone());
-        registry.remove(first);
+        let (registry, first, register) = with_a_freed_slot();
         // The slot is reused, under a new generation.
-        let second = registry.register(http::Method::GET, uri);
+        let second = register(&registry);
         assert_eq!(registry.live(), 1);
         assert_ne!(first, second);
         // A second removal with the first body's key is a stale key: the second body stays.
@@ -287,12 +305,9 @@ mod key_tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_generation_that_wraps_skips_zero_and_its_key_still_removes() {
-        let registry = Arc::new(Registry::new(Duration::from_secs(10), None));
-        let uri: http::Uri = "http://example.com/".parse().unwrap();
-        let first = registry.register(http::Method::GET, uri.clone());
-        registry.remove(first);
+        let (registry, _, register) = with_a_freed_slot();
         registry.lock().slots[0].generation = u32::MAX;
-        let wrapped = registry.register(http::Method::GET, uri);
+        let wrapped = register(&registry);
         assert_eq!(wrapped.generation.get(), 1);
         assert_eq!(registry.live(), 1);
         registry.remove(wrapped);
