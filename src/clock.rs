@@ -443,20 +443,23 @@ mod tests {
         );
     }
 
+    /// A runtime of its own, with time (paused or not), for the tests of timers across runtimes.
+    #[cfg(feature = "preset")]
+    fn runtime(paused: bool) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(paused)
+            .build()
+            .unwrap()
+    }
+
     #[cfg(feature = "preset")]
     #[test]
     fn a_header_timer_made_on_one_runtime_and_polled_on_another_takes_a_timer_there() {
         use crate::timeout::HeaderTimer;
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         let pool = SleepPool::default();
-        let rt = || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .unwrap()
-        };
+        let rt = || runtime(true);
         let limit = Duration::from_secs(1);
         let first = rt();
         // The pool has a timer of the first runtime, and a request is made there.
@@ -480,15 +483,9 @@ mod tests {
     #[cfg(feature = "preset")]
     #[test]
     fn a_pooled_timer_of_a_runtime_gone_is_not_handed_on() {
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         let pool = SleepPool::default();
-        let rt = || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .unwrap()
-        };
+        let rt = || runtime(false);
         let first = rt();
         first.block_on(async {
             // A burst: several timers given back.
