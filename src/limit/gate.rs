@@ -267,6 +267,18 @@ pub(crate) struct Permit {
     scope: Scope,
 }
 
+impl Permit {
+    /// The authority of a host's permit (the host's, as its first request spelled it).
+    #[cfg(feature = "preset")]
+    #[inline]
+    pub(crate) fn authority(&self) -> Option<&http::uri::Authority> {
+        match &self.scope {
+            Scope::Global(_) => None,
+            Scope::Host(_, host) => host.key().authority(),
+        }
+    }
+}
+
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {

@@ -80,6 +80,12 @@ fn hash_state() -> &'static RandomState {
 }
 
 impl HostKey {
+    /// The authority the key was made of.
+    #[cfg(feature = "preset")]
+    pub(crate) fn authority(&self) -> Option<&Authority> {
+        self.authority.as_ref()
+    }
+
     /// The key of a request: the URI's scheme and authority, or the `Host` header when the URI
     /// has no authority.
     pub(crate) fn of<B>(req: &Request<B>) -> HostKey {

@@ -289,8 +289,12 @@ where
         Some(clock)
     };
     if req.body().is_end_stream() {
-        // Nothing to send, keep or time: the body goes before the request is sent.
-        let req = req.map(|_| HardenedRequestBody::over(clock));
+        // Nothing to send, keep or time: the body goes before the request is sent, and the
+        // crate's transport (the only client here without extensions) is handed the clock.
+        let req = req.map(|_| HardenedRequestBody::over());
+        if let Some(clock) = clock {
+            crate::transport::hand_clock(clock);
+        }
         return (svc.call(req), timer, None);
     }
     // An upload holds the clock until the body is sent.

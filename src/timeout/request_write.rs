@@ -238,8 +238,9 @@ pub(crate) fn watch_upload<B: Body>(
     (req, watch)
 }
 
-/// The watch of one upload from the response side (see [`watch_upload`]).
-#[derive(Debug)]
+/// The watch of one upload from the response side (see [`watch_upload`]). The default one
+/// watches nothing.
+#[derive(Debug, Default)]
 pub(crate) struct UploadWatch {
     watchdog: Watchdog,
     sleep: LazySleep,
@@ -248,7 +249,11 @@ pub(crate) struct UploadWatch {
 impl UploadWatch {
     /// Ready with the bound that fired, once the upload stalled past it (counted already).
     #[cfg_attr(not(feature = "preset"), allow(dead_code))]
+    #[inline]
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        if self.watchdog.shared.is_none() {
+            return Poll::Pending;
+        }
         self.watchdog.poll_fired(&mut self.sleep, cx)
     }
 }
@@ -268,7 +273,7 @@ impl Drop for DoneOnDrop {
 }
 
 /// Watches the shared state from the response side.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Watchdog {
     /// `None`: nothing (more) to watch.
     shared: Option<Shared>,
@@ -347,12 +352,6 @@ impl<B> RequestWriteBody<B> {
     #[cfg_attr(not(feature = "preset"), allow(dead_code))]
     pub(crate) fn header_clock(&self) -> Option<&HeaderClock> {
         self.clock.as_ref()
-    }
-
-    /// Takes the response-header clock the body carries.
-    #[cfg_attr(not(feature = "preset"), allow(dead_code))]
-    pub(crate) fn take_header_clock(&mut self) -> Option<HeaderClock> {
-        self.clock.take()
     }
 
     /// Whether its upload is watched (it was not over when the request was sent).

@@ -112,4 +112,6 @@ mod service;
 pub use self::body::TransportBody;
 pub use self::builder::{Protocol, TransportBuilder};
 pub use self::error::ConnectionError;
+#[cfg(feature = "preset")]
+pub(crate) use self::service::hand_clock;
 pub use self::service::{Transport, TransportFuture};

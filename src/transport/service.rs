@@ -61,6 +61,8 @@ use crate::telemetry::Exchange;
 pub struct Transport<B: Send + 'static> {
     pool: Pool<Key, Conn<B>>,
     clock_of: ClockOf<B>,
+    /// Takes the clock the fused preset hands over with [`hand_clock`] (set by `with_clock_of`).
+    handed: bool,
 }
 
 /// Where the transport finds a request's response-header clock: in its extensions, or (for the
@@ -69,6 +71,20 @@ pub(crate) type ClockOf<B> = fn(&Request<B>) -> Option<&HeaderClock>;
 
 fn clock_in_extensions<B>(req: &Request<B>) -> Option<&HeaderClock> {
     req.extensions().get::<HeaderClock>()
+}
+
+#[cfg(feature = "preset")]
+thread_local! {
+    static HANDED: std::cell::Cell<Option<HeaderClock>> = const { std::cell::Cell::new(None) };
+}
+
+/// Hands `clock` to the next call of a transport made `with_clock_of` on this thread: the fused
+/// preset's clock for a request whose body is over when sent, which then needs no body (nor
+/// extension map) to carry it. Called right before that call, which takes it.
+#[cfg(feature = "preset")]
+#[inline]
+pub(crate) fn hand_clock(clock: HeaderClock) {
+    HANDED.set(Some(clock));
 }
 
 impl Transport<()> {
@@ -83,13 +99,16 @@ impl<B: Send + 'static> Transport<B> {
         Transport {
             pool,
             clock_of: clock_in_extensions::<B>,
+            handed: false,
         }
     }
 
-    /// Finds each request's response-header clock with `clock_of` (see [`ClockOf`]).
+    /// Finds each request's response-header clock with `clock_of` (see [`ClockOf`]), or takes
+    /// the one handed over with [`hand_clock`].
     #[cfg(feature = "preset")]
     pub(crate) fn with_clock_of(mut self, clock_of: ClockOf<B>) -> Self {
         self.clock_of = clock_of;
+        self.handed = true;
         self
     }
 
@@ -115,6 +134,7 @@ impl<B: Send + 'static> Clone for Transport<B> {
         Transport {
             pool: self.pool.clone(),
             clock_of: self.clock_of,
+            handed: self.handed,
         }
     }
 }
@@ -152,14 +172,35 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline(always)]
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        #[cfg(feature = "preset")]
+        let handed = if self.handed { HANDED.take() } else { None };
+        #[cfg(not(feature = "preset"))]
+        let handed = None;
+        let clocks = Clocks {
+            of: self.clock_of,
+            handed,
+        };
         TransportFuture {
-            inner: Mutex::new(Box::pin(send(self.pool.clone(), self.clock_of, req))),
+            inner: Mutex::new(Box::pin(send(self.pool.clone(), clocks, req))),
         }
     }
 }
 
 type Output<B> = Result<Response<TransportBody<B>>, BoxError>;
+
+/// Where a request's response-header clock is: handed over with the call, or in the request.
+struct Clocks<B> {
+    of: ClockOf<B>,
+    handed: Option<HeaderClock>,
+}
+
+impl<B> Clocks<B> {
+    fn of<'a>(&'a self, req: &'a Request<B>) -> Option<&'a HeaderClock> {
+        self.handed.as_ref().or_else(|| (self.of)(req))
+    }
+}
 
 /// The response future of [`Transport`]. `Send` and `Sync`.
 pub struct TransportFuture<B: Send + 'static> {
@@ -191,7 +232,7 @@ impl<B: Send + 'static> fmt::Debug for TransportFuture<B> {
 /// dialed for it, when hyper gave the request back unsent. A request written on a reused HTTP/1
 /// connection that the peer closed before any byte of the response is marked lost (see
 /// [`lost_before_response`]).
-async fn send<B>(pool: Pool<Key, Conn<B>>, clock_of: ClockOf<B>, mut req: Request<B>) -> Output<B>
+async fn send<B>(pool: Pool<Key, Conn<B>>, clocks: Clocks<B>, mut req: Request<B>) -> Output<B>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -212,7 +253,7 @@ where
     let mut retry_fresh = false;
     loop {
         // Boxed once: a checkout is about 250 bytes, and the response body keeps it.
-        let clock = clock_of(&req);
+        let clock = clocks.of(&req);
         // The same on a retry (the request handed back carries what it carried).
         let deadline = deadline_of(&req, clock);
         let mut lease = Box::new(if fresh || retry_fresh {
@@ -276,7 +317,7 @@ where
                 absolute_form(req.uri_mut(), &key);
                 // The new connection is waited for and dialed under its own limits, not the
                 // header clock's: stop it again until the retry has its connection.
-                hold = clock_of(&req).map(HeaderClock::hold_again);
+                hold = clocks.of(&req).map(HeaderClock::hold_again);
             }
             back => {
                 let mut err = ConnectionError::new(
