@@ -3,7 +3,8 @@
 //! reads it and why it exists.
 //!
 //! - **The response-header clock** ([`HeaderClock`], in the request's extensions, or under the
-//!   fused preset on the crate's own transport in its `RequestWriteBody`). Written by
+//!   fused preset on the crate's own transport in its `RequestWriteBody`, or for a body over
+//!   when sent handed to the transport's call through a thread-local). Written by
 //!   `ResponseHeaderTimeout` (or the fused preset), which puts a fresh clock in every request it
 //!   sends on, and by what is inside it that knows a phase the clock must not count: the
 //!   request-write timeout holds it until the request body is sent, `Retire` (pool) and the

@@ -268,13 +268,18 @@ pub(crate) struct Permit {
 }
 
 impl Permit {
-    /// The authority of a host's permit (the host's, as its first request spelled it).
+    /// The host of a host's permit, for a log line: host and port as the request that made
+    /// the host's entry spelled them, without userinfo (the entry is shared by every request
+    /// to the host, so it must not name another request's credentials).
     #[cfg(feature = "preset")]
-    #[inline]
-    pub(crate) fn authority(&self) -> Option<&http::uri::Authority> {
-        match &self.scope {
-            Scope::Global(_) => None,
-            Scope::Host(_, host) => host.key().authority(),
+    pub(crate) fn host_authority(&self) -> Option<http::uri::Authority> {
+        let Scope::Host(_, host) = &self.scope else {
+            return None;
+        };
+        let authority = host.key().authority()?;
+        match authority.as_str().rsplit_once('@') {
+            None => Some(authority.clone()),
+            Some((_, host)) => http::uri::Authority::try_from(host).ok(),
         }
     }
 }

@@ -23,9 +23,10 @@ use crate::transport::{Transport, TransportBody};
 /// erased on the way in).
 pub(super) type PresetTransport = Transport<HardenedRequestBody<ErasedBody>>;
 
-/// Where the preset's transport finds a request's response-header clock: in the request body,
-/// where the fused stack puts it (see `HardenedLayer::own_transport`), or in the extensions,
-/// where the layered stack (with an adaptive per-host limit) puts it.
+/// Where the preset's transport finds a request's response-header clock: in an upload's request
+/// body, where the fused stack puts it (see `HardenedLayer::own_transport`; one over when sent
+/// is handed over with the call), or in the extensions, where the layered stack (with an
+/// adaptive per-host limit) puts it.
 pub(super) fn clock_of(
     req: &Request<HardenedRequestBody<ErasedBody>>,
 ) -> Option<&crate::channels::HeaderClock> {
@@ -72,6 +73,14 @@ impl<B> HardenedClient<B> {
             inner,
             _body: PhantomData,
         }
+    }
+}
+
+impl<B> HardenedClient<B> {
+    /// The preset's service under it (for tests).
+    #[cfg(test)]
+    pub(super) fn service(&self) -> &Inner {
+        &self.inner
     }
 }
 

@@ -12,7 +12,7 @@
 //! own bound) or the body's one timer does. Where nothing else bounds a wait (the inner service
 //! not ready, a queue for a permit, a replay waiting for its service), this future arms one.
 //! The replay's copy of the request is taken before the deadline and the header clock go into
-//! the attempt (its extensions, or on the crate's own transport its body), so a request that
+//! the attempt (its extensions, or on the crate's own transport its body or the call), so a request that
 //! came with no extensions is copied without allocating for them.
 //! Why, and what each part costs: docs/design.md and BENCHMARKS.md in the repository.
 
@@ -61,7 +61,8 @@ pub(super) struct Config {
     pub(super) request_write: Duration,
     /// Whether each attempt carries its deadline and header clock in the request's extensions
     /// (as the layers put them). Not for the crate's own transport, which finds the clock, and
-    /// the deadline in it, in the request body: no extension map per request.
+    /// the deadline in it, in an upload's body or handed over with the call (a body over when
+    /// sent): no extension map per request. Only for a `Fused` directly over that transport.
     pub(super) extensions: bool,
     /// The header and body timers the requests hand on to each other.
     pub(super) sleeps: SleepPool,
@@ -140,6 +141,12 @@ impl<S> Fused<S> {
     #[cfg(test)]
     pub(super) fn timers_kept(&self) -> usize {
         self.config.sleeps.len()
+    }
+
+    /// How many header clocks the requests have given back to the pool.
+    #[cfg(test)]
+    pub(super) fn clocks_kept(&self) -> usize {
+        self.config.sleeps.clocks()
     }
 }
 
@@ -281,7 +288,8 @@ where
     let deadline = Some(ctx.stamp.deadline);
     let limit = config.response_headers;
     let (timer, clock) = HeaderTimer::detached_pooled(limit, deadline, now, &config.sleeps);
-    // The crate's transport finds the clock in the body; any other client in the extensions.
+    // The crate's transport finds the clock in an upload's body or is handed it (below); any
+    // other client finds it in the extensions.
     let clock = if config.extensions {
         req.extensions_mut().insert(clock);
         None

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
-use http::uri::Authority;
 use http::Version;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
@@ -145,12 +144,12 @@ where
         };
         let polled = {
             let this = core.as_mut().project();
-            // The host's permit names the host a bound that fires is counted for.
+            // The host's permit names the host in the log line of a bound that fires.
             let Some((_, host)) = this.permits.as_ref() else {
                 return Poll::Ready(None);
             };
             let _entered = this.rec.as_ref().map(|r| r.span.enter());
-            ready!(this.bounded.poll_bounded(host.authority(), cx))
+            ready!(this.bounded.poll_bounded(Some(host), cx))
         };
         match &polled {
             Some(Ok(_)) if !core.bounded.is_end_stream() => {}
@@ -187,7 +186,8 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        // Inside a drain a bound that fires is only logged: no host to count it for.
+        // Inside a drain a bound that fires is only logged, without the host (the permits are
+        // gone).
         self.project().bounded.poll_bounded(None, cx)
     }
 
@@ -246,7 +246,7 @@ pin_project_lite::pin_project! {
 
 impl<B> Bounded<B> {
     #[inline]
-    fn new(inner: B, upload: Option<UploadWatch>, ctx: &mut Ctx, now: Instant) -> Self {
+    fn new(inner: B, upload: Option<UploadWatch>, ctx: &Ctx, now: Instant) -> Self {
         let config = ctx.config.clone();
         let deadline = ctx.stamp.deadline;
         Bounded {
@@ -276,11 +276,12 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    /// The next frame, within the bounds; a bound that fires is counted for `authority`.
+    /// The next frame, within the bounds; a bound that fires is logged with the host of
+    /// `host`, the exchange's host permit.
     #[inline]
     fn poll_bounded(
         self: Pin<&mut Self>,
-        authority: Option<&Authority>,
+        host: Option<&Permit>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
         let this = self.project();
@@ -339,7 +340,8 @@ where
             }
         };
         *this.done = true;
-        fired(Some(&this.config.stats), authority, &err);
+        let authority = host.and_then(Permit::host_authority);
+        fired(Some(&this.config.stats), authority.as_ref(), &err);
         Poll::Ready(Some(Err(err.into())))
     }
 }
@@ -370,5 +372,28 @@ mod tests {
         >;
         let size = std::mem::size_of::<Core<Preset>>();
         assert!(size <= 256, "{size}");
+    }
+
+    #[test]
+    fn a_bound_is_logged_with_the_hosts_name_never_with_anothers_credentials() {
+        use crate::limit::{Admission, Admit, PerHostLimitLayer};
+        let mut limit = PerHostLimitLayer::new(4);
+        let mut admit = |uri: &str| match limit.admit(&http::Request::get(uri).body(()).unwrap()) {
+            Admission::Now(permit) => permit,
+            _ => panic!("a free permit"),
+        };
+        // The first request made the host's entry; a later one to the same host shares it.
+        let first = admit("http://alice:secret@a.test:8080/");
+        let later = admit("http://a.test:8080/");
+        for permit in [&first, &later] {
+            let host = permit.host_authority().expect("a host's permit");
+            assert_eq!(host.as_str(), "a.test:8080");
+        }
+        let global = crate::limit::ConcurrencyLimitLayer::new(1)
+            .admit(&http::Request::get("http://a.test/").body(()).unwrap());
+        let Admission::Now(global) = global else {
+            panic!("a free permit")
+        };
+        assert!(global.host_authority().is_none());
     }
 }

@@ -57,6 +57,15 @@ impl<S> HardenedService<S> {
         }
     }
 
+    /// How many header clocks the fused stack's requests have given back to its pool.
+    #[cfg(test)]
+    pub(super) fn clocks_kept(&self) -> usize {
+        match &self.inner {
+            Core::Fast(s) => s.clocks_kept(),
+            Core::Layered(_) => 0,
+        }
+    }
+
     pub(super) fn new(inner: Core<S>) -> Self {
         HardenedService { inner }
     }

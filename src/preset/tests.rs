@@ -1187,3 +1187,26 @@ async fn the_global_permit_goes_back_before_the_hosts() {
     assert_eq!(preset.limit_handle().in_flight(), 0);
     assert_eq!(preset.per_host_handle().in_flight(), 0);
 }
+
+/// On the crate's transport, a request whose body is over when sent has no body to carry its
+/// header clock: the fused stack hands it to the transport's call, which takes it at once, and
+/// the clock is alone again (so pooled) once the response is in.
+#[tokio::test]
+async fn on_the_transport_a_gets_clock_is_taken_by_the_call_and_pooled_after_it() {
+    let server = tower_hardened_test_server::TestServer::start().await;
+    let mut client = Hardened::new().client::<http_body_util::Empty<Bytes>>();
+    for round in 0..3 {
+        let req = Request::get(server.uri("/ok"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let fut = client.ready().await.unwrap().call(req);
+        assert!(!crate::transport::clock_handed(), "round {round}");
+        let resp = fut.await.unwrap();
+        assert_eq!(
+            client.service().clocks_kept(),
+            1,
+            "the clock is back, round {round}"
+        );
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+    }
+}

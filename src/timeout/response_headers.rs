@@ -185,7 +185,8 @@ impl HeaderTimer {
     }
 
     /// As [`start`](Self::start), but the clock is given back for the caller to hand to the
-    /// client under it (the preset puts it in the request body, for its own transport).
+    /// client under it (the preset puts it in the request body or hands it over, for its own
+    /// transport).
     #[inline]
     pub(crate) fn detached(
         limit: Duration,

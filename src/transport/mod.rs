@@ -112,6 +112,8 @@ mod service;
 pub use self::body::TransportBody;
 pub use self::builder::{Protocol, TransportBuilder};
 pub use self::error::ConnectionError;
+#[cfg(all(test, feature = "preset"))]
+pub(crate) use self::service::clock_handed;
 #[cfg(feature = "preset")]
 pub(crate) use self::service::hand_clock;
 pub use self::service::{Transport, TransportFuture};

@@ -66,7 +66,8 @@ pub struct Transport<B: Send + 'static> {
 }
 
 /// Where the transport finds a request's response-header clock: in its extensions, or (for the
-/// preset, which puts it in the request body it wraps anyway) where the preset says.
+/// preset, which puts an upload's in the request body it wraps anyway) where the preset says.
+/// The preset hands over the clock of a request whose body is over with [`hand_clock`].
 pub(crate) type ClockOf<B> = fn(&Request<B>) -> Option<&HeaderClock>;
 
 fn clock_in_extensions<B>(req: &Request<B>) -> Option<&HeaderClock> {
@@ -80,11 +81,28 @@ thread_local! {
 
 /// Hands `clock` to the next call of a transport made `with_clock_of` on this thread: the fused
 /// preset's clock for a request whose body is over when sent, which then needs no body (nor
-/// extension map) to carry it. Called right before that call, which takes it.
+/// extension map) to carry it. Called right before that call, which takes it. (On a thread
+/// whose thread-locals are being destroyed the clock is dropped: the request then runs with the
+/// clock unheld and no deadline for its checkout other than the acquire timeout, as under
+/// `Fused`'s own bounds.)
 #[cfg(feature = "preset")]
 #[inline]
 pub(crate) fn hand_clock(clock: HeaderClock) {
-    HANDED.set(Some(clock));
+    let _ = HANDED.try_with(|slot| {
+        let stale = slot.replace(Some(clock));
+        debug_assert!(stale.is_none(), "a handed header clock was never taken");
+    });
+}
+
+/// Whether a clock handed over on this thread is still waiting for its call.
+#[cfg(all(test, feature = "preset"))]
+pub(crate) fn clock_handed() -> bool {
+    HANDED.with(|slot| {
+        let clock = slot.take();
+        let handed = clock.is_some();
+        slot.set(clock);
+        handed
+    })
 }
 
 impl Transport<()> {
@@ -175,7 +193,11 @@ where
     #[inline(always)]
     fn call(&mut self, req: Request<B>) -> Self::Future {
         #[cfg(feature = "preset")]
-        let handed = if self.handed { HANDED.take() } else { None };
+        let handed = if self.handed {
+            HANDED.try_with(std::cell::Cell::take).ok().flatten()
+        } else {
+            None
+        };
         #[cfg(not(feature = "preset"))]
         let handed = None;
         let clocks = Clocks {
@@ -190,7 +212,8 @@ where
 
 type Output<B> = Result<Response<TransportBody<B>>, BoxError>;
 
-/// Where a request's response-header clock is: handed over with the call, or in the request.
+/// Where a request's response-header clock is: in the request (its extensions, or where
+/// `clock_of` says), or else handed over with the call (see [`hand_clock`]).
 struct Clocks<B> {
     of: ClockOf<B>,
     handed: Option<HeaderClock>,
@@ -198,7 +221,7 @@ struct Clocks<B> {
 
 impl<B> Clocks<B> {
     fn of<'a>(&'a self, req: &'a Request<B>) -> Option<&'a HeaderClock> {
-        self.handed.as_ref().or_else(|| (self.of)(req))
+        (self.of)(req).or(self.handed.as_ref())
     }
 }
 
