@@ -12,8 +12,8 @@
 //! own bound) or the body's one timer does. Where nothing else bounds a wait (the inner service
 //! not ready, a queue for a permit, a replay waiting for its service), this future arms one.
 //! The replay's copy of the request is taken before the deadline and the header clock go into
-//! the attempt (its extensions, or on the crate's own transport its body or the call), so a request that
-//! came with no extensions is copied without allocating for them.
+//! the attempt (its extensions, or on the crate's own transport its body or the call), so a
+//! request that came with no extensions is copied without allocating for them.
 //! Why, and what each part costs: docs/design.md and BENCHMARKS.md in the repository.
 
 use std::fmt;
