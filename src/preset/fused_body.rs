@@ -50,8 +50,8 @@ impl<B> fmt::Debug for FusedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let core = self.core.as_deref();
         f.debug_struct("FusedBody")
+            // Done: the permits are gone.
             .field("done", &core.is_none_or(Core::done))
-            .field("holds_permits", &core.is_some_and(|c| c.permits.is_some()))
             .finish_non_exhaustive()
     }
 }
