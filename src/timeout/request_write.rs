@@ -251,6 +251,8 @@ impl UploadWatch {
     #[cfg_attr(not(feature = "preset"), allow(dead_code))]
     #[inline]
     pub(crate) fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<Bound> {
+        // The fused body polls this on every frame, almost always with nothing watched: that
+        // case is answered here, inlined, before the watchdog's own loop (which checks it too).
         if self.watchdog.shared.is_none() {
             return Poll::Pending;
         }
