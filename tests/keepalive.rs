@@ -18,8 +18,8 @@ use tower_hardened::{Error, ErrorKind, Hardened, Phase, RequestDeadline};
 /// How the idle-closing server behaves.
 #[derive(Clone, Copy, Debug)]
 struct Config {
-    /// Closes a connection that has waited this long for its next request (nginx's
-    /// `keepalive_timeout`, counted from the end of the last response).
+    /// Closes a connection that has waited this long for its next request (a server's
+    /// keep-alive timeout, counted from the end of the last response).
     idle_close: Duration,
     /// Sends `Keep-Alive: timeout=N` with every response.
     hint: Option<u64>,

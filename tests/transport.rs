@@ -288,7 +288,7 @@ async fn twelve_hosts_then_idle_keep_at_most_max_idle_open_by_the_servers_count(
 }
 
 /// A server that closes every idle keep-alive connection after `idle` (hyper's header-read
-/// timeout, as nginx's `keepalive_timeout` does), counting connections and requests.
+/// timeout, as a server's keep-alive timeout does), counting connections and requests.
 async fn idle_closing_server(idle: Duration) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
