@@ -154,18 +154,24 @@ impl<B: Send + 'static> Poolable for Conn<B> {
 }
 
 /// What an HTTP/1 connection's task shares with its checkouts: where a checkout waits until
-/// hyper is ready for the next request, and whether the task has ended.
+/// hyper is ready for the next request, whether the task has ended, and who waits for it to.
 pub(crate) struct H1Shared<B: Send + 'static> {
     slot: Mutex<H1Slot<B>>,
     /// A checkout is parked in the slot (read by the task after each poll without the lock).
     parked: AtomicBool,
     done: AtomicBool,
+    /// Set once the task has dropped hyper's connection, and with it the queue of requests
+    /// (after `done`): a request still waiting then is never answered (see [`UntilEnded`]).
+    ended: AtomicBool,
     watch: OnceLock<ConnectionWatch>,
 }
 
 struct H1Slot<B: Send + 'static> {
     parked: Option<Parked<B>>,
     waker: Option<Waker>,
+    /// The task of the request waiting for its response on this connection (one at a time on
+    /// HTTP/1), woken when the connection's task ends.
+    sending: Option<Waker>,
 }
 
 struct Parked<B: Send + 'static> {
@@ -178,15 +184,28 @@ impl<B: Send + 'static> H1Shared<B> {
             slot: Mutex::new(H1Slot {
                 parked: None,
                 waker: None,
+                sending: None,
             }),
             parked: AtomicBool::new(false),
             done: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             watch: OnceLock::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, H1Slot<B>> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The task has dropped hyper's connection, and with it the queue of requests: each request
+    /// in it was failed or handed back then. One queued after that is stranded there (see
+    /// [`UntilEnded`]): its sender is woken to look.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let sending = self.lock().sending.take();
+        if let Some(w) = sending {
+            w.wake();
+        }
     }
 }
 
@@ -307,6 +326,7 @@ where
             slot.parked.take()
         };
         this.conn = None;
+        this.shared.end();
         if let Some(mut parked) = parked {
             parked.lease.discard_as(reason);
             drop(parked);
@@ -315,6 +335,82 @@ where
             w.closed();
         }
         Poll::Ready(())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An HTTP/1 request's exchange on its connection (`F`, hyper's `try_send_request`), which
+    /// ends with `None` if the connection's task ends while the request is still in hyper's
+    /// queue. hyper queues a request in a tokio channel; one queued as the task drops that
+    /// channel stays in it, neither written nor failed nor handed back (tokio-rs/tokio#7714),
+    /// and `F` would wait for a response that never comes.
+    pub(crate) struct UntilEnded<'a, F, B>
+    where
+        B: Send,
+        B: 'static,
+    {
+        #[pin]
+        fut: F,
+        shared: &'a H1Shared<B>,
+        registered: bool,
+    }
+
+    impl<F, B> PinnedDrop for UntilEnded<'_, F, B>
+    where
+        B: Send,
+        B: 'static,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            // The waker of a request that is over is not kept (it would keep its task's
+            // memory while the connection idles).
+            let this = this.project();
+            if *this.registered {
+                this.shared.lock().sending = None;
+            }
+        }
+    }
+}
+
+/// `fut`, or `None` if the connection of `shared` ends first with the request unsent.
+pub(crate) fn until_ended<F: Future, B: Send + 'static>(
+    fut: F,
+    shared: &H1Shared<B>,
+) -> UntilEnded<'_, F, B> {
+    UntilEnded {
+        fut,
+        shared,
+        registered: false,
+    }
+}
+
+impl<F: Future, B: Send + 'static> Future for UntilEnded<'_, F, B> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        {
+            let mut slot = this.shared.lock();
+            if !slot
+                .sending
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                slot.sending = Some(cx.waker().clone());
+            }
+            *this.registered = true;
+        }
+        if !this.shared.ended.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        // Ended: whatever hyper still held was answered before `ended` was set, so one more
+        // poll sees it. A request still waiting after that was stranded in the queue.
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            Poll::Pending => Poll::Ready(None),
+        }
     }
 }
 
@@ -536,6 +632,131 @@ fn host_header(scheme: &Scheme, authority: &Authority) -> Result<HeaderValue, Bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::Empty;
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_request_stranded_in_hyper_s_queue_ends_with_its_connection_s_task() {
+        let shared = H1Shared::<Empty<Bytes>>::new();
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        // A stand-in for a request that hyper will never answer.
+        let mut sent = std::pin::pin!(until_ended(std::future::pending::<()>(), &shared));
+        assert!(sent.as_mut().poll(&mut cx).is_pending());
+        assert!(sent.as_mut().poll(&mut cx).is_pending(), "still running");
+        shared.end();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "its task woken");
+        assert_eq!(sent.as_mut().poll(&mut cx), Poll::Ready(None));
+    }
+
+    /// Answered in the moment its connection ends: the first poll fails it as hyper does when
+    /// it drops its queue, and the task says it ended, before the request has looked.
+    struct AnsweredAsItEnds<'a> {
+        shared: &'a H1Shared<Empty<Bytes>>,
+        polls: u8,
+    }
+
+    impl Future for AnsweredAsItEnds<'_> {
+        type Output = u8;
+
+        fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<u8> {
+            self.polls += 1;
+            if self.polls == 1 {
+                self.shared.end();
+                return Poll::Pending;
+            }
+            Poll::Ready(7)
+        }
+    }
+
+    #[test]
+    fn a_request_answered_as_its_connection_ended_keeps_its_answer() {
+        // hyper fails (or hands back) what its queue held when the connection goes, before the
+        // task says it ended: that answer wins over "stranded".
+        let shared = H1Shared::<Empty<Bytes>>::new();
+        let (_count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let answered = AnsweredAsItEnds {
+            shared: &shared,
+            polls: 0,
+        };
+        let mut sent = std::pin::pin!(until_ended(answered, &shared));
+        assert_eq!(sent.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
+    }
+
+    #[test]
+    fn a_request_that_is_over_leaves_no_waker_behind() {
+        let shared = H1Shared::<Empty<Bytes>>::new();
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &shared));
+        assert!(sent.as_mut().poll(&mut cx).is_pending());
+        assert!(shared.lock().sending.is_some());
+        drop(sent);
+        assert!(
+            shared.lock().sending.is_none(),
+            "the caller's task is not kept"
+        );
+        assert_eq!(Arc::strong_count(&count), 2, "only ours and the waker's");
+        drop(waker);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+
+    #[tokio::test]
+    async fn the_connection_s_task_wakes_a_stranded_request_when_the_peer_closes() {
+        // A real hyper connection over a pipe, driven by the transport's task.
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let io = hyper_util::rt::TokioIo::new(ours);
+        let (tx, conn) = http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
+        let shared = Arc::new(H1Shared::new());
+        let (_meter, open) = OpenMeter::new(&Scheme::HTTP, &"a.test".parse().unwrap());
+        let task = tokio::spawn(H1Task {
+            conn: Some(conn),
+            shared: shared.clone(),
+            registered: false,
+            _open: open,
+        });
+        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &*shared));
+        assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
+        drop(theirs);
+        // A bound for the test only: without the task's wake it would wait forever.
+        let out = tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("woken when the connection's task ended");
+        assert_eq!(out, None);
+        task.await.unwrap();
+        assert!(shared.done.load(Ordering::Acquire) && tx.is_closed());
+    }
+
+    /// Polls `fut` once: its output if it was ready.
+    async fn futures_poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+        poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut fut).poll(cx) {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            })
+        })
+        .await
+    }
 
     #[test]
     fn keys_compare_as_scheme_and_authority_do() {

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::body::TransportBody;
 use super::builder::TransportBuilder;
-use super::conn::{Conn, Key, Proto};
+use super::conn::{until_ended, Conn, Key, Proto};
 use super::error::ConnectionError;
 use crate::channels::{HeaderClock, HeaderHold};
 use crate::deadline::RequestDeadline;
@@ -301,7 +301,22 @@ where
         }
         let reads_before = lease.wire.reads();
         let sent = match &mut lease.proto {
-            Proto::H1(tx, _) => tx.try_send_request(req).await,
+            Proto::H1(tx, shared) => match until_ended(tx.try_send_request(req), shared).await {
+                Some(sent) => sent,
+                None => {
+                    // The connection ended with the request still in hyper's queue: never
+                    // written, and gone with the queue (see `UntilEnded`). A replay above,
+                    // which kept a copy, may send it again.
+                    let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
+                    (*lease).discard();
+                    let mut err = ConnectionError::ended_unsent(reused, idle_for, retried);
+                    if reused {
+                        err = err.lost(idle_for.unwrap_or_default());
+                    }
+                    tracing::debug!("{err}");
+                    return Err(err.into());
+                }
+            },
             Proto::H2(tx, _) => tx.try_send_request(req).await,
         };
         let mut err = match sent {
