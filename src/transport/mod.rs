@@ -22,7 +22,10 @@
 //!   A request written on a reused HTTP/1 connection that the peer closed or reset before any
 //!   byte of the response is also marked so for a [`ReplayLayer`](crate::ReplayLayer) above,
 //!   whose replay the transport sends on a connection it dials for it (closing the host's
-//!   least recently used idle connection if the host is at `max_conns_per_host`).
+//!   least recently used idle connection if the host is at `max_conns_per_host`). A request an
+//!   HTTP/1 connection ended under while it still waited in hyper's queue (which hyper would
+//!   neither write nor fail) fails when the connection's task ends, not at a timeout: nothing
+//!   written, and marked for a replay if the connection was reused.
 //! - **Write stalls**: a socket write pending for
 //!   [`write_stall_timeout`](TransportBuilder::write_stall_timeout) (30 s) without progress
 //!   fails its connection, and the request with an error naming
