@@ -160,8 +160,9 @@ pub(crate) struct H1Shared<B: Send + 'static> {
     /// A checkout is parked in the slot (read by the task after each poll without the lock).
     parked: AtomicBool,
     done: AtomicBool,
-    /// Set once the task has dropped hyper's connection, and with it the queue of requests
-    /// (after `done`): a request still waiting then is never answered (see [`UntilEnded`]).
+    /// Set once the task has dropped hyper's connection, and with it the receiving end of its
+    /// queue of requests (after `done`): a request still in the queue then comes back only
+    /// when the queue goes (see [`UntilEnded`]).
     ended: AtomicBool,
     watch: OnceLock<ConnectionWatch>,
 }
@@ -197,9 +198,9 @@ impl<B: Send + 'static> H1Shared<B> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The task has dropped hyper's connection, and with it the queue of requests: each request
-    /// in it was failed or handed back then. One queued after that is stranded there (see
-    /// [`UntilEnded`]): its sender is woken to look.
+    /// The task has dropped hyper's connection, and with it the receiving end of its queue of
+    /// requests: each request that end drained was failed or handed back then. One queued
+    /// after that is stranded there (see [`UntilEnded`]): its sender is woken to look.
     fn end(&self) {
         self.ended.store(true, Ordering::Release);
         let sending = self.lock().sending.take();
@@ -316,25 +317,51 @@ where
                 CloseReason::Error
             }
         };
+        this.finish(reason);
+        Poll::Ready(())
+    }
+}
+
+impl<T, B> H1Task<T, B>
+where
+    T: Read + Write + Unpin,
+    B: Body + Send + 'static,
+{
+    /// The connection is over (`reason`): drops hyper's connection and tells the checkouts.
+    fn finish(&mut self, reason: CloseReason) {
         // The connection is gone: say so before anything is given back, so that nothing
         // hands it out in between.
-        this.shared.done.store(true, Ordering::Release);
+        self.shared.done.store(true, Ordering::Release);
         let parked = {
-            let mut slot = this.shared.lock();
-            this.shared.parked.store(false, Ordering::Release);
+            let mut slot = self.shared.lock();
+            self.shared.parked.store(false, Ordering::Release);
             slot.waker = None;
             slot.parked.take()
         };
-        this.conn = None;
-        this.shared.end();
+        self.conn = None;
+        self.shared.end();
         if let Some(mut parked) = parked {
             parked.lease.discard_as(reason);
             drop(parked);
         }
-        if let Some(w) = this.shared.watch.get() {
+        if let Some(w) = self.shared.watch.get() {
             w.closed();
         }
-        Poll::Ready(())
+    }
+}
+
+impl<T, B> Drop for H1Task<T, B>
+where
+    T: Read + Write + Unpin,
+    B: Body + Send + 'static,
+{
+    /// Dropped before its connection ended (its runtime shut down, or hyper panicked): the
+    /// same as an end, so no request waits on it and no parked checkout, which holds the
+    /// shared state, is kept by it.
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            self.finish(CloseReason::Error);
+        }
     }
 }
 
@@ -342,8 +369,10 @@ pin_project_lite::pin_project! {
     /// An HTTP/1 request's exchange on its connection (`F`, hyper's `try_send_request`), which
     /// ends with `None` if the connection's task ends while the request is still in hyper's
     /// queue. hyper queues a request in a tokio channel; one queued as the task drops that
-    /// channel stays in it, neither written nor failed nor handed back (tokio-rs/tokio#7714),
-    /// and `F` would wait for a response that never comes.
+    /// channel's receiver stays in it, neither written nor failed nor handed back
+    /// (tokio-rs/tokio#7714), and `F` would wait for a response that never comes. The channel
+    /// itself goes with its last sender, hyper's `SendRequest`, which the caller then drops
+    /// (with the connection): the request in it is handed back unsent, and `F` ends with it.
     pub(crate) struct UntilEnded<'a, F, B>
     where
         B: Send,
@@ -406,8 +435,11 @@ impl<F: Future, B: Send + 'static> Future for UntilEnded<'_, F, B> {
             return Poll::Pending;
         }
         // Ended: whatever hyper still held was answered before `ended` was set, so one more
-        // poll sees it. A request still waiting after that was stranded in the queue.
-        match this.fut.poll(cx) {
+        // poll sees it. A request still waiting after that was stranded in the queue. That poll
+        // is out of tokio's task budget: a task that has spent it (one driving many requests)
+        // would otherwise see a stored answer as `Pending`, and take it for stranded.
+        let mut last = std::pin::pin!(tokio::task::unconstrained(this.fut.as_mut()));
+        match last.as_mut().poll(cx) {
             Poll::Ready(out) => Poll::Ready(Some(out)),
             Poll::Pending => Poll::Ready(None),
         }
@@ -745,6 +777,61 @@ mod tests {
         assert_eq!(out, None);
         task.await.unwrap();
         assert!(shared.done.load(Ordering::Acquire) && tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn an_answer_given_as_the_connection_ended_is_seen_by_a_task_out_of_budget() {
+        // A task that drives many requests may have spent tokio's budget when it is woken: a
+        // budgeted poll (hyper's oneshot) then says `Pending` although its answer is there.
+        let shared = H1Shared::<Empty<Bytes>>::new();
+        let (answer, answered) = tokio::sync::oneshot::channel::<u8>();
+        let mut sent = Box::pin(until_ended(answered, &shared));
+        assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
+        let (fill, mut spend) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for _ in 0..1_000 {
+            fill.send(()).unwrap();
+        }
+        let mut answer = Some(answer);
+        let out = poll_fn(|cx| {
+            let spent = (0..1_000).any(|_| spend.poll_recv(cx).is_pending());
+            assert!(spent, "the task's budget is spent");
+            answer.take().unwrap().send(7).unwrap();
+            shared.end();
+            Poll::Ready(sent.as_mut().poll(cx))
+        })
+        .await;
+        assert_eq!(out, Poll::Ready(Some(Ok(7))), "answered, not stranded");
+    }
+
+    #[tokio::test]
+    async fn a_connection_s_task_dropped_before_its_end_wakes_a_stranded_request() {
+        // Its runtime shutting down, or hyper panicking in it, drops the task unfinished.
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let io = hyper_util::rt::TokioIo::new(ours);
+        let (tx, conn) = http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
+        let shared = Arc::new(H1Shared::new());
+        let (_meter, open) = OpenMeter::new(&Scheme::HTTP, &"a.test".parse().unwrap());
+        let task = tokio::spawn(H1Task {
+            conn: Some(conn),
+            shared: shared.clone(),
+            registered: false,
+            _open: open,
+        });
+        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &*shared));
+        assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
+        tokio::task::yield_now().await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // A bound for the test only: without the task's drop it would wait forever.
+        let out = tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("woken when the connection's task was dropped");
+        assert_eq!(out, None);
+        assert!(shared.done.load(Ordering::Acquire) && tx.is_closed());
+        assert!(
+            shared.lock().waker.is_none(),
+            "the task's waker is not kept"
+        );
     }
 
     /// Polls `fut` once: its output if it was ready.

@@ -11,8 +11,7 @@ use crate::replay::lost::LostConnection;
 /// [reused](Self::is_reused) (and for [how long it had been idle](Self::idle_for)), whether
 /// [nothing of the request was written](Self::nothing_written) (then the transport already
 /// retried it once on another connection: [`retried`](Self::retried)). Its `source()` chain
-/// ends in hyper's error, or, for a request the connection ended under before hyper took it
-/// from its queue, in the transport's own. The transport returns it boxed; find it with
+/// ends in hyper's error. The transport returns it boxed; find it with
 /// [`ConnectionError::find`].
 ///
 /// A request written on a reused HTTP/1 connection that the peer closed or reset before any
@@ -40,8 +39,7 @@ pub struct ConnectionError {
     idle_for: Option<Duration>,
     nothing_written: bool,
     retried: bool,
-    /// hyper's error, or [`EndedUnsent`].
-    source: Arc<dyn std::error::Error + Send + Sync>,
+    source: Arc<hyper::Error>,
     /// Lost with its reused connection before any response byte: a replay may send it again.
     lost: Option<LostConnection>,
 }
@@ -64,25 +62,13 @@ impl ConnectionError {
         }
     }
 
-    /// The HTTP/1 connection ended while the request still waited in hyper's queue for it:
-    /// never written, and hyper will neither answer nor hand it back (see [`EndedUnsent`]).
-    pub(crate) fn ended_unsent(reused: bool, idle_for: Option<Duration>, retried: bool) -> Self {
-        ConnectionError {
-            reused,
-            idle_for,
-            nothing_written: true,
-            retried,
-            source: Arc::new(EndedUnsent),
-            lost: None,
-        }
-    }
-
     /// Marks it as lost with its reused connection, idle for `idle` before the request: its
     /// `source()` chain then passes through the replay layer's `LostConnection`.
     pub(crate) fn lost(mut self, idle: Duration) -> Self {
+        let source: Arc<dyn std::error::Error + Send + Sync> = self.source.clone();
         self.lost = Some(LostConnection {
             idle,
-            source: Some(self.source.clone()),
+            source: Some(source),
         });
         self
     }
@@ -103,8 +89,7 @@ impl ConnectionError {
     }
 
     /// Whether it is certain that nothing of the request reached the connection (hyper gave the
-    /// request back unsent, or the connection ended while the request waited in hyper's queue).
-    /// When `false`, some or all of it may have been written.
+    /// request back unsent). When `false`, some or all of it may have been written.
     pub fn nothing_written(&self) -> bool {
         self.nothing_written
     }
@@ -118,11 +103,7 @@ impl ConnectionError {
     /// Whether the peer closed or reset the connection (as opposed to, say, a malformed
     /// response).
     pub fn is_closed_by_peer(&self) -> bool {
-        let Some(e) = self.source.downcast_ref::<hyper::Error>() else {
-            // `EndedUnsent`: the connection ended (its peer closed it, or it failed) under the
-            // request.
-            return true;
-        };
+        let e = &*self.source;
         if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
             return true;
         }
@@ -198,51 +179,5 @@ impl std::error::Error for ConnectionError {
             Some(lost) => Some(lost),
             None => Some(&*self.source),
         }
-    }
-}
-
-/// The end of a [`ConnectionError`]'s chain when the HTTP/1 connection ended while the request
-/// waited in hyper's queue for it. hyper queues a request in a tokio channel; one queued just
-/// after the connection's task dropped and drained that channel stays in it, never written and
-/// never failed (tokio-rs/tokio#7714), and its caller would wait for a response until a timeout.
-/// The transport sees its connection's task end and fails the request with this instead.
-#[derive(Debug)]
-pub(crate) struct EndedUnsent;
-
-impl fmt::Display for EndedUnsent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the connection ended while the request waited in hyper's queue for it")
-    }
-}
-
-impl std::error::Error for EndedUnsent {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_its_connection_ended_under_is_unsent_closed_and_lost_for_a_replay() {
-        let idle = Duration::from_millis(148);
-        let err = ConnectionError::ended_unsent(true, Some(idle), false).lost(idle);
-        assert!(err.nothing_written() && err.is_closed_by_peer() && err.is_reused());
-        assert_eq!(
-            err.to_string(),
-            "reused connection, closed by the peer before the response (nothing of the request \
-             was written): the connection ended while the request waited in hyper's queue for it"
-        );
-        let boxed: crate::BoxError = err.into();
-        let lost = crate::replay::lost::lost(&*boxed, tokio::time::Instant::now())
-            .expect("a replay sends it again");
-        assert_eq!(lost.idle, Some(idle));
-        // The chain ends in the transport's own statement.
-        let mut last: &(dyn std::error::Error + 'static) = &*boxed;
-        while let Some(next) = last.source() {
-            last = next;
-        }
-        assert!(last.is::<EndedUnsent>());
-        // On a new connection it is not the replay's to send again.
-        let fresh: crate::BoxError = ConnectionError::ended_unsent(false, None, false).into();
-        assert!(crate::replay::lost::lost(&*fresh, tokio::time::Instant::now()).is_none());
     }
 }

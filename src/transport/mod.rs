@@ -24,8 +24,8 @@
 //!   whose replay the transport sends on a connection it dials for it (closing the host's
 //!   least recently used idle connection if the host is at `max_conns_per_host`). A request an
 //!   HTTP/1 connection ended under while it still waited in hyper's queue (which hyper would
-//!   neither write nor fail) fails when the connection's task ends, not at a timeout: nothing
-//!   written, and marked for a replay if the connection was reused.
+//!   neither write nor fail) is taken back from that queue when the connection's task ends,
+//!   not at a timeout, and is one of those given back unwritten.
 //! - **Write stalls**: a socket write pending for
 //!   [`write_stall_timeout`](TransportBuilder::write_stall_timeout) (30 s) without progress
 //!   fails its connection, and the request with an error naming
