@@ -53,11 +53,6 @@ impl<B: Send + 'static> TransportBody<B> {
         body
     }
 
-    /// A body whose connection is already gone: nothing to give back.
-    pub(crate) fn detached(inner: Incoming) -> Self {
-        TransportBody { inner, lease: None }
-    }
-
     /// The body ended or is dropped: give the connection, or the stream, back.
     fn release(&mut self) {
         let Some(lease) = self.lease.take() else {

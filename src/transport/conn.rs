@@ -109,6 +109,9 @@ pub(crate) struct Conn<B: Send + 'static> {
 pub(crate) enum Proto<B: Send + 'static> {
     H1(http1::SendRequest<B>, Arc<H1Shared<B>>),
     H2(http2::SendRequest<B>, Arc<H2Shared>),
+    /// An HTTP/1 connection whose sender was dropped to take back a request stranded in
+    /// hyper's queue (see [`UntilEnded`]): closed.
+    Closed,
 }
 
 impl<B: Send + 'static> Poolable for Conn<B> {
@@ -116,6 +119,7 @@ impl<B: Send + 'static> Poolable for Conn<B> {
         match &self.proto {
             Proto::H1(tx, shared) => !shared.done.load(Ordering::Acquire) && !tx.is_closed(),
             Proto::H2(tx, shared) => !shared.done.load(Ordering::Acquire) && !tx.is_closed(),
+            Proto::Closed => false,
         }
     }
 
@@ -123,6 +127,7 @@ impl<B: Send + 'static> Poolable for Conn<B> {
         match &self.proto {
             Proto::H1(..) => 1,
             Proto::H2(_, shared) => shared.streams.load(Ordering::Relaxed),
+            Proto::Closed => 0,
         }
     }
 
@@ -133,7 +138,7 @@ impl<B: Send + 'static> Poolable for Conn<B> {
 
     fn share(&self) -> Option<Self> {
         match &self.proto {
-            Proto::H1(..) => None,
+            Proto::H1(..) | Proto::Closed => None,
             Proto::H2(tx, shared) => Some(Conn {
                 proto: Proto::H2(tx.clone(), shared.clone()),
                 connected: self.connected.clone(),
@@ -148,6 +153,7 @@ impl<B: Send + 'static> Poolable for Conn<B> {
         let slot = match &self.proto {
             Proto::H1(_, shared) => &shared.watch,
             Proto::H2(_, shared) => &shared.watch,
+            Proto::Closed => return,
         };
         let _ = slot.set(watch);
     }
@@ -291,7 +297,7 @@ where
                             Poll::Ready(Err(_)) => Some(Some(CloseReason::Other)),
                             Poll::Pending => None,
                         },
-                        Proto::H2(..) => Some(None),
+                        Proto::H2(..) | Proto::Closed => Some(None),
                     },
                     None => None,
                 };
@@ -366,13 +372,14 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// An HTTP/1 request's exchange on its connection (`F`, hyper's `try_send_request`), which
-    /// ends with `None` if the connection's task ends while the request is still in hyper's
-    /// queue. hyper queues a request in a tokio channel; one queued as the task drops that
-    /// channel's receiver stays in it, neither written nor failed nor handed back
+    /// An HTTP/1 request's exchange (`F`, hyper's `try_send_request`) on its connection
+    /// (`proto`), which takes the request back if the connection's task ends while it is still
+    /// in hyper's queue. hyper queues a request in a tokio channel; one queued as the task drops
+    /// that channel's receiving end stays in it, neither written nor failed nor handed back
     /// (tokio-rs/tokio#7714), and `F` would wait for a response that never comes. The channel
-    /// itself goes with its last sender, hyper's `SendRequest`, which the caller then drops
-    /// (with the connection): the request in it is handed back unsent, and `F` ends with it.
+    /// itself goes with its last sender, hyper's `SendRequest` in `proto`: dropped then (which
+    /// leaves `proto` [`Closed`](Proto::Closed)), it hands the request back unsent, and `F`
+    /// ends with it as hyper ends any request it gives back.
     pub(crate) struct UntilEnded<'a, F, B>
     where
         B: Send,
@@ -380,7 +387,7 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         fut: F,
-        shared: &'a H1Shared<B>,
+        proto: &'a mut Proto<B>,
         registered: bool,
     }
 
@@ -393,35 +400,43 @@ pin_project_lite::pin_project! {
             // The waker of a request that is over is not kept (it would keep its task's
             // memory while the connection idles).
             let this = this.project();
-            if *this.registered {
-                this.shared.lock().sending = None;
+            if let (true, Proto::H1(_, shared)) = (*this.registered, &**this.proto) {
+                // Dropped outside the lock.
+                let ours = shared.lock().sending.take();
+                drop(ours);
             }
         }
     }
 }
 
-/// `fut`, or `None` if the connection of `shared` ends first with the request unsent.
+/// `fut`, the exchange of a request on the HTTP/1 connection `proto`, taking the request back
+/// if the connection ends with it unsent (see [`UntilEnded`]).
 pub(crate) fn until_ended<F: Future, B: Send + 'static>(
     fut: F,
-    shared: &H1Shared<B>,
+    proto: &mut Proto<B>,
 ) -> UntilEnded<'_, F, B> {
     UntilEnded {
         fut,
-        shared,
+        proto,
         registered: false,
     }
 }
 
 impl<F: Future, B: Send + 'static> Future for UntilEnded<'_, F, B> {
-    type Output = Option<F::Output>;
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
+            return Poll::Ready(out);
         }
+        let Proto::H1(_, shared) = &**this.proto else {
+            // Closed below, and the hand-back was not seen then: `fut` waits for it (hyper's
+            // oneshot wakes this task).
+            return Poll::Pending;
+        };
         {
-            let mut slot = this.shared.lock();
+            let mut slot = shared.lock();
             if !slot
                 .sending
                 .as_ref()
@@ -431,19 +446,28 @@ impl<F: Future, B: Send + 'static> Future for UntilEnded<'_, F, B> {
             }
             *this.registered = true;
         }
-        if !this.shared.ended.load(Ordering::Acquire) {
+        if !shared.ended.load(Ordering::Acquire) {
             return Poll::Pending;
         }
-        // Ended: whatever hyper still held was answered before `ended` was set, so one more
-        // poll sees it. A request still waiting after that was stranded in the queue. That poll
-        // is out of tokio's task budget: a task that has spent it (one driving many requests)
-        // would otherwise see a stored answer as `Pending`, and take it for stranded.
-        let mut last = std::pin::pin!(tokio::task::unconstrained(this.fut.as_mut()));
-        match last.as_mut().poll(cx) {
-            Poll::Ready(out) => Poll::Ready(Some(out)),
-            Poll::Pending => Poll::Ready(None),
+        // Ended: whatever hyper's connection held was answered before `ended` was set, so one
+        // more poll sees it. That poll is out of tokio's task budget: a task that has spent it
+        // (one driving many requests) would otherwise see a stored answer as `Pending`.
+        if let Poll::Ready(out) = unbudgeted(this.fut.as_mut(), cx) {
+            return Poll::Ready(out);
         }
+        // Stranded in the queue: dropping the sender drops the queue, which hands it back.
+        let ours = shared.lock().sending.take();
+        drop(ours);
+        *this.registered = false;
+        tracing::debug!("request stranded in hyper's queue as its connection ended: taken back");
+        **this.proto = Proto::Closed;
+        unbudgeted(this.fut, cx)
     }
+}
+
+/// Polls `fut` outside tokio's task budget.
+fn unbudgeted<F: Future>(fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    std::pin::pin!(tokio::task::unconstrained(fut)).poll(cx)
 }
 
 /// Drives one HTTP/2 connection and tells the pool when the peer's stream limit changes.
@@ -686,28 +710,72 @@ mod tests {
         (count.clone(), Waker::from(count))
     }
 
-    #[test]
-    fn a_request_stranded_in_hyper_s_queue_ends_with_its_connection_s_task() {
-        let shared = H1Shared::<Empty<Bytes>>::new();
+    type Io = hyper_util::rt::TokioIo<tokio::io::DuplexStream>;
+
+    /// A real HTTP/1 connection over a pipe: its sender as a checkout holds it, the state it
+    /// shares with its task, hyper's connection (not driven here) and the peer's end.
+    async fn h1() -> (
+        Proto<Empty<Bytes>>,
+        Arc<H1Shared<Empty<Bytes>>>,
+        http1::Connection<Io, Empty<Bytes>>,
+        tokio::io::DuplexStream,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let io = hyper_util::rt::TokioIo::new(ours);
+        let (tx, conn) = http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
+        let shared = Arc::new(H1Shared::new());
+        (Proto::H1(tx, shared.clone()), shared, conn, theirs)
+    }
+
+    fn request(id: &'static str) -> http::Request<Empty<Bytes>> {
+        http::Request::get("/")
+            .header("x-id", id)
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_still_queued_as_its_connection_ended_is_taken_back_unsent() {
+        let (mut proto, shared, conn, _theirs) = h1().await;
+        let Proto::H1(tx, _) = &mut proto else {
+            unreachable!()
+        };
+        // Queued in hyper's channel: nothing drives the connection that would take it.
+        let sending = tx.try_send_request(request("queued"));
         let (count, waker) = counting();
         let mut cx = Context::from_waker(&waker);
-        // A stand-in for a request that hyper will never answer.
-        let mut sent = std::pin::pin!(until_ended(std::future::pending::<()>(), &shared));
+        let mut sent = Box::pin(until_ended(sending, &mut proto));
         assert!(sent.as_mut().poll(&mut cx).is_pending());
-        assert!(sent.as_mut().poll(&mut cx).is_pending(), "still running");
+        // The task says it ended. (In the race the receiving end is gone by then and the
+        // sender is the queue's last; here hyper's connection keeps it until dropped below.)
         shared.end();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "its task woken");
-        assert_eq!(sent.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert!(
+            sent.as_mut().poll(&mut cx).is_pending(),
+            "the queue is still there"
+        );
+        assert!(
+            shared.lock().sending.is_none(),
+            "no waker kept once taken back"
+        );
+        drop(conn);
+        let Poll::Ready(Err(mut err)) = sent.as_mut().poll(&mut cx) else {
+            panic!("handed back when the queue went")
+        };
+        let back = err.take_message().expect("the request itself, unsent");
+        assert_eq!(back.headers()["x-id"], "queued");
+        drop(sent);
+        assert!(matches!(proto, Proto::Closed), "its sender was dropped");
     }
 
     /// Answered in the moment its connection ends: the first poll fails it as hyper does when
     /// it drops its queue, and the task says it ended, before the request has looked.
-    struct AnsweredAsItEnds<'a> {
-        shared: &'a H1Shared<Empty<Bytes>>,
+    struct AnsweredAsItEnds {
+        shared: Arc<H1Shared<Empty<Bytes>>>,
         polls: u8,
     }
 
-    impl Future for AnsweredAsItEnds<'_> {
+    impl Future for AnsweredAsItEnds {
         type Output = u8;
 
         fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<u8> {
@@ -720,72 +788,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_request_answered_as_its_connection_ended_keeps_its_answer() {
+    #[tokio::test]
+    async fn a_request_answered_as_its_connection_ended_keeps_its_answer() {
         // hyper fails (or hands back) what its queue held when the connection goes, before the
-        // task says it ended: that answer wins over "stranded".
-        let shared = H1Shared::<Empty<Bytes>>::new();
+        // task says it ended: that answer wins, and the connection is left as it is.
+        let (mut proto, shared, _conn, _theirs) = h1().await;
         let (_count, waker) = counting();
         let mut cx = Context::from_waker(&waker);
-        let answered = AnsweredAsItEnds {
-            shared: &shared,
-            polls: 0,
-        };
-        let mut sent = std::pin::pin!(until_ended(answered, &shared));
-        assert_eq!(sent.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
-    }
-
-    #[test]
-    fn a_request_that_is_over_leaves_no_waker_behind() {
-        let shared = H1Shared::<Empty<Bytes>>::new();
-        let (count, waker) = counting();
-        let mut cx = Context::from_waker(&waker);
-        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &shared));
-        assert!(sent.as_mut().poll(&mut cx).is_pending());
-        assert!(shared.lock().sending.is_some());
+        let answered = AnsweredAsItEnds { shared, polls: 0 };
+        let mut sent = Box::pin(until_ended(answered, &mut proto));
+        assert_eq!(sent.as_mut().poll(&mut cx), Poll::Ready(7));
         drop(sent);
-        assert!(
-            shared.lock().sending.is_none(),
-            "the caller's task is not kept"
-        );
-        assert_eq!(Arc::strong_count(&count), 2, "only ours and the waker's");
-        drop(waker);
-        assert_eq!(Arc::strong_count(&count), 1);
-    }
-
-    #[tokio::test]
-    async fn the_connection_s_task_wakes_a_stranded_request_when_the_peer_closes() {
-        // A real hyper connection over a pipe, driven by the transport's task.
-        let (ours, theirs) = tokio::io::duplex(1024);
-        let io = hyper_util::rt::TokioIo::new(ours);
-        let (tx, conn) = http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
-        let shared = Arc::new(H1Shared::new());
-        let (_meter, open) = OpenMeter::new(&Scheme::HTTP, &"a.test".parse().unwrap());
-        let task = tokio::spawn(H1Task {
-            conn: Some(conn),
-            shared: shared.clone(),
-            registered: false,
-            _open: open,
-        });
-        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &*shared));
-        assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
-        drop(theirs);
-        // A bound for the test only: without the task's wake it would wait forever.
-        let out = tokio::time::timeout(Duration::from_secs(10), sent)
-            .await
-            .expect("woken when the connection's task ended");
-        assert_eq!(out, None);
-        task.await.unwrap();
-        assert!(shared.done.load(Ordering::Acquire) && tx.is_closed());
+        assert!(matches!(proto, Proto::H1(..)));
     }
 
     #[tokio::test]
     async fn an_answer_given_as_the_connection_ended_is_seen_by_a_task_out_of_budget() {
         // A task that drives many requests may have spent tokio's budget when it is woken: a
         // budgeted poll (hyper's oneshot) then says `Pending` although its answer is there.
-        let shared = H1Shared::<Empty<Bytes>>::new();
+        let (mut proto, shared, _conn, _theirs) = h1().await;
         let (answer, answered) = tokio::sync::oneshot::channel::<u8>();
-        let mut sent = Box::pin(until_ended(answered, &shared));
+        let mut sent = Box::pin(until_ended(answered, &mut proto));
         assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
         let (fill, mut spend) = tokio::sync::mpsc::unbounded_channel::<()>();
         for _ in 0..1_000 {
@@ -800,16 +823,52 @@ mod tests {
             Poll::Ready(sent.as_mut().poll(cx))
         })
         .await;
-        assert_eq!(out, Poll::Ready(Some(Ok(7))), "answered, not stranded");
+        assert_eq!(out, Poll::Ready(Ok(7)), "answered, not taken back");
+        drop(sent);
+        assert!(
+            matches!(proto, Proto::H1(..)),
+            "its connection left as it is"
+        );
     }
 
     #[tokio::test]
-    async fn a_connection_s_task_dropped_before_its_end_wakes_a_stranded_request() {
-        // Its runtime shutting down, or hyper panicking in it, drops the task unfinished.
-        let (ours, _theirs) = tokio::io::duplex(1024);
-        let io = hyper_util::rt::TokioIo::new(ours);
-        let (tx, conn) = http1::handshake::<_, Empty<Bytes>>(io).await.unwrap();
-        let shared = Arc::new(H1Shared::new());
+    async fn a_request_that_is_over_leaves_no_waker_behind() {
+        let (mut proto, shared, _conn, _theirs) = h1().await;
+        let (count, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &mut proto));
+        assert!(sent.as_mut().poll(&mut cx).is_pending());
+        assert!(shared.lock().sending.is_some());
+        drop(sent);
+        assert!(
+            shared.lock().sending.is_none(),
+            "the caller's task is not kept"
+        );
+        assert_eq!(Arc::strong_count(&count), 2, "only ours and the waker's");
+        drop(waker);
+        assert_eq!(Arc::strong_count(&count), 1);
+    }
+
+    /// Waits, without a waker of its own, until its connection's task has ended: ready only
+    /// if something else wakes it then.
+    fn until_told(shared: Arc<H1Shared<Empty<Bytes>>>) -> impl Future<Output = ()> + Unpin {
+        poll_fn(move |_| {
+            if shared.ended.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// The transport's task on a real connection, with its peer's end.
+    async fn driven() -> (
+        Proto<Empty<Bytes>>,
+        Arc<H1Shared<Empty<Bytes>>>,
+        tokio::task::JoinHandle<()>,
+        tokio::io::DuplexStream,
+    ) {
+        let (proto, shared, conn, theirs) = h1().await;
         let (_meter, open) = OpenMeter::new(&Scheme::HTTP, &"a.test".parse().unwrap());
         let task = tokio::spawn(H1Task {
             conn: Some(conn),
@@ -817,17 +876,41 @@ mod tests {
             registered: false,
             _open: open,
         });
-        let mut sent = Box::pin(until_ended(std::future::pending::<()>(), &*shared));
+        (proto, shared, task, theirs)
+    }
+
+    #[tokio::test]
+    async fn the_connection_s_task_wakes_a_waiting_request_when_the_peer_closes() {
+        let (mut proto, shared, task, theirs) = driven().await;
+        let mut sent = Box::pin(until_ended(until_told(shared.clone()), &mut proto));
+        assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
+        drop(theirs);
+        // A bound for the test only: without the task's wake it would wait forever.
+        tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("woken when the connection's task ended");
+        task.await.unwrap();
+        assert!(shared.done.load(Ordering::Acquire));
+        let Proto::H1(tx, _) = &proto else {
+            unreachable!()
+        };
+        assert!(tx.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_connection_s_task_dropped_before_its_end_wakes_a_waiting_request() {
+        // Its runtime shutting down, or hyper panicking in it, drops the task unfinished.
+        let (mut proto, shared, task, _theirs) = driven().await;
+        let mut sent = Box::pin(until_ended(until_told(shared.clone()), &mut proto));
         assert!(futures_poll_once(sent.as_mut()).await.is_none(), "waiting");
         tokio::task::yield_now().await;
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         // A bound for the test only: without the task's drop it would wait forever.
-        let out = tokio::time::timeout(Duration::from_secs(10), sent)
+        tokio::time::timeout(Duration::from_secs(10), sent)
             .await
             .expect("woken when the connection's task was dropped");
-        assert_eq!(out, None);
-        assert!(shared.done.load(Ordering::Acquire) && tx.is_closed());
+        assert!(shared.done.load(Ordering::Acquire));
         assert!(
             shared.lock().waker.is_none(),
             "the task's waker is not kept"

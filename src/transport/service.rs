@@ -300,69 +300,38 @@ where
             }
         }
         let reads_before = lease.wire.reads();
-        let (err, back, reused, idle_for, lost) = 'failed: {
-            let sent = match &mut lease.proto {
-                Proto::H1(tx, shared) => {
-                    // hyper's future does not borrow `tx`: the connection can go before it ends.
-                    let mut sending = std::pin::pin!(tx.try_send_request(req));
-                    match until_ended(sending.as_mut(), shared).await {
-                        Some(sent) => sent,
-                        None => {
-                            // The connection ended with the request still in hyper's queue
-                            // (see `UntilEnded`). Dropping it drops hyper's sender, the
-                            // queue's last, and the queue hands the request back unsent.
-                            let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
-                            let connected = lease.connected.clone();
-                            (*lease).discard();
-                            match sending.await {
-                                Err(mut err) => {
-                                    let back = err.take_message();
-                                    tracing::debug!(
-                                        back = back.is_some(),
-                                        "request stranded in hyper's queue as its connection ended"
-                                    );
-                                    break 'failed (err, back, reused, idle_for, false);
-                                }
-                                // Not seen: hyper answers a request it took before its
-                                // connection goes, and the last poll (`UntilEnded`) saw none.
-                                // Its body has no connection to give back.
-                                Ok(resp) => {
-                                    let (mut parts, body) = resp.into_parts();
-                                    connected.get_extras(&mut parts.extensions);
-                                    let body = TransportBody::detached(body);
-                                    return Ok(Response::from_parts(parts, body));
-                                }
-                            }
-                        }
-                    }
-                }
-                Proto::H2(tx, _) => tx.try_send_request(req).await,
-            };
-            let mut err = match sent {
-                Ok(resp) => {
-                    if h1 {
-                        lease.wire.keep_alive_hint(keep_alive_hint(&resp));
-                    }
-                    let (mut parts, body) = resp.into_parts();
-                    lease.connected.get_extras(&mut parts.extensions);
-                    return Ok(Response::from_parts(parts, TransportBody::new(body, lease)));
-                }
-                Err(err) => err,
-            };
-            let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
-            let back = err.take_message();
-            let lost = h1
-                && reused
-                && back.is_none()
-                && lost_before_response(err.error(), lease.wire.reads() - reads_before);
-            if h1 {
-                // hyper closes an HTTP/1 connection whose exchange failed.
-                (*lease).discard();
-            } else {
-                drop(lease);
+        let sent = match &mut lease.proto {
+            Proto::H1(tx, _) => {
+                // hyper's future does not borrow `tx`, so the connection can be closed under it.
+                let sending = tx.try_send_request(req);
+                until_ended(sending, &mut lease.proto).await
             }
-            (err, back, reused, idle_for, lost)
+            Proto::H2(tx, _) => tx.try_send_request(req).await,
+            Proto::Closed => unreachable!("a connection is closed only under its exchange"),
         };
+        let mut err = match sent {
+            Ok(resp) => {
+                if h1 {
+                    lease.wire.keep_alive_hint(keep_alive_hint(&resp));
+                }
+                let (mut parts, body) = resp.into_parts();
+                lease.connected.get_extras(&mut parts.extensions);
+                return Ok(Response::from_parts(parts, TransportBody::new(body, lease)));
+            }
+            Err(err) => err,
+        };
+        let (reused, idle_for) = (lease.is_reused(), lease.idle_for());
+        let back = err.take_message();
+        let lost = h1
+            && reused
+            && back.is_none()
+            && lost_before_response(err.error(), lease.wire.reads() - reads_before);
+        if h1 {
+            // hyper closes an HTTP/1 connection whose exchange failed.
+            (*lease).discard();
+        } else {
+            drop(lease);
+        }
         match back {
             Some(back) if !retried => {
                 tracing::debug!(
