@@ -458,7 +458,6 @@ impl<F: Future, B: Send + 'static> Future for UntilEnded<'_, F, B> {
         // Stranded in the queue: dropping the sender drops the queue, which hands it back.
         let ours = shared.lock().sending.take();
         drop(ours);
-        *this.registered = false;
         tracing::debug!("request stranded in hyper's queue as its connection ended: taken back");
         **this.proto = Proto::Closed;
         unbudgeted(this.fut, cx)
